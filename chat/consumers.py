@@ -1,0 +1,82 @@
+"""One WebSocket: frames go to handlers.run, pushes from the channel layer go to the client."""
+
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from chat import handlers, protocol, realtime, sockets
+from chat.protocol import Caller
+from imchat.errors import AppError, CloseCode, Code
+from imchat.links import base_url_from_scope
+
+logger = logging.getLogger(__name__)
+
+SERVER_FAULT = AppError(Code.SERVER_FAULT, "server error; nothing was stored, you may resend")
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    caller: Caller | None = None
+    groups_joined: list[str] = []
+
+    async def dispatch(self, message):
+        # Channels closes old DB connections on every event with a thread hop; all our DB work
+        # goes through database_sync_to_async, which already does that around each call.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def connect(self):
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            why = self.scope.get("auth_error", "not logged in")
+            await self.send(protocol.dumps(protocol.reply(Code.NOT_LOGGED_IN, None, why)))
+            await self.close(code=int(CloseCode.NOT_LOGGED_IN))
+            return
+        caller = Caller(user=user, base_url=base_url_from_scope(self.scope), channel_name=self.channel_name)
+        self.groups_joined = await database_sync_to_async(sockets.socket_opened)(caller)
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.caller = caller
+
+    async def disconnect(self, code):
+        if self.caller is None:
+            return
+        for group in self.groups_joined:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.warning("leaving %s failed", group, exc_info=True)
+        await database_sync_to_async(sockets.socket_closed)(self.caller)
+        self.caller = None
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.caller is None:
+            return
+        pushes: list[realtime.Push] = []
+        try:
+            envelope = protocol.parse(text_data, bytes_data)
+        except protocol.Pong:
+            await self.send(protocol.PONG_TEXT)
+            return
+        except protocol.FrameTooLarge as error:
+            await self.send(protocol.dumps(protocol.error_reply(error)))
+            await self.close(code=int(CloseCode.FRAME_TOO_LARGE))
+            return
+        except AppError as error:
+            await self.send(protocol.dumps(protocol.error_reply(error)))
+            return
+        try:
+            frame, pushes = await database_sync_to_async(handlers.run)(self.caller, envelope)
+        except Exception:
+            logger.exception("%s.%s failed for user %s", envelope.cls, envelope.action, self.caller.uid)
+            frame = protocol.error_reply(SERVER_FAULT, envelope)
+        await self.send(protocol.dumps(frame))
+        if pushes:
+            await realtime.deliver(pushes)
+
+    async def im_push(self, event):
+        if event.get("exclude") != self.channel_name:
+            await self.send(event["text"])

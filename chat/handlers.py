@@ -1,0 +1,132 @@
+"""The (class, action) -> handler table, and running one request.
+
+A handler reads its content, calls one service or selector, and returns (code, result). Errors are
+raised as AppError; `run` renders them. This module is the wiring between the apps.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import IntegrityError
+
+from chat import realtime, selectors, services
+from chat.inputs import read_chat_id, read_role_is_service, read_send
+from chat.models import ChatType
+from chat.protocol import Caller, Envelope, error_reply, read_bool, read_int, read_str, reply
+from customer_service import selectors as service_selectors
+from imchat.errors import AppError, Code, bad_request, forbidden
+
+Handler = Callable[[Caller, dict], tuple[int, Any]]
+
+
+def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
+    send = read_send(content)
+    if send.chat_type == ChatType.SYSTEM:
+        raise forbidden("system notices cannot be sent by users")
+    existing = services.message_find_sent(sender_id=caller.uid, client_msg_id=send.client_msg_id)
+    if existing is not None:
+        return Code.OK, existing.as_reply()
+    try:
+        if send.chat_type == ChatType.PRIVATE:
+            stored = services.private_message_send(
+                caller=caller,
+                to_uid=send.to_uid,
+                chat_id=send.chat_id,
+                msg_type=send.msg_type,
+                msg=send.msg,
+                client_msg_id=send.client_msg_id,
+            )
+        else:
+            raise bad_request(f"chat_type: {send.chat_type} is not available yet")
+    except IntegrityError:
+        # The same client_msg_id raced in from another socket or process: answer with that one.
+        existing = services.message_find_sent(sender_id=caller.uid, client_msg_id=send.client_msg_id)
+        if existing is None:
+            raise
+        return Code.OK, existing.as_reply()
+    return Code.OK, stored.as_reply()
+
+
+def _shop_side(caller: Caller, content: dict, chat_id: str) -> int | None:
+    return service_selectors.shop_side_of(caller.user, chat_id) if read_role_is_service(content) else None
+
+
+def set_chat_read(caller: Caller, content: dict) -> tuple[int, Any]:
+    chat_id = read_chat_id(content)
+    seq = services.conversation_mark_read(caller=caller, chat_id=chat_id, shop_id=_shop_side(caller, content, chat_id))
+    return Code.OK, {"chat_id": chat_id, "seq": seq}
+
+
+def del_chat(caller: Caller, content: dict) -> tuple[int, Any]:
+    chat_id = read_chat_id(content)
+    services.conversation_hide(caller=caller, chat_id=chat_id, shop_id=_shop_side(caller, content, chat_id))
+    return Code.OK, None
+
+
+def typing(caller: Caller, content: dict) -> tuple[int, Any]:
+    chat_id = read_chat_id(content)
+    services.typing_relay(caller=caller, chat_id=chat_id, shop_id=_shop_side(caller, content, chat_id))
+    return Code.OK, None
+
+
+def recent_chat(caller: Caller, content: dict) -> tuple[int, Any]:
+    shop_ids = None
+    if read_bool(content, "is_service"):
+        shop_ids = service_selectors.served_shop_ids(caller.user)
+        if not shop_ids:
+            raise forbidden("not a service agent")
+        only = read_int(content, "shop_id")
+        if only:
+            if only not in shop_ids:
+                raise forbidden("not an agent of this shop")
+            shop_ids = [only]
+    return Code.RECENT_CHATS, selectors.recent_chats(caller=caller, shop_ids=shop_ids)
+
+
+def friend_list(caller: Caller, content: dict) -> tuple[int, Any]:
+    return Code.FRIEND_LIST, selectors.friend_list(caller=caller)
+
+
+def chat_record(caller: Caller, content: dict) -> tuple[int, Any]:
+    chat_id = read_str(content, "chat_id", max_length=64)
+    shop_side = _shop_side(caller, content, chat_id) if chat_id else None
+    participant = selectors.record_participant(
+        caller=caller,
+        chat_id=chat_id,
+        to_uid=read_int(content, "to_uid") or None,
+        chat_type=read_int(content, "chat_type") or None,
+        shop_side=shop_side,
+    )
+    page = read_int(content, "page", default=1, minimum=1)
+    return Code.CHAT_RECORD, selectors.chat_record(caller=caller, participant=participant, page=page)
+
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("chat", "sendmsg"): send_msg,
+    ("chat", "setchatread"): set_chat_read,
+    ("chat", "delchat"): del_chat,
+    ("chat", "typing"): typing,
+    ("user", "recentchat"): recent_chat,
+    ("user", "friendlist"): friend_list,
+    ("user", "chatrecord"): chat_record,
+}
+
+
+def run(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.Push]]:
+    """One request: the reply frame, and the pushes its committed writes produced."""
+    with realtime.collecting() as pushes:
+        try:
+            handler = HANDLERS.get(envelope.key)
+            if handler is None:
+                raise bad_request(f"unknown action {envelope.cls}.{envelope.action}")
+            code, result = handler(caller, envelope.content)
+            frame = reply(code, result, None, envelope.req_id)
+        except AppError as error:
+            frame = error_reply(error, envelope)
+    return frame, pushes
+
+
+def call(caller: Caller, key: tuple[str, str], content: dict) -> Any:
+    """Run one handler outside a socket (HTTP compat); pushes go out on commit."""
+    code, result = HANDLERS[key](caller, content)
+    return result

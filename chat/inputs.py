@@ -1,0 +1,57 @@
+"""Input of each socket/HTTP command, read and checked at the edge (first bad field named)."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from chat.models import ChatType
+from chat.protocol import read_int, read_str
+from chat.services import validate_message_body
+from imchat.errors import bad_request
+
+CLIENT_MSG_ID_CHARS = 64
+
+
+def read_role_is_service(content: dict) -> bool:
+    """`role_type`: "service"/1 means the shop side; "user", 0 or absent the consumer."""
+    raw = content.get("role_type")
+    if raw in (None, "", 0, "0", "user", False):
+        return False
+    if raw in (1, "1", "service", True):
+        return True
+    raise bad_request('role_type: must be "user" or "service"')
+
+
+@dataclass(frozen=True)
+class SendInput:
+    chat_type: int
+    msg_type: int
+    msg: str
+    to_uid: int | None
+    chat_id: str | None
+    shop_id: int | None
+    as_service: bool
+    client_msg_id: str | None
+
+
+def read_send(content: dict) -> SendInput:
+    chat_type = read_int(content, "chat_type", required=True)
+    if chat_type not in ChatType.values:
+        raise bad_request("chat_type: must be 1, 2, 3 or 4")
+    msg_type = read_int(content, "msg_type", required=True)
+    msg = read_str(content, "msg", required=True)
+    validate_message_body(msg_type=msg_type, msg=msg, max_chars=settings.IM_MAX_MSG_CHARS)
+    return SendInput(
+        chat_type=chat_type,
+        msg_type=msg_type,
+        msg=msg,
+        to_uid=read_int(content, "to_uid") or None,
+        chat_id=read_str(content, "chat_id", max_length=64),
+        shop_id=read_int(content, "shop_id") or None,
+        as_service=read_role_is_service(content),
+        client_msg_id=read_str(content, "client_msg_id", max_length=CLIENT_MSG_ID_CHARS),
+    )
+
+
+def read_chat_id(content: dict) -> str:
+    return read_str(content, "chat_id", required=True, max_length=64)

@@ -1,0 +1,140 @@
+"""Conversations, each party's view of one, and the messages in it.
+
+Unread counts are derived (`last_seq - last_read_seq`), so a message never updates one row per
+member; the sender's row moves its read marker, the others only reappear if they were hidden.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ChatType(models.IntegerChoices):
+    PRIVATE = 1, "private"
+    GROUP = 2, "group"
+    SYSTEM = 3, "system notice"
+    SERVICE = 4, "customer service"
+
+
+class MsgType(models.IntegerChoices):
+    TEXT = 1, "text"
+    IMAGE = 2, "image"
+
+
+class SentAs(models.IntegerChoices):
+    USER = 0, "user"
+    SERVICE = 1, "agent for the shop"
+    SYSTEM = 2, "platform or shop notice"
+
+
+class ChatGroup(models.Model):
+    name = models.CharField(max_length=64)
+    avatar = models.CharField(max_length=500, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_groups")
+    created_at = models.DateTimeField(auto_now_add=True)
+    dissolved_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (g{self.pk})"
+
+
+class Conversation(models.Model):
+    chat_id = models.CharField(max_length=64, unique=True)
+    chat_type = models.PositiveSmallIntegerField(choices=ChatType.choices)
+    # Display of the non-user party (group name / shop name and logo), kept current by the
+    # services that rename groups and shops, so lists and pushes need no cross-app join.
+    title = models.CharField(max_length=64, blank=True)
+    avatar = models.CharField(max_length=500, blank=True)
+    shop_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    group = models.OneToOneField(ChatGroup, null=True, blank=True, on_delete=models.CASCADE)
+    last_seq = models.PositiveBigIntegerField(default=0)
+    last_msg = models.CharField(max_length=255, blank=True)
+    last_msg_type = models.PositiveSmallIntegerField(choices=MsgType.choices, default=MsgType.TEXT)
+    last_uid = models.BigIntegerField(default=0)
+    last_time = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.chat_id
+
+
+class Participant(models.Model):
+    """One party's view of a conversation (the original's `bs_chat` row).
+
+    `user` is null for the shop side of a customer-service conversation, which all the shop's
+    agents share (`shop_id` says which shop).
+    """
+
+    class Role(models.TextChoices):
+        MEMBER = "member"
+        ADMIN = "admin"
+        OWNER = "owner"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="participants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="participations"
+    )
+    shop_id = models.BigIntegerField(null=True, blank=True)
+    # The other party when it is a user (private chat; the consumer, seen from the shop side).
+    peer_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+    # History visible to this party: seq in (joined_seq, left_seq].
+    joined_seq = models.PositiveBigIntegerField(default=0)
+    left_seq = models.PositiveBigIntegerField(null=True, blank=True)
+    hidden = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "user"], condition=Q(user__isnull=False), name="participant_unique_user"
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "shop_id"], condition=Q(user__isnull=True), name="participant_unique_shop_side"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "hidden"], name="participant_user_list"),
+            models.Index(fields=["shop_id", "hidden"], condition=Q(user__isnull=True), name="participant_shop_list"),
+        ]
+
+    def __str__(self) -> str:
+        side = f"user {self.user_id}" if self.user_id else f"shop {self.shop_id}"
+        return f"{self.conversation_id} as {side}"
+
+
+class Message(models.Model):
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveBigIntegerField()
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sent_as = models.PositiveSmallIntegerField(choices=SentAs.choices, default=SentAs.USER)
+    chat_type = models.PositiveSmallIntegerField(choices=ChatType.choices)
+    msg_type = models.PositiveSmallIntegerField(choices=MsgType.choices)
+    msg = models.TextField()
+    to_uid = models.BigIntegerField(default=0)
+    shop_id = models.BigIntegerField(null=True, blank=True)
+    client_msg_id = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    recalled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="message_unique_seq"),
+            models.UniqueConstraint(
+                fields=["sender", "client_msg_id"],
+                condition=Q(client_msg_id__isnull=False),
+                name="message_unique_client_msg_id",
+            ),
+        ]
+
+    @property
+    def from_uid(self) -> int:
+        return self.sender_id or 0
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}#{self.seq}"

@@ -1,0 +1,159 @@
+"""Who has a live socket, across server processes, surviving a killed process.
+
+With REDIS_URL each user has a hash `socket channel -> process id`, and each server process keeps
+a short-lived liveness key alive from a background thread. A socket counts only while its process
+key exists, so a killed process's sockets stop counting within IM_PRESENCE_TTL seconds without
+any clean disconnect. Without Redis the same questions are answered for this process alone.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import cache
+
+import redis
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LocalPresence:
+    """One process: counts sockets in memory."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sockets: dict[int, set[str]] = defaultdict(set)
+        self._last_seen: dict[int, float] = {}
+
+    def connected(self, user_id: int, channel_name: str) -> int:
+        with self._lock:
+            self._sockets[user_id].add(channel_name)
+            return len(self._sockets[user_id])
+
+    def disconnected(self, user_id: int, channel_name: str) -> int:
+        with self._lock:
+            sockets = self._sockets.get(user_id, set())
+            sockets.discard(channel_name)
+            if not sockets:
+                self._sockets.pop(user_id, None)
+                self._last_seen[user_id] = time.time()
+            return len(sockets)
+
+    def online(self, user_ids: Iterable[int]) -> set[int]:
+        with self._lock:
+            return {uid for uid in user_ids if self._sockets.get(uid)}
+
+    def socket_count(self, user_id: int) -> int:
+        with self._lock:
+            return len(self._sockets.get(user_id, ()))
+
+    def last_seen(self, user_id: int) -> float | None:
+        with self._lock:
+            return time.time() if self._sockets.get(user_id) else self._last_seen.get(user_id)
+
+
+class RedisPresence:
+    """All processes sharing one Redis."""
+
+    def __init__(self, url: str, prefix: str):
+        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        self.prefix = prefix
+        self._heartbeat_started = False
+        self._lock = threading.Lock()
+
+    def _user_key(self, user_id: int) -> str:
+        return f"{self.prefix}:presence:user:{user_id}"
+
+    def _seen_key(self, user_id: int) -> str:
+        return f"{self.prefix}:presence:seen:{user_id}"
+
+    def _process_key(self, process_id: str) -> str:
+        return f"{self.prefix}:presence:process:{process_id}"
+
+    def _start_heartbeat(self) -> None:
+        with self._lock:
+            if self._heartbeat_started:
+                return
+            self._heartbeat_started = True
+        self._beat()
+        threading.Thread(target=self._heartbeat_loop, name="presence-heartbeat", daemon=True).start()
+
+    def _beat(self) -> None:
+        self.redis.set(self._process_key(PROCESS_ID), time.time(), ex=settings.IM_PRESENCE_TTL)
+
+    def _heartbeat_loop(self) -> None:
+        while True:
+            time.sleep(settings.IM_PRESENCE_REFRESH_SECONDS)
+            try:
+                self._beat()
+            except redis.RedisError:
+                logger.warning("presence heartbeat failed", exc_info=True)
+
+    def connected(self, user_id: int, channel_name: str) -> int:
+        self._start_heartbeat()
+        pipe = self.redis.pipeline()
+        pipe.hset(self._user_key(user_id), channel_name, PROCESS_ID)
+        pipe.set(self._seen_key(user_id), time.time())
+        pipe.hlen(self._user_key(user_id))
+        return pipe.execute()[-1]
+
+    def disconnected(self, user_id: int, channel_name: str) -> int:
+        pipe = self.redis.pipeline()
+        pipe.hdel(self._user_key(user_id), channel_name)
+        pipe.set(self._seen_key(user_id), time.time())
+        pipe.hlen(self._user_key(user_id))
+        return pipe.execute()[-1]
+
+    def _live_sockets(self, user_ids: list[int]) -> dict[int, int]:
+        pipe = self.redis.pipeline()
+        for uid in user_ids:
+            pipe.hgetall(self._user_key(uid))
+        sockets_by_user = dict(zip(user_ids, pipe.execute()))
+        processes = {proc for sockets in sockets_by_user.values() for proc in sockets.values()}
+        if not processes:
+            return {}
+        processes = sorted(processes)
+        pipe = self.redis.pipeline()
+        for proc in processes:
+            pipe.exists(self._process_key(proc.decode()))
+        alive = {proc for proc, exists in zip(processes, pipe.execute()) if exists}
+        live: dict[int, int] = {}
+        stale = self.redis.pipeline()
+        for uid, sockets in sockets_by_user.items():
+            dead = [channel for channel, proc in sockets.items() if proc not in alive]
+            if dead:
+                stale.hdel(self._user_key(uid), *dead)
+            count = len(sockets) - len(dead)
+            if count:
+                live[uid] = count
+        if len(stale):
+            stale.execute()
+        return live
+
+    def online(self, user_ids: Iterable[int]) -> set[int]:
+        user_ids = list(dict.fromkeys(user_ids))
+        return set(self._live_sockets(user_ids)) if user_ids else set()
+
+    def socket_count(self, user_id: int) -> int:
+        return self._live_sockets([user_id]).get(user_id, 0)
+
+    def last_seen(self, user_id: int) -> float | None:
+        """Now while online; else the last connect/disconnect, or when its process stopped beating."""
+        if self.online([user_id]):
+            return time.time()
+        seen = self.redis.get(self._seen_key(user_id))
+        return float(seen) if seen else None
+
+
+@cache
+def presence() -> LocalPresence | RedisPresence:
+    if settings.REDIS_URL:
+        return RedisPresence(settings.REDIS_URL, settings.IM_REDIS_PREFIX)
+    return LocalPresence()

@@ -1,0 +1,130 @@
+"""Chat reads: each list is one indexed query."""
+
+from typing import Any
+
+from django.db.models import F, Q
+
+from accounts.models import User
+from chat import ids
+from chat.models import ChatType, Message, Participant
+from chat.payloads import recent_row, record_row
+from chat.presence import presence
+from chat.protocol import Caller
+from imchat.errors import bad_request, not_found
+from imchat.links import absolute_url
+
+RECORD_PAGE_SIZE = 20  # the original's default page
+RECENT_LIMIT = 200
+FRIEND_SUGGESTIONS = 10
+LATEST_FIRST = F("conversation__last_time").desc(nulls_last=True)
+
+
+def recent_chats(*, caller: Caller, shop_ids: list[int] | None = None) -> dict[str, Any]:
+    """The caller's conversation list, newest first; with shop_ids, those shops' side instead."""
+    query = Participant.objects.select_related("conversation", "peer_user").filter(hidden=False)
+    if shop_ids is None:
+        query = query.filter(user_id=caller.uid)
+    else:
+        query = query.filter(user__isnull=True, shop_id__in=shop_ids)
+    participants = query.order_by(LATEST_FIRST, "-conversation_id")[:RECENT_LIMIT]
+    rows = [recent_row(participant, caller.uid, caller.base_url) for participant in participants]
+    return {"rows": rows, "unread_count": sum(row["unread_count"] for row in rows)}
+
+
+def visible_messages(participant: Participant):
+    """The messages this party may read: those after it joined and, if it left, until then."""
+    query = Message.objects.filter(conversation_id=participant.conversation_id, seq__gt=participant.joined_seq)
+    if participant.left_seq is not None:
+        query = query.filter(seq__lte=participant.left_seq)
+    return query
+
+
+def chat_record(*, caller: Caller, participant: Participant | None, page: int) -> dict[str, Any]:
+    """A page of history, newest first (the original's `user/getChatRecord`)."""
+    if participant is None:
+        return {"rows": [], "total": 0}
+    messages = visible_messages(participant)
+    total = messages.count()
+    start = (page - 1) * RECORD_PAGE_SIZE
+    page_rows = messages.select_related("conversation", "sender").order_by("-seq")[start : start + RECORD_PAGE_SIZE]
+    return {"rows": [record_row(message, caller.uid, caller.base_url) for message in page_rows], "total": total}
+
+
+def record_participant(*, caller: Caller, chat_id: str | None, to_uid: int | None, chat_type: int | None,
+                       shop_side: int | None = None) -> Participant | None:
+    """The row whose history a record request asks for: by chat_id, or by to_uid + chat_type."""
+    if not chat_id:
+        if to_uid is None or chat_type is None:
+            raise bad_request("chat_id: required (or to_uid and chat_type)")
+        chat_id = chat_id_for(caller=caller, to_uid=to_uid, chat_type=chat_type)
+    ref = ids.parse_chat_id(chat_id)
+    query = Participant.objects.select_related("conversation").filter(conversation__chat_id=ref.chat_id)
+    if shop_side is not None:
+        participant = query.filter(user__isnull=True, shop_id=shop_side).first()
+    else:
+        participant = query.filter(user_id=caller.uid).first()
+    if participant is None and not _could_take_part(caller, ref):
+        raise not_found("chat_id: no such conversation")
+    return participant
+
+
+def _could_take_part(caller: Caller, ref: ids.ChatRef) -> bool:
+    """A conversation the caller would be in once it starts (an empty history, not an error)."""
+    if ref.chat_type == ChatType.PRIVATE:
+        return caller.uid in (ref.a, ref.b)
+    if ref.chat_type == ChatType.SERVICE:
+        return caller.uid == ref.b
+    if ref.chat_type == ChatType.SYSTEM:
+        return caller.uid == ref.a
+    return False
+
+
+def chat_id_for(*, caller: Caller, to_uid: int, chat_type: int) -> str:
+    if chat_type == ChatType.PRIVATE:
+        return ids.private_chat_id(caller.uid, to_uid)
+    if chat_type == ChatType.SERVICE:
+        return ids.service_chat_id(to_uid, caller.uid)
+    if chat_type == ChatType.GROUP:
+        return ids.group_chat_id(to_uid)
+    if chat_type == ChatType.SYSTEM:
+        return ids.system_chat_id(caller.uid)
+    raise bad_request("chat_type: must be 1, 2, 3 or 4")
+
+
+def friend_list(*, caller: Caller) -> dict[str, Any]:
+    """`user/index`: the users the caller chats with privately, latest first, with online count."""
+    partners = list(
+        Participant.objects.filter(
+            user_id=caller.uid, conversation__chat_type=ChatType.PRIVATE, peer_user__is_active=True
+        )
+        .select_related("peer_user", "conversation")
+        .order_by(LATEST_FIRST)[:RECENT_LIMIT]
+    )
+    friends = [participant.peer_user for participant in partners]
+    if not friends:
+        # A new user gets a few people to talk to, so the compat client's list is not empty.
+        friends = list(
+            User.objects.filter(~Q(pk=caller.uid), is_active=True).order_by("-last_login", "pk")[:FRIEND_SUGGESTIONS]
+        )
+    online = presence().online(friend.pk for friend in friends)
+    return {
+        "mine": {"id": caller.uid, "nickname": caller.user.display_name, "avatar": caller.avatar_url},
+        "friend": [
+            {
+                "groupname": "我的好友",
+                "id": 1,
+                "online": len(online),
+                "list": [
+                    {
+                        "username": friend.display_name,
+                        "avatar": absolute_url(friend.avatar, caller.base_url),
+                        "id": friend.pk,
+                        "sign": friend.sign,
+                    }
+                    for friend in friends
+                ],
+            }
+        ],
+    }
+
+

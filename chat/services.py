@@ -1,0 +1,288 @@
+"""Every chat write: one atomic function each, pushing only after commit.
+
+The hot path (`message_append`) is three statements whatever the conversation's size: bump the
+conversation's seq and summary (the row lock orders concurrent senders, so seqs are gap-free),
+insert the message, move the sender's read marker and unhide the others.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, PositiveBigIntegerField, Q, Value, When
+from django.utils import timezone
+
+from accounts.models import User
+from chat import ids, realtime
+from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
+from chat.payloads import message_result, unix
+from chat.protocol import Caller
+from imchat.errors import Code, bad_request, forbidden, not_found
+
+SUMMARY_CHARS = 255
+SEQ_FIELD = PositiveBigIntegerField()
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the sender's reply needs: the stored message's identity."""
+
+    msg_id: int
+    chat_id: str
+    seq: int
+    createtime: int
+    client_msg_id: str | None
+
+    def as_reply(self) -> dict:
+        return {
+            "msg_id": self.msg_id,
+            "chat_id": self.chat_id,
+            "seq": self.seq,
+            "createtime": self.createtime,
+            "client_msg_id": self.client_msg_id,
+        }
+
+
+def message_find_sent(*, sender_id: int, client_msg_id: str | None) -> Stored | None:
+    """The message this sender already stored under this client_msg_id (resend = no-op)."""
+    if not client_msg_id:
+        return None
+    row = (
+        Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id)
+        .values_list("pk", "conversation__chat_id", "seq", "created_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return Stored(msg_id=row[0], chat_id=row[1], seq=row[2], createtime=unix(row[3]), client_msg_id=client_msg_id)
+
+
+def _bump_conversation(*, chat_id: str, msg: str, msg_type: int, last_uid: int, now: datetime) -> tuple[int, int] | None:
+    """Take the next seq of a conversation and set its summary: (conversation id, seq) or None."""
+    table = Conversation._meta.db_table
+    summary = msg[:SUMMARY_CHARS]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = last_seq + 1, last_msg = %s, last_msg_type = %s, "
+            f"last_uid = %s, last_time = %s WHERE chat_id = %s RETURNING id, last_seq",
+            [summary, msg_type, last_uid, connection.ops.adapt_datetimefield_value(now), chat_id],
+        )
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def message_append(
+    *,
+    chat_id: str,
+    chat_type: int,
+    sender_id: int | None,
+    sender_side: Q,
+    sent_as: int,
+    msg_type: int,
+    msg: str,
+    to_uid: int,
+    shop_id: int | None = None,
+    client_msg_id: str | None = None,
+    now: datetime | None = None,
+) -> tuple[Stored, int] | None:
+    """Store one message in an existing conversation; None if the conversation does not exist.
+
+    Must run inside a transaction. Returns the stored identity and the conversation's pk.
+    """
+    now = now or timezone.now()
+    bumped = _bump_conversation(chat_id=chat_id, msg=msg, msg_type=msg_type, last_uid=sender_id or 0, now=now)
+    if bumped is None:
+        return None
+    conversation_id, seq = bumped
+    message = Message.objects.create(
+        conversation_id=conversation_id,
+        seq=seq,
+        sender_id=sender_id,
+        sent_as=sent_as,
+        chat_type=chat_type,
+        msg_type=msg_type,
+        msg=msg,
+        to_uid=to_uid,
+        shop_id=shop_id,
+        client_msg_id=client_msg_id,
+        created_at=now,
+    )
+    Participant.objects.filter(
+        Q(conversation_id=conversation_id) & (sender_side | Q(hidden=True, left_seq__isnull=True))
+    ).update(
+        hidden=False,
+        last_read_seq=Case(
+            When(sender_side, then=Value(seq, output_field=SEQ_FIELD)), default=F("last_read_seq"), output_field=SEQ_FIELD
+        ),
+    )
+    stored = Stored(msg_id=message.pk, chat_id=chat_id, seq=seq, createtime=unix(now), client_msg_id=client_msg_id)
+    return stored, conversation_id
+
+
+def conversation_open_private(*, user: User, peer: User) -> Conversation:
+    """The private conversation of two users, created with both parties' rows on first use."""
+    chat_id = ids.private_chat_id(user.pk, peer.pk)
+    try:
+        with transaction.atomic():
+            conversation, created = Conversation.objects.get_or_create(
+                chat_id=chat_id, defaults={"chat_type": ChatType.PRIVATE}
+            )
+            if created:
+                Participant.objects.bulk_create(
+                    [
+                        Participant(conversation=conversation, user=user, peer_user=peer),
+                        Participant(conversation=conversation, user=peer, peer_user=user),
+                    ]
+                )
+    except IntegrityError:
+        conversation = Conversation.objects.get(chat_id=chat_id)
+    return conversation
+
+
+def private_message_send(
+    *,
+    caller: Caller,
+    to_uid: int | None,
+    chat_id: str | None,
+    msg_type: int,
+    msg: str,
+    client_msg_id: str | None,
+) -> Stored:
+    sender = caller.user
+    if chat_id:
+        ref = ids.parse_chat_id(chat_id)
+        if ref.chat_type != ChatType.PRIVATE:
+            raise bad_request("chat_id: not a private chat")
+        if sender.pk not in (ref.a, ref.b):
+            raise forbidden("not a participant of this chat")
+        peer_id = ref.b if ref.a == sender.pk else ref.a
+        if to_uid is not None and to_uid != peer_id:
+            raise bad_request("chat_id: does not match to_uid")
+    elif to_uid is None:
+        raise bad_request("to_uid: required")
+    else:
+        peer_id = to_uid
+    if peer_id == sender.pk:
+        raise bad_request("to_uid: cannot message yourself")
+
+    chat_id = ids.private_chat_id(sender.pk, peer_id)
+    append = dict(
+        chat_id=chat_id,
+        chat_type=ChatType.PRIVATE,
+        sender_id=sender.pk,
+        sender_side=Q(user_id=sender.pk),
+        sent_as=SentAs.USER,
+        msg_type=msg_type,
+        msg=msg,
+        to_uid=peer_id,
+        client_msg_id=client_msg_id,
+    )
+    with transaction.atomic():
+        appended = message_append(**append)
+        if appended is None:
+            peer = User.objects.filter(pk=peer_id, is_active=True).first()
+            if peer is None:
+                raise not_found("to_uid: no such user")
+            conversation_open_private(user=sender, peer=peer)
+            appended = message_append(**append)
+        stored, _ = appended
+        result = message_result(
+            nickname=sender.display_name,
+            avatar=caller.avatar_url,
+            sender_id=sender.pk,
+            chat_id=chat_id,
+            chat_type=ChatType.PRIVATE,
+            msg_type=msg_type,
+            msg=msg,
+            createtime=stored.createtime,
+            msg_id=stored.msg_id,
+            seq=stored.seq,
+            from_uid=sender.pk,
+            to_uid=peer_id,
+            client_msg_id=client_msg_id,
+        )
+        push_message(result, receivers=[realtime.user_group(peer_id)], caller=caller)
+    return stored
+
+
+def push_message(result: dict, *, receivers: list[str], caller: Caller | None) -> None:
+    """200 to the receivers; 307 to the sender's other sockets (the compat client draws 200 as theirs)."""
+    result_json = realtime.push_on_commit(receivers, Code.MESSAGE, result)
+    if caller is not None:
+        realtime.push_on_commit(
+            [realtime.user_group(caller.uid)],
+            Code.OWN_MESSAGE,
+            result,
+            exclude_channel=caller.channel_name,
+            result_json=result_json,
+        )
+
+
+def validate_message_body(*, msg_type: int, msg: str, max_chars: int) -> None:
+    if msg_type not in MsgType.values:
+        raise bad_request("msg_type: must be 1 (text) or 2 (image)")
+    if len(msg) > max_chars:
+        raise bad_request(f"msg: at most {max_chars} characters")
+    if msg_type == MsgType.IMAGE and not msg.startswith(("http://", "https://")):
+        raise bad_request("msg: an image message must be an absolute http(s) URL")
+
+
+def participant_for(*, caller: Caller, chat_id: str, shop_id: int | None = None) -> Participant:
+    """The caller's row (or, with shop_id, the shop side's) of a conversation, or -404."""
+    ids.parse_chat_id(chat_id)
+    query = Participant.objects.select_related("conversation").filter(conversation__chat_id=chat_id)
+    if shop_id is None:
+        query = query.filter(user_id=caller.uid)
+    else:
+        query = query.filter(user__isnull=True, shop_id=shop_id)
+    participant = query.first()
+    if participant is None:
+        raise not_found("chat_id: no such conversation")
+    return participant
+
+
+def peer_groups(participant: Participant, *, exclude_user_id: int | None = None) -> list[str]:
+    """Groups reaching every other party of a conversation (its group chat, users, or shop agents)."""
+    conversation = participant.conversation
+    if conversation.chat_type == ChatType.GROUP:
+        return [realtime.chat_group(conversation.group_id)]
+    groups = []
+    others = Participant.objects.filter(conversation_id=conversation.pk).exclude(pk=participant.pk)
+    for user_id, shop_id in others.values_list("user_id", "shop_id"):
+        if user_id is not None and user_id != exclude_user_id:
+            groups.append(realtime.user_group(user_id))
+        elif user_id is None:
+            groups.append(realtime.shop_agents_group(shop_id))
+    return groups
+
+
+@transaction.atomic
+def conversation_mark_read(*, caller: Caller, chat_id: str, shop_id: int | None = None) -> int:
+    """Set the unread count to 0; peers and the reader's other sockets get a 301 receipt."""
+    participant = participant_for(caller=caller, chat_id=chat_id, shop_id=shop_id)
+    conversation = participant.conversation
+    read_seq = conversation.last_seq if participant.left_seq is None else participant.left_seq
+    if read_seq > participant.last_read_seq:
+        Participant.objects.filter(pk=participant.pk, last_read_seq__lt=read_seq).update(last_read_seq=read_seq)
+    receipt = {"chat_id": chat_id, "reader_uid": caller.uid, "seq": read_seq}
+    realtime.push_on_commit(peer_groups(participant, exclude_user_id=caller.uid), Code.READ_RECEIPT, receipt)
+    own = realtime.shop_agents_group(shop_id) if shop_id is not None else realtime.user_group(caller.uid)
+    realtime.push_on_commit([own], Code.READ_RECEIPT, receipt, exclude_channel=caller.channel_name)
+    return read_seq
+
+
+@transaction.atomic
+def conversation_hide(*, caller: Caller, chat_id: str, shop_id: int | None = None) -> None:
+    """Soft delete from the caller's list; messages stay, and a new one brings it back."""
+    participant = participant_for(caller=caller, chat_id=chat_id, shop_id=shop_id)
+    Participant.objects.filter(pk=participant.pk).update(hidden=True)
+
+
+def typing_relay(*, caller: Caller, chat_id: str, shop_id: int | None = None) -> None:
+    """302 to the other side; never stored."""
+    participant = participant_for(caller=caller, chat_id=chat_id, shop_id=shop_id)
+    with transaction.atomic():
+        realtime.push_on_commit(
+            peer_groups(participant, exclude_user_id=caller.uid), Code.TYPING, {"chat_id": chat_id, "uid": caller.uid}
+        )
+

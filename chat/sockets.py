@@ -1,0 +1,15 @@
+"""What opening and closing a socket means: presence, and the channel-layer groups it joins."""
+
+from chat import realtime
+from chat.presence import presence
+from chat.protocol import Caller
+
+
+def socket_opened(caller: Caller) -> list[str]:
+    """Record presence; the groups this socket must join."""
+    presence().connected(caller.uid, caller.channel_name)
+    return [realtime.user_group(caller.uid)]
+
+
+def socket_closed(caller: Caller) -> None:
+    presence().disconnected(caller.uid, caller.channel_name)

@@ -1,0 +1,31 @@
+"""Customer-service reads: who serves which shop."""
+
+from accounts.models import User
+from chat import ids
+from chat.models import ChatType
+from customer_service.models import ServiceAgent, Shop
+from imchat.errors import bad_request, forbidden
+
+
+def served_shop_ids(user: User) -> list[int]:
+    """Shops the user answers for: as an agent, or as the owner."""
+    agent_shops = ServiceAgent.objects.filter(user=user).values_list("shop_id", flat=True)
+    owned = Shop.objects.filter(owner=user).values_list("pk", flat=True)
+    return sorted(set(agent_shops) | set(owned))
+
+
+def can_serve(user: User, shop_id: int) -> bool:
+    return (
+        ServiceAgent.objects.filter(user=user, shop_id=shop_id).exists()
+        or Shop.objects.filter(pk=shop_id, owner=user).exists()
+    )
+
+
+def shop_side_of(user: User, chat_id: str) -> int:
+    """The shop of a customer-service chat the user answers for, or -403."""
+    ref = ids.parse_chat_id(chat_id)
+    if ref.chat_type != ChatType.SERVICE:
+        raise bad_request("chat_id: not a customer-service chat")
+    if not can_serve(user, ref.a):
+        raise forbidden("not an agent of this shop")
+    return ref.a
