@@ -5,7 +5,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import handlers, protocol, realtime, sockets
+from chat import handlers, protocol, realtime
 from chat.protocol import Caller
 from imchat.errors import AppError, CloseCode, Code
 from imchat.links import base_url_from_scope
@@ -36,10 +36,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=int(CloseCode.NOT_LOGGED_IN))
             return
         caller = Caller(user=user, base_url=base_url_from_scope(self.scope), channel_name=self.channel_name)
-        self.groups_joined = await database_sync_to_async(sockets.socket_opened)(caller)
+        self.groups_joined = await database_sync_to_async(handlers.socket_opened)(caller)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         self.caller = caller
+        pushes = await database_sync_to_async(handlers.socket_joined)(caller)
+        if pushes:
+            await realtime.deliver(pushes)
 
     async def disconnect(self, code):
         if self.caller is None:
@@ -49,7 +52,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_discard(group, self.channel_name)
             except Exception:
                 logger.warning("leaving %s failed", group, exc_info=True)
-        await database_sync_to_async(sockets.socket_closed)(self.caller)
+        await database_sync_to_async(handlers.socket_closed)(self.caller)
         self.caller = None
 
     async def receive(self, text_data=None, bytes_data=None):

@@ -9,11 +9,14 @@ from typing import Any
 
 from django.db import IntegrityError
 
-from chat import realtime, selectors, services
+from chat import realtime, selectors, services, sockets
 from chat.inputs import read_chat_id, read_role_is_service, read_send
 from chat.models import ChatType
 from chat.protocol import Caller, Envelope, error_reply, read_bool, read_int, read_str, reply
+from customer_service import handlers as service_handlers
 from customer_service import selectors as service_selectors
+from customer_service import services as service_services
+from customer_service import sockets as service_sockets
 from imchat.errors import AppError, Code, bad_request, forbidden
 
 Handler = Callable[[Caller, dict], tuple[int, Any]]
@@ -36,6 +39,8 @@ def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
                 msg=send.msg,
                 client_msg_id=send.client_msg_id,
             )
+        elif send.chat_type == ChatType.SERVICE:
+            stored = _send_service(caller, send)
         else:
             raise bad_request(f"chat_type: {send.chat_type} is not available yet")
     except IntegrityError:
@@ -45,6 +50,17 @@ def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
             raise
         return Code.OK, existing.as_reply()
     return Code.OK, stored.as_reply()
+
+
+def _send_service(caller: Caller, send) -> services.Stored:
+    shop_id, consumer_id = service_services.resolve_service_chat(
+        caller=caller, as_service=send.as_service, shop_id=send.shop_id, to_uid=send.to_uid, chat_id=send.chat_id
+    )
+    common = dict(caller=caller, shop_id=shop_id, msg_type=send.msg_type, msg=send.msg,
+                  client_msg_id=send.client_msg_id)
+    if send.as_service:
+        return service_services.agent_message_send(consumer_id=consumer_id, **common)
+    return service_services.consumer_message_send(**common)
 
 
 def _shop_side(caller: Caller, content: dict, chat_id: str) -> int | None:
@@ -109,7 +125,24 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("user", "recentchat"): recent_chat,
     ("user", "friendlist"): friend_list,
     ("user", "chatrecord"): chat_record,
+    **service_handlers.HANDLERS,
 }
+
+
+def socket_opened(caller: Caller) -> list[str]:
+    """Presence, and the channel-layer groups a new socket joins."""
+    return sockets.socket_opened(caller) + service_sockets.agent_groups(caller.user)
+
+
+def socket_joined(caller: Caller) -> list[realtime.Push]:
+    """Once the socket is in its groups: an agent may now take queued sessions."""
+    with realtime.collecting() as pushes:
+        service_sockets.agent_connected(caller.user, caller.base_url)
+    return pushes
+
+
+def socket_closed(caller: Caller) -> None:
+    sockets.socket_closed(caller)
 
 
 def run(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.Push]]:

@@ -45,3 +45,71 @@ class ServiceAgent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.shop}"
+
+
+class ServiceSession(models.Model):
+    """One episode of a consumer's conversation with a shop: queued -> open -> closed.
+
+    A conversation has at most one live (queued or open) session; a closed one reopens as a new
+    session on the consumer's next message.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        OPEN = "open"
+        CLOSED = "closed"
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="sessions")
+    consumer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey("chat.Conversation", on_delete=models.CASCADE, related_name="service_sessions")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=8, choices=State.choices)
+    # Messages of this session are those with seq >= first_seq (the backlog an agent gets).
+    first_seq = models.PositiveBigIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField()
+    offline_notice_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation"], condition=~models.Q(state="closed"), name="session_one_live_per_chat"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["shop", "state", "queued_at"], name="session_queue"),
+            models.Index(fields=["agent", "state"], name="session_agent_load"),
+        ]
+
+    def __str__(self) -> str:
+        return f"session {self.pk} {self.conversation_id} ({self.state})"
+
+
+class Assignment(models.Model):
+    """Why a session reached an agent, kept so a merchant can see it."""
+
+    class Reason(models.TextChoices):
+        STICKY = "sticky", "kept by the session's agent"
+        LAST_AGENT = "last_agent", "the agent who served this customer last"
+        STRATEGY = "strategy", "picked by the shop's strategy"
+        QUEUE = "queue", "assigned from the queue"
+        TRANSFER = "transfer", "transferred by an agent"
+        CLAIM = "claim", "claimed by the replying agent"
+
+    session = models.ForeignKey(ServiceSession, on_delete=models.CASCADE, related_name="assignments")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    detail = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.agent} ({self.reason})"

@@ -28,3 +28,8 @@ def absolute_url(url: str, base: str, default: str = DEFAULT_AVATAR_PATH) -> str
     if url.startswith("//"):
         return base.split(":", 1)[0] + ":" + url
     return base + (url if url.startswith("/") else "/" + url)
+
+
+def default_base_url() -> str:
+    """For work that has no request (commands, background jobs)."""
+    return settings.IM_PUBLIC_URL or f"http://localhost:{settings.IM_PORT}"

@@ -1,0 +1,44 @@
+"""customer_service's slice of the (class, action) table: agents' own actions."""
+
+from typing import Any
+
+from chat.inputs import read_chat_id
+from chat.protocol import Caller, read_int, read_str
+from customer_service import selectors, services
+from customer_service.models import ServiceAgent
+from imchat.errors import Code, bad_request
+
+
+def set_status(caller: Caller, content: dict) -> tuple[int, Any]:
+    status = read_str(content, "status", required=True)
+    if status not in ServiceAgent.Status.values:
+        raise bad_request("status: one of online, busy, offline")
+    agents = services.agent_set_status(
+        user=caller.user, status=status, shop_id=read_int(content, "shop_id") or None,
+        exclude_channel=caller.channel_name, base_url=caller.base_url,
+    )
+    return Code.OK, {"status": status, "shop_ids": [agent.shop_id for agent in agents]}
+
+
+def transfer(caller: Caller, content: dict) -> tuple[int, Any]:
+    chat_id = read_chat_id(content)
+    shop_id = selectors.shop_side_of(caller.user, chat_id)
+    to_uid = read_int(content, "to_uid", required=True, minimum=1)
+    session = services.session_transfer(
+        caller=caller, shop_id=shop_id, chat_id=chat_id, to_uid=to_uid, base_url=caller.base_url
+    )
+    return Code.OK, {"chat_id": chat_id, "agent_uid": session.agent_id}
+
+
+def close(caller: Caller, content: dict) -> tuple[int, Any]:
+    chat_id = read_chat_id(content)
+    selectors.shop_side_of(caller.user, chat_id)
+    services.session_close_by_agent(caller=caller, chat_id=chat_id, base_url=caller.base_url)
+    return Code.OK, {"chat_id": chat_id}
+
+
+HANDLERS = {
+    ("service", "setstatus"): set_status,
+    ("service", "transfer"): transfer,
+    ("service", "close"): close,
+}

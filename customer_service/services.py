@@ -1,0 +1,316 @@
+"""Customer-service writes: shops, agents and their status, and messages between consumers and shops."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from chat import ids, realtime
+from chat.models import ChatType, Conversation, Participant, SentAs
+from chat.payloads import message_result
+from chat.protocol import Caller
+from chat.services import Stored, message_append, push_message
+from customer_service import routing
+from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
+from customer_service.selectors import can_serve
+from imchat.errors import Code, bad_request, forbidden, not_found
+from imchat.links import absolute_url
+
+State = ServiceSession.State
+Status = ServiceAgent.Status
+
+
+# --- Shops and agents ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def shop_create(*, name: str, owner: User, shop_id: int | None = None, logo: str = "",
+                strategy: str = Shop.Strategy.LEAST_BUSY, offline_notice: str | None = None) -> Shop:
+    if strategy not in Shop.Strategy.values:
+        raise bad_request(f"strategy: one of {', '.join(Shop.Strategy.values)}")
+    shop = Shop(id=shop_id, name=name, owner=owner, logo=logo, strategy=strategy)
+    if offline_notice:
+        shop.offline_notice = offline_notice
+    shop.save(force_insert=True)
+    return shop
+
+
+@transaction.atomic
+def shop_update(*, shop: Shop, **changes) -> Shop:
+    """Change a shop's settings; its name and logo follow into every conversation list at once."""
+    for name, value in changes.items():
+        setattr(shop, name, value)
+    shop.save()
+    Conversation.objects.filter(chat_type=ChatType.SERVICE, shop_id=shop.pk).update(title=shop.name, avatar=shop.logo)
+    return shop
+
+
+@transaction.atomic
+def agent_add(*, shop: Shop, user: User, status: str = Status.OFFLINE, max_sessions: int = 10,
+              base_url: str = "") -> ServiceAgent:
+    """Make a user an agent of a shop (or update an existing agent's status and capacity)."""
+    if status not in Status.values:
+        raise bad_request(f"status: one of {', '.join(Status.values)}")
+    agent, created = ServiceAgent.objects.get_or_create(
+        shop=shop, user=user, defaults={"status": status, "max_sessions": max_sessions}
+    )
+    if not created:
+        agent.max_sessions = max_sessions
+        agent.save(update_fields=["max_sessions"])
+        agent_set_status(user=user, status=status, shop_id=shop.pk, base_url=base_url)
+    elif status == Status.ONLINE:
+        routing.queue_drain(shop.pk, base_url=base_url)
+    return agent
+
+
+@transaction.atomic
+def agent_set_status(*, user: User, status: str, shop_id: int | None = None, exclude_channel: str | None = None,
+                     base_url: str = "") -> list[ServiceAgent]:
+    """Set an agent's status in one or all of their shops; takes effect for routing at once.
+
+    Online drains the shop's queue; offline hands the agent's open sessions back (to another
+    agent, or the queue); busy keeps them but takes no new ones.
+    """
+    if status not in Status.values:
+        raise bad_request(f"status: one of {', '.join(Status.values)}")
+    agents = ServiceAgent.objects.filter(user=user)
+    if shop_id:
+        agents = agents.filter(shop_id=shop_id)
+    agents = list(agents.select_for_update())
+    if not agents:
+        raise forbidden("not an agent of this shop" if shop_id else "not a service agent")
+    now = timezone.now()
+    for agent in agents:
+        changed = agent.status != status
+        agent.status = status
+        agent.status_changed_at = now
+        agent.save(update_fields=["status", "status_changed_at"])
+        realtime.push_on_commit(
+            [realtime.user_group(user.pk)],
+            Code.AGENT_STATUS,
+            {"shop_id": agent.shop_id, "uid": user.pk, "status": status},
+            exclude_channel=exclude_channel,
+        )
+        if status == Status.ONLINE:
+            routing.queue_drain(agent.shop_id, base_url=base_url, now=now)
+        elif status == Status.OFFLINE and changed:
+            sessions_hand_back(agent, now)
+    return agents
+
+
+def sessions_hand_back(agent: ServiceAgent, now) -> None:
+    sessions = list(
+        ServiceSession.objects.select_related("conversation").select_for_update(of=("self",))
+        .filter(shop_id=agent.shop_id, agent_id=agent.user_id, state=State.OPEN)
+    )
+    if not sessions:
+        return
+    shop = routing.lock_shop(agent.shop_id)
+    for session in sessions:
+        routing.route_new_assignment(session, shop, now, exclude_agent=agent.user_id,
+                                     detail=f"handed back by agent {agent.user_id} going offline")
+
+
+# --- Sessions, by agents ------------------------------------------------------------------------
+
+
+def _locked_live_session(chat_id: str) -> ServiceSession:
+    conversation_id = Conversation.objects.filter(chat_id=chat_id).values_list("pk", flat=True).first()
+    session = routing.live_session(conversation_id, lock=True) if conversation_id else None
+    if session is None:
+        raise not_found("chat_id: no open session")
+    return session
+
+
+@transaction.atomic
+def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int, base_url: str) -> ServiceSession:
+    """Hand a session to another online agent of the shop (capacity not checked: it is deliberate)."""
+    target = ServiceAgent.objects.filter(shop_id=shop_id, user_id=to_uid, status=Status.ONLINE).first()
+    if target is None:
+        raise bad_request("to_uid: not an online agent of this shop")
+    session = _locked_live_session(chat_id)
+    previous = session.agent_id or 0
+    if previous == to_uid:
+        raise bad_request("to_uid: already has this session")
+    now = timezone.now()
+    session.agent_id = to_uid
+    session.state = State.OPEN
+    session.assigned_at = now
+    session.last_activity_at = now
+    session.save(update_fields=["agent", "state", "assigned_at", "last_activity_at"])
+    Assignment.objects.create(session=session, agent_id=to_uid, reason=Assignment.Reason.TRANSFER,
+                              detail=f"from agent {previous} by {caller.uid}")
+    ServiceAgent.objects.filter(pk=target.pk).update(last_assigned_at=now)
+    routing.push_session_event(session, "transferred", to_users=[previous, to_uid, session.consumer_id],
+                               agent_id=to_uid)
+    routing.queue_drain(shop_id, base_url=base_url, now=now)
+    return session
+
+
+@transaction.atomic
+def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> ServiceSession:
+    session = _locked_live_session(chat_id)
+    now = timezone.now()
+    routing.session_close(session, now, reason=f"closed by {caller.uid}")
+    routing.queue_drain(session.shop_id, base_url=base_url, now=now)
+    return session
+
+
+# --- Messages -----------------------------------------------------------------------------------
+
+
+def conversation_open_service(*, shop: Shop, consumer: User) -> Conversation:
+    """The consumer's conversation with a shop, with the consumer's row and the shared shop-side row."""
+    chat_id = ids.service_chat_id(shop.pk, consumer.pk)
+    try:
+        with transaction.atomic():
+            conversation, created = Conversation.objects.get_or_create(
+                chat_id=chat_id,
+                defaults={"chat_type": ChatType.SERVICE, "shop_id": shop.pk, "title": shop.name, "avatar": shop.logo},
+            )
+            if created:
+                Participant.objects.bulk_create([
+                    Participant(conversation=conversation, user=consumer, shop_id=shop.pk),
+                    Participant(conversation=conversation, shop_id=shop.pk, peer_user=consumer),
+                ])
+    except IntegrityError:
+        conversation = Conversation.objects.get(chat_id=chat_id)
+    return conversation
+
+
+def resolve_service_chat(*, caller: Caller, as_service: bool, shop_id: int | None, to_uid: int | None,
+                         chat_id: str | None) -> tuple[int, int]:
+    """(shop id, consumer id) of a type-4 message: shop_id if non-zero, else chat_id, else to_uid."""
+    ref = ids.parse_chat_id(chat_id) if chat_id else None
+    if ref is not None and ref.chat_type != ChatType.SERVICE:
+        raise bad_request("chat_id: not a customer-service chat")
+    if as_service:
+        shop = shop_id or (ref.a if ref else None)
+        consumer = (ref.b if ref else None) or to_uid
+        if not shop:
+            raise bad_request("shop_id: required")
+        if not consumer:
+            raise bad_request("to_uid: required")
+        if ref is not None and (ref.a != shop or (to_uid and to_uid != ref.b)):
+            raise bad_request("chat_id: does not match shop_id and to_uid")
+        return shop, consumer
+    shop = shop_id or (ref.a if ref else None) or to_uid
+    if not shop:
+        raise bad_request("to_uid: required")
+    if ref is not None and (ref.a != shop or ref.b != caller.uid):
+        raise bad_request("chat_id: does not match the shop" if ref.a != shop else "chat_id: not your conversation")
+    return shop, caller.uid
+
+
+def _shop(shop_id: int) -> Shop:
+    shop = Shop.objects.filter(pk=shop_id).first()
+    if shop is None:
+        raise not_found("shop_id: no such shop")
+    return shop
+
+
+def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: str,
+                          client_msg_id: str | None) -> Stored:
+    """A consumer writes to a shop: route to one agent (or queue + offline notice), store, push."""
+    shop = _shop(shop_id)
+    consumer = caller.user
+    chat_id = ids.service_chat_id(shop.pk, consumer.pk)
+    with transaction.atomic():
+        conversation = conversation_open_service(shop=shop, consumer=consumer)
+        now = timezone.now()
+        routed = routing.route_consumer_message(
+            shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now
+        )
+        stored, _ = message_append(
+            chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=consumer.pk, sender_side=Q(user_id=consumer.pk),
+            sent_as=SentAs.USER, msg_type=msg_type, msg=msg, to_uid=routed.agent_id, shop_id=shop.pk,
+            client_msg_id=client_msg_id, now=now,
+        )
+        result = message_result(
+            nickname=consumer.display_name, avatar=caller.avatar_url, sender_id=consumer.pk, chat_id=chat_id,
+            chat_type=ChatType.SERVICE, msg_type=msg_type, msg=msg, createtime=stored.createtime,
+            msg_id=stored.msg_id, seq=stored.seq, from_uid=consumer.pk, to_uid=routed.agent_id,
+            client_msg_id=client_msg_id, shop_id=shop.pk,
+        )
+        receivers = [realtime.user_group(routed.agent_id)] if routed.agent_id else []
+        push_message(result, receivers=receivers, caller=caller)
+        if routed.agent_id == 0:
+            _offline_notice_if_due(routed.session, shop, consumer.pk, caller.base_url, now)
+    return stored
+
+
+def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int, base_url: str, now) -> None:
+    """The shop's offline notice, stored in the conversation, at most once per IM_OFFLINE_NOTICE_SECONDS."""
+    recent = now - timedelta(seconds=settings.IM_OFFLINE_NOTICE_SECONDS)
+    if session.offline_notice_at is not None and session.offline_notice_at > recent:
+        return
+    previous = (
+        ServiceSession.objects.filter(conversation_id=session.conversation_id, offline_notice_at__gt=recent)
+        .exclude(pk=session.pk).exists()
+    )
+    if previous:
+        return
+    ServiceSession.objects.filter(pk=session.pk).update(offline_notice_at=now)
+    chat_id = ids.service_chat_id(shop.pk, consumer_id)
+    stored, _ = message_append(
+        chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=None, sender_side=Q(user__isnull=True, shop_id=shop.pk),
+        sent_as=SentAs.SYSTEM, msg_type=1, msg=shop.offline_notice, to_uid=consumer_id, shop_id=shop.pk, now=now,
+    )
+    result = message_result(
+        nickname=shop.name, avatar=absolute_url(shop.logo, base_url), sender_id=None, chat_id=chat_id,
+        chat_type=ChatType.SERVICE, msg_type=1, msg=shop.offline_notice, createtime=stored.createtime,
+        msg_id=stored.msg_id, seq=stored.seq, from_uid=0, to_uid=consumer_id, client_msg_id=None, shop_id=shop.pk,
+    )
+    push_message(result, receivers=[realtime.user_group(consumer_id)], caller=None)
+
+
+def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_type: int, msg: str,
+                       client_msg_id: str | None) -> Stored:
+    """An agent (or the shop's owner) answers for the shop; a queued or closed session is claimed."""
+    if not can_serve(caller.user, shop_id):
+        raise forbidden("not an agent of this shop")
+    shop = _shop(shop_id)
+    consumer = User.objects.filter(pk=consumer_id, is_active=True).first()
+    if consumer is None:
+        raise not_found("to_uid: no such user")
+    chat_id = ids.service_chat_id(shop.pk, consumer.pk)
+    with transaction.atomic():
+        conversation = conversation_open_service(shop=shop, consumer=consumer)
+        now = timezone.now()
+        session = routing.live_session(conversation.pk, lock=True)
+        if session is None or session.state == State.QUEUED:
+            routing.lock_shop(shop.pk)
+            if session is None:
+                session = ServiceSession.objects.create(
+                    shop=shop, consumer=consumer, conversation=conversation, state=State.OPEN,
+                    first_seq=conversation.last_seq + 1, last_activity_at=now,
+                )
+                session.conversation = conversation
+            was_queued = session.state == State.QUEUED
+            routing.assign(session, caller.uid, Assignment.Reason.CLAIM, now)
+            if was_queued:
+                routing.push_queue_positions(shop.pk)
+        updates = {"last_activity_at": now}
+        if session.first_response_at is None:
+            updates["first_response_at"] = now
+        ServiceSession.objects.filter(pk=session.pk).update(**updates)
+        stored, _ = message_append(
+            chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=caller.uid,
+            sender_side=Q(user__isnull=True, shop_id=shop.pk), sent_as=SentAs.SERVICE, msg_type=msg_type, msg=msg,
+            to_uid=consumer.pk, shop_id=shop.pk, client_msg_id=client_msg_id, now=now,
+        )
+        result = message_result(
+            nickname=shop.name, avatar=absolute_url(shop.logo, caller.base_url), sender_id=None, chat_id=chat_id,
+            chat_type=ChatType.SERVICE, msg_type=msg_type, msg=msg, createtime=stored.createtime,
+            msg_id=stored.msg_id, seq=stored.seq, from_uid=caller.uid, to_uid=consumer.pk,
+            client_msg_id=client_msg_id, shop_id=shop.pk, service_nickname=caller.user.display_name,
+            service_avatar=caller.avatar_url,
+        )
+        receivers = [realtime.user_group(consumer.pk)]
+        if session.agent_id and session.agent_id != caller.uid:
+            receivers.append(realtime.user_group(session.agent_id))
+        push_message(result, receivers=receivers, caller=caller)
+    return stored

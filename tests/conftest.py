@@ -1,0 +1,52 @@
+"""Fixtures shared by the unit, consumer and HTTP tests (the e2e tests bring their own)."""
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import pytest
+from channels.layers import channel_layers
+
+from chat import realtime
+from tests import factories
+
+
+@pytest.fixture
+def alice(db):
+    return factories.make_user(username="alice", nickname="Alice", avatar="/media/avatars/alice.png")
+
+
+@pytest.fixture
+def bob(db):
+    return factories.make_user(username="bob", nickname="Bob", avatar="https://cdn.example.com/bob.png")
+
+
+@pytest.fixture
+def carol(db):
+    return factories.make_user(username="carol", nickname="Carol")
+
+
+@pytest.fixture
+def captured_pushes(django_capture_on_commit_callbacks) -> Callable[[], AbstractContextManager]:
+    """`with captured_pushes() as sent:` -> the decoded pushes the block's committed writes made.
+
+    The test's transaction never commits, so the on-commit callbacks are run when the block ends,
+    while the collector is still listening.
+    """
+
+    @contextmanager
+    def capture() -> Iterator[list[factories.Sent]]:
+        decoded: list[factories.Sent] = []
+        with realtime.collecting() as pushes:
+            with django_capture_on_commit_callbacks(execute=True):
+                yield decoded
+        decoded.extend(factories.decode_pushes(pushes))
+
+    return capture
+
+
+@pytest.fixture
+def fresh_channel_layer() -> Iterator[None]:
+    """A new in-memory channel layer per socket test (each test runs on its own event loop)."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
