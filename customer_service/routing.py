@@ -207,8 +207,9 @@ def session_close(session: ServiceSession, now: datetime, *, reason: str = "") -
     """End a session; the shop's agents and the consumer get 305 closed."""
     ServiceSession.objects.filter(pk=session.pk).update(state=State.CLOSED, closed_at=now)
     session.state = State.CLOSED
-    push_session_event(session, "closed", to_users=[session.consumer_id, session.agent_id or 0],
-                       agent_id=session.agent_id or 0, to_shop=True)
+    # The agent hears it through the shop's agent group, which every agent's socket joins.
+    push_session_event(session, "closed", to_users=[session.consumer_id], agent_id=session.agent_id or 0,
+                       to_shop=True)
 
 
 def queue_drain(shop_id: int, *, base_url: str, now: datetime | None = None) -> int:
