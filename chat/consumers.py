@@ -5,7 +5,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import handlers, protocol, realtime
+from chat import background, handlers, protocol, realtime
 from chat.protocol import Caller
 from imchat.errors import AppError, CloseCode, Code
 from imchat.links import base_url_from_scope
@@ -28,6 +28,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self):
+        background.ensure_started(handlers.BACKGROUND_JOBS)
         await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:

@@ -14,10 +14,12 @@ from chat.inputs import read_chat_id, read_role_is_service, read_send
 from chat.models import ChatType
 from chat.protocol import Caller, Envelope, error_reply, read_bool, read_int, read_str, reply
 from customer_service import handlers as service_handlers
+from customer_service import routing as service_routing
 from customer_service import selectors as service_selectors
 from customer_service import services as service_services
 from customer_service import sockets as service_sockets
 from imchat.errors import AppError, Code, bad_request, forbidden
+from imchat.links import default_base_url
 
 Handler = Callable[[Caller, dict], tuple[int, Any]]
 
@@ -143,6 +145,14 @@ def socket_joined(caller: Caller) -> list[realtime.Push]:
 
 def socket_closed(caller: Caller) -> None:
     sockets.socket_closed(caller)
+
+
+def close_idle_sessions() -> None:
+    service_routing.sessions_close_idle(base_url=default_base_url())
+
+
+# (interval in seconds, job): run by every server process while it serves sockets.
+BACKGROUND_JOBS = [(30.0, close_idle_sessions)]
 
 
 def run(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.Push]]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -250,15 +251,19 @@ def push_backlog(session: ServiceSession, agent_id: int, base_url: str) -> None:
         realtime.push_on_commit([realtime.user_group(agent_id)], Code.MESSAGE, message_result_from_row(message, base_url))
 
 
-def sessions_close_idle(now: datetime | None = None) -> int:
-    """Close every open or queued session silent for IM_SESSION_IDLE_SECONDS. Inside a transaction."""
+def sessions_close_idle(*, base_url: str, now: datetime | None = None) -> int:
+    """Close sessions silent for IM_SESSION_IDLE_SECONDS, then let their shops' queues move."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
-    idle = list(
-        ServiceSession.objects.select_related("conversation")
-        .select_for_update(skip_locked=True, of=("self",))
-        .filter(state__in=[State.OPEN, State.QUEUED], last_activity_at__lt=cutoff)[:500]
-    )
-    for session in idle:
-        session_close(session, now, reason="idle")
+    with transaction.atomic():
+        idle = list(
+            ServiceSession.objects.select_related("conversation")
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(state__in=[State.OPEN, State.QUEUED], last_activity_at__lt=cutoff)[:500]
+        )
+        for session in idle:
+            session_close(session, now, reason="idle")
+    for shop_id in {session.shop_id for session in idle}:
+        with transaction.atomic():
+            queue_drain(shop_id, base_url=base_url, now=now)
     return len(idle)

@@ -1,0 +1,42 @@
+"""Read-only views of conversations and messages; a merchant sees their shops' only."""
+
+from django.contrib import admin
+
+from chat.models import ChatGroup, Conversation, Message
+from customer_service.admin import MerchantScopedAdmin
+
+
+class ReadOnlyScopedAdmin(MerchantScopedAdmin):
+    shop_lookup = "shop_id"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyScopedAdmin):
+    list_display = ("chat_id", "chat_type", "title", "last_seq", "last_msg", "last_time")
+    list_filter = ("chat_type",)
+    search_fields = ("=chat_id", "title")
+    readonly_fields = [field.name for field in Conversation._meta.fields]
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyScopedAdmin):
+    list_display = ("id", "conversation", "seq", "sender", "sent_as", "msg_type", "msg", "created_at")
+    list_filter = ("chat_type", "sent_as", "msg_type")
+    search_fields = ("=conversation__chat_id", "msg")
+    list_select_related = ("conversation", "sender")
+    readonly_fields = [field.name for field in Message._meta.fields]
+
+
+@admin.register(ChatGroup)
+class ChatGroupAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "owner", "created_at", "dissolved_at")
+    search_fields = ("name", "=id")
