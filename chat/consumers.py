@@ -16,8 +16,10 @@ SERVER_FAULT = AppError(Code.SERVER_FAULT, "server error; nothing was stored, yo
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
-    caller: Caller | None = None
-    groups_joined: list[str] = []
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.caller: Caller | None = None
+        self.groups_joined: list[str] = []
 
     async def dispatch(self, message):
         # Channels closes old DB connections on every event with a thread hop; all our DB work
@@ -82,5 +84,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await realtime.deliver(pushes)
 
     async def im_push(self, event):
-        if event.get("exclude") != self.channel_name:
+        if "join" in event and event["join"] not in self.groups_joined:
+            await self.channel_layer.group_add(event["join"], self.channel_name)
+            self.groups_joined.append(event["join"])
+        if "leave" in event and event["leave"] in self.groups_joined:
+            await self.channel_layer.group_discard(event["leave"], self.channel_name)
+            self.groups_joined.remove(event["leave"])
+        if not event["text"] or event.get("exclude") == self.channel_name:
+            return
+        if "own_text" in event and self.caller is not None and event.get("sender") == self.caller.uid:
+            await self.send(event["own_text"])
+        else:
             await self.send(event["text"])

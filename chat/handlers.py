@@ -9,10 +9,10 @@ from typing import Any
 
 from django.db import IntegrityError
 
-from chat import realtime, selectors, services, sockets
+from chat import groups, ids, realtime, selectors, services, sockets
 from chat.inputs import read_chat_id, read_role_is_service, read_send
 from chat.models import ChatType
-from chat.protocol import Caller, Envelope, error_reply, read_bool, read_int, read_str, reply
+from chat.protocol import Caller, Envelope, error_reply, read_bool, read_int, read_int_list, read_str, reply
 from customer_service import handlers as service_handlers
 from customer_service import routing as service_routing
 from customer_service import selectors as service_selectors
@@ -41,6 +41,11 @@ def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
                 msg=send.msg,
                 client_msg_id=send.client_msg_id,
             )
+        elif send.chat_type == ChatType.GROUP:
+            stored = groups.group_message_send(
+                caller=caller, group_id=_group_id_of(send), msg_type=send.msg_type, msg=send.msg,
+                client_msg_id=send.client_msg_id,
+            )
         elif send.chat_type == ChatType.SERVICE:
             stored = _send_service(caller, send)
         else:
@@ -52,6 +57,17 @@ def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
             raise
         return Code.OK, existing.as_reply()
     return Code.OK, stored.as_reply()
+
+
+def _group_id_of(send) -> int:
+    if send.chat_id:
+        ref = ids.parse_chat_id(send.chat_id)
+        if ref.chat_type != ChatType.GROUP or (send.to_uid and send.to_uid != ref.a):
+            raise bad_request("chat_id: does not match to_uid")
+        return ref.a
+    if not send.to_uid:
+        raise bad_request("to_uid: required")
+    return send.to_uid
 
 
 def _send_service(caller: Caller, send) -> services.Stored:
@@ -119,6 +135,70 @@ def chat_record(caller: Caller, content: dict) -> tuple[int, Any]:
     return Code.CHAT_RECORD, selectors.chat_record(caller=caller, participant=participant, page=page)
 
 
+def _group_id(content: dict) -> int:
+    return read_int(content, "group_id", required=True, minimum=1)
+
+
+def _group_name(content: dict) -> str:
+    name = read_str(content, "name", required=True, max_length=groups.NAME_CHARS).strip()
+    if not name:
+        raise bad_request("name: required")
+    return name
+
+
+def group_create(caller: Caller, content: dict) -> tuple[int, Any]:
+    group = groups.group_create(caller=caller, name=_group_name(content), uids=read_int_list(content, "uids"))
+    return Code.OK, {"group_id": group.pk, "chat_id": ids.group_chat_id(group.pk), "name": group.name}
+
+
+def group_invite(caller: Caller, content: dict) -> tuple[int, Any]:
+    uids = read_int_list(content, "uids")
+    if not uids:
+        raise bad_request("uids: required")
+    added = groups.group_invite(caller=caller, group_id=_group_id(content), uids=uids)
+    return Code.OK, {"group_id": _group_id(content), "uids": added}
+
+
+def group_leave(caller: Caller, content: dict) -> tuple[int, Any]:
+    groups.group_leave(caller=caller, group_id=_group_id(content))
+    return Code.OK, {"group_id": _group_id(content)}
+
+
+def group_kick(caller: Caller, content: dict) -> tuple[int, Any]:
+    uid = read_int(content, "uid", required=True, minimum=1)
+    groups.group_kick(caller=caller, group_id=_group_id(content), uid=uid)
+    return Code.OK, {"group_id": _group_id(content), "uid": uid}
+
+
+def group_members(caller: Caller, content: dict) -> tuple[int, Any]:
+    return Code.GROUP_MEMBERS, groups.group_members(caller=caller, group_id=_group_id(content))
+
+
+def group_rename(caller: Caller, content: dict) -> tuple[int, Any]:
+    name = _group_name(content)
+    groups.group_rename(caller=caller, group_id=_group_id(content), name=name)
+    return Code.OK, {"group_id": _group_id(content), "name": name}
+
+
+def group_set_role(caller: Caller, content: dict) -> tuple[int, Any]:
+    uid = read_int(content, "uid", required=True, minimum=1)
+    role = read_str(content, "role", required=True)
+    groups.group_set_role(caller=caller, group_id=_group_id(content), uid=uid, role=role)
+    return Code.OK, {"group_id": _group_id(content), "uid": uid, "role": role}
+
+
+def group_mute(caller: Caller, content: dict) -> tuple[int, Any]:
+    uid = read_int(content, "uid", required=True, minimum=1)
+    muted = read_bool(content, "muted", default=True)
+    groups.group_mute(caller=caller, group_id=_group_id(content), uid=uid, muted=muted)
+    return Code.OK, {"group_id": _group_id(content), "uid": uid, "muted": muted}
+
+
+def group_dissolve(caller: Caller, content: dict) -> tuple[int, Any]:
+    groups.group_dissolve(caller=caller, group_id=_group_id(content))
+    return Code.OK, {"group_id": _group_id(content)}
+
+
 HANDLERS: dict[tuple[str, str], Handler] = {
     ("chat", "sendmsg"): send_msg,
     ("chat", "setchatread"): set_chat_read,
@@ -127,6 +207,15 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("user", "recentchat"): recent_chat,
     ("user", "friendlist"): friend_list,
     ("user", "chatrecord"): chat_record,
+    ("group", "create"): group_create,
+    ("group", "invite"): group_invite,
+    ("group", "leave"): group_leave,
+    ("group", "kick"): group_kick,
+    ("group", "members"): group_members,
+    ("group", "rename"): group_rename,
+    ("group", "setrole"): group_set_role,
+    ("group", "mute"): group_mute,
+    ("group", "dissolve"): group_dissolve,
     **service_handlers.HANDLERS,
 }
 

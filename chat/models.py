@@ -85,6 +85,7 @@ class Participant(models.Model):
     joined_seq = models.PositiveBigIntegerField(default=0)
     left_seq = models.PositiveBigIntegerField(null=True, blank=True)
     hidden = models.BooleanField(default=False)
+    muted = models.BooleanField(default=False, help_text="A group member the owner or an admin silenced")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -163,6 +163,17 @@ def read_str(content: dict, name: str, *, required: bool = False, max_length: in
     return raw
 
 
+def read_int_list(content: dict, name: str, *, max_items: int = 500) -> list[int]:
+    raw = content.get(name)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise bad_request(f"{name}: must be a list of user ids")
+    if len(raw) > max_items:
+        raise bad_request(f"{name}: at most {max_items} items")
+    return [read_int({name: item}, name, required=True, minimum=1) for item in raw]
+
+
 def read_bool(content: dict, name: str, *, default: bool = False) -> bool:
     raw = content.get(name)
     if raw is None or raw == "":

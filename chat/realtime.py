@@ -41,13 +41,25 @@ def shop_agents_group(shop_id: int) -> str:
 
 @dataclass(frozen=True)
 class Push:
+    """One group_send. `own_text` is what the sender's other sockets get instead of `text` (307),
+    `join`/`leave` make every receiving socket enter or leave a chat group first."""
+
     group: str
     text: str
     exclude_channel: str | None = None
+    sender_uid: int | None = None
+    own_text: str | None = None
+    join: str | None = None
+    leave: str | None = None
 
     @property
     def event(self) -> dict[str, Any]:
-        return {"type": PUSH_EVENT, "text": self.text, "exclude": self.exclude_channel}
+        event = {"type": PUSH_EVENT, "text": self.text}
+        for key, value in (("exclude", self.exclude_channel), ("sender", self.sender_uid),
+                           ("own_text", self.own_text), ("join", self.join), ("leave", self.leave)):
+            if value is not None:
+                event[key] = value
+        return event
 
 
 _collector = threading.local()
@@ -65,14 +77,27 @@ def collecting():
 
 
 def push_on_commit(groups: Iterable[str], code: int, result: Any, *, exclude_channel: str | None = None,
-                   result_json: str | None = None) -> str:
-    """Push `{code, msg: null, result}` to groups after commit; returns the encoded result for reuse."""
+                   result_json: str | None = None, sender_uid: int | None = None, own_code: int | None = None,
+                   join: str | None = None, leave: str | None = None) -> str:
+    """Push `{code, msg: null, result}` to groups after commit; returns the encoded result for reuse.
+
+    With `sender_uid` and `own_code`, the sender's other sockets in those groups get `own_code`
+    (the compat client draws every 200 as the other person's bubble).
+    """
     result_json = result_json if result_json is not None else dumps(result)
     text = push_text(code, result_json)
-    pushes = [Push(group, text, exclude_channel) for group in groups]
+    own_text = push_text(own_code, result_json) if own_code is not None else None
+    pushes = [Push(group, text, exclude_channel, sender_uid, own_text, join, leave) for group in groups]
     if pushes:
         transaction.on_commit(lambda: _emit(pushes))
     return result_json
+
+
+def membership_on_commit(groups: Iterable[str], *, join: str | None = None, leave: str | None = None) -> None:
+    """Make every socket in `groups` join or leave a chat group, sending the client nothing."""
+    pushes = [Push(group, "", join=join, leave=leave) for group in groups]
+    if pushes:
+        transaction.on_commit(lambda: _emit(pushes))
 
 
 def _emit(pushes: list[Push]) -> None:

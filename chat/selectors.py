@@ -7,7 +7,7 @@ from django.db.models import F, Q
 from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Message, Participant
-from chat.payloads import recent_row, record_row
+from chat.payloads import recent_row, record_row, unix
 from chat.presence import presence
 from chat.protocol import Caller
 from imchat.errors import bad_request, not_found
@@ -26,9 +26,30 @@ def recent_chats(*, caller: Caller, shop_ids: list[int] | None = None) -> dict[s
         query = query.filter(user_id=caller.uid)
     else:
         query = query.filter(user__isnull=True, shop_id__in=shop_ids)
-    participants = query.order_by(LATEST_FIRST, "-conversation_id")[:RECENT_LIMIT]
+    participants = list(query.order_by(LATEST_FIRST, "-conversation_id")[:RECENT_LIMIT])
     rows = [recent_row(participant, caller.uid, caller.base_url) for participant in participants]
+    _summaries_as_of_leaving(participants, rows)
     return {"rows": rows, "unread_count": sum(row["unread_count"] for row in rows)}
+
+
+def _summaries_as_of_leaving(participants: list[Participant], rows: list[dict]) -> None:
+    """A member who left sees the last message of their time in the group, not what came after."""
+    left = {
+        (p.conversation_id, p.left_seq): row
+        for p, row in zip(participants, rows)
+        if p.left_seq is not None and p.left_seq < p.conversation.last_seq
+    }
+    if not left:
+        return
+    wanted = Q()
+    for conversation_id, seq in left:
+        wanted |= Q(conversation_id=conversation_id, seq=seq)
+    for message in Message.objects.filter(wanted):
+        row = left.pop((message.conversation_id, message.seq))
+        row.update(last_msg=message.msg[:255], last_uid=message.from_uid, last_time=unix(message.created_at),
+                   msg_type=message.msg_type)
+    for row in left.values():  # left before any message
+        row.update(last_msg="", last_uid=0)
 
 
 def visible_messages(participant: Participant):

@@ -1,6 +1,7 @@
 """What opening and closing a socket means: presence, and the channel-layer groups it joins."""
 
 from chat import realtime
+from chat.groups import group_ids_of
 from chat.presence import presence
 from chat.protocol import Caller
 
@@ -8,7 +9,7 @@ from chat.protocol import Caller
 def socket_opened(caller: Caller) -> list[str]:
     """Record presence; the groups this socket must join."""
     presence().connected(caller.uid, caller.channel_name)
-    return [realtime.user_group(caller.uid)]
+    return [realtime.user_group(caller.uid)] + [realtime.chat_group(gid) for gid in group_ids_of(caller.uid)]
 
 
 def socket_closed(caller: Caller) -> None:

@@ -30,7 +30,8 @@ def captured_pushes(django_capture_on_commit_callbacks) -> Callable[[], Abstract
     """`with captured_pushes() as sent:` -> the decoded pushes the block's committed writes made.
 
     The test's transaction never commits, so the on-commit callbacks are run when the block ends,
-    while the collector is still listening.
+    while the collector is still listening. Call services inside, not chat.handlers.run: it collects
+    on its own (use a transaction=True test and the pushes it returns).
     """
 
     @contextmanager

@@ -32,7 +32,7 @@ PYTHON = str(BIN / "python")
 DAPHNE = str(BIN / "daphne")
 MANAGE = str(ROOT / "manage.py")
 
-JWT_SECRET = "e2e-only-jwt-secret-" + "0123456789abcdef" * 2
+JWT_SECRET = "e2e-only-jwt-secret-" + "0123456789abcdef" * 4
 JWT_ISSUER = "imchat"
 STARTUP_SECONDS = 20
 WAIT_SECONDS = 8
@@ -271,7 +271,8 @@ class Client:
         await self.close()
 
     async def send(self, frame: dict | str | bytes) -> None:
-        await self.ws.send(json.dumps(frame) if isinstance(frame, dict) else frame)
+        # As a browser's JSON.stringify: non-ASCII text goes as UTF-8, not as \u escapes.
+        await self.ws.send(json.dumps(frame, ensure_ascii=False) if isinstance(frame, dict) else frame)
 
     async def request(self, cls: str, action: str, content: Any = None, **extra: Any) -> dict:
         """Send one request and return its reply (the next frame that is not a push)."""

@@ -1,0 +1,250 @@
+"""Group chat writes: create, invite, leave, kick, rename, mute, dissolve, and messages to a group.
+
+A member is a Participant of the group's conversation with a role. Leaving or being kicked sets
+`left_seq`, so the member keeps what they saw and nothing after. A group message is one
+`group_send` to the group's channel-layer group, which members' sockets join on connect and on
+invite, on every process.
+"""
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from chat import ids, realtime
+from chat.models import ChatGroup, ChatType, Conversation, Participant, SentAs
+from chat.payloads import message_result
+from chat.protocol import Caller
+from chat.services import Stored, message_append
+from imchat.errors import Code, bad_request, forbidden, not_found
+from imchat.links import absolute_url
+
+Role = Participant.Role
+NAME_CHARS = 64
+
+
+def _active_members(conversation_id: int):
+    return Participant.objects.filter(conversation_id=conversation_id, left_seq__isnull=True, user__isnull=False)
+
+
+def _group_event(group: ChatGroup, event: str, uids: list[int], name: str | None = None) -> dict:
+    return {"group_id": group.pk, "chat_id": ids.group_chat_id(group.pk), "event": event, "uids": uids,
+            "name": name if name is not None else group.name}
+
+
+def _existing_users(uids: list[int]) -> list[int]:
+    found = set(User.objects.filter(pk__in=uids, is_active=True).values_list("pk", flat=True))
+    unknown = [uid for uid in uids if uid not in found]
+    if unknown:
+        raise not_found(f"uids: no such user {unknown[0]}")
+    return list(dict.fromkeys(uids))
+
+
+def member_for(*, caller: Caller, group_id: int, lock: bool = False) -> tuple[ChatGroup, Participant]:
+    """The group and the caller's active membership; -404 for no group, -403 for not a member."""
+    group = ChatGroup.objects.filter(pk=group_id).first()
+    if group is None or group.dissolved_at is not None:
+        raise not_found("group_id: no such group")
+    query = Participant.objects.select_related("conversation").filter(
+        conversation__group_id=group_id, user_id=caller.uid, left_seq__isnull=True
+    )
+    if lock:
+        query = query.select_for_update(of=("self",))
+    member = query.first()
+    if member is None:
+        raise forbidden("not a member of this group")
+    return group, member
+
+
+def _require_manager(member: Participant) -> None:
+    if member.role not in (Role.OWNER, Role.ADMIN):
+        raise forbidden("only the group's owner or an admin may do this")
+
+
+def _join(conversation: Conversation, user_ids: list[int]) -> list[int]:
+    """Add or re-add members; they see messages from now on. Returns the ids that were added."""
+    existing = {p.user_id: p for p in Participant.objects.filter(conversation=conversation, user_id__in=user_ids)}
+    added = []
+    for uid in user_ids:
+        row = existing.get(uid)
+        if row is None:
+            Participant.objects.create(conversation=conversation, user_id=uid, joined_seq=conversation.last_seq,
+                                       last_read_seq=conversation.last_seq)
+            added.append(uid)
+        elif row.left_seq is not None:
+            Participant.objects.filter(pk=row.pk).update(
+                left_seq=None, joined_seq=conversation.last_seq, last_read_seq=conversation.last_seq,
+                hidden=False, role=Role.MEMBER, muted=False,
+            )
+            added.append(uid)
+    return added
+
+
+def _check_size(conversation: Conversation, adding: int) -> None:
+    if _active_members(conversation.pk).count() + adding > settings.IM_MAX_GROUP_MEMBERS:
+        raise bad_request(f"uids: a group has at most {settings.IM_MAX_GROUP_MEMBERS} members")
+
+
+def _push_invited(group: ChatGroup, added: list[int]) -> None:
+    """306 invited: to the members already in the channel group, and to the new members' sockets,
+    which join the group's channel group on the way."""
+    event = _group_event(group, "invited", added)
+    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, event)
+    realtime.push_on_commit([realtime.user_group(uid) for uid in added], Code.GROUP_EVENT, event,
+                            join=realtime.chat_group(group.pk))
+
+
+@transaction.atomic
+def group_create(*, caller: Caller, name: str, uids: list[int]) -> ChatGroup:
+    others = [uid for uid in _existing_users(uids) if uid != caller.uid]
+    if len(others) + 1 > settings.IM_MAX_GROUP_MEMBERS:
+        raise bad_request(f"uids: a group has at most {settings.IM_MAX_GROUP_MEMBERS} members")
+    group = ChatGroup.objects.create(name=name, owner=caller.user)
+    conversation = Conversation.objects.create(chat_id=ids.group_chat_id(group.pk), chat_type=ChatType.GROUP,
+                                               group=group, title=name)
+    Participant.objects.bulk_create(
+        [Participant(conversation=conversation, user_id=caller.uid, role=Role.OWNER)]
+        + [Participant(conversation=conversation, user_id=uid) for uid in others]
+    )
+    _push_invited(group, [caller.uid, *others])
+    return group
+
+
+@transaction.atomic
+def group_invite(*, caller: Caller, group_id: int, uids: list[int]) -> list[int]:
+    group, member = member_for(caller=caller, group_id=group_id)
+    wanted = _existing_users(uids)
+    conversation = Conversation.objects.select_for_update().get(pk=member.conversation_id)
+    _check_size(conversation, len(wanted))
+    added = _join(conversation, wanted)
+    if added:
+        _push_invited(group, added)
+    return added
+
+
+def _remove(group: ChatGroup, member: Participant, event: str) -> None:
+    conversation = Conversation.objects.select_for_update().get(pk=member.conversation_id)
+    Participant.objects.filter(pk=member.pk).update(left_seq=conversation.last_seq)
+    payload = _group_event(group, event, [member.user_id])
+    # Members (the removed one included, still in the channel group) hear it; then the removed
+    # user's sockets leave the channel group.
+    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, payload)
+    realtime.membership_on_commit([realtime.user_group(member.user_id)], leave=realtime.chat_group(group.pk))
+
+
+@transaction.atomic
+def group_leave(*, caller: Caller, group_id: int) -> None:
+    group, member = member_for(caller=caller, group_id=group_id, lock=True)
+    if member.role == Role.OWNER:
+        raise bad_request("group_id: the owner cannot leave; dissolve the group instead")
+    _remove(group, member, "left")
+
+
+@transaction.atomic
+def group_kick(*, caller: Caller, group_id: int, uid: int) -> None:
+    group, me = member_for(caller=caller, group_id=group_id)
+    _require_manager(me)
+    target = (
+        Participant.objects.select_for_update()
+        .filter(conversation_id=me.conversation_id, user_id=uid, left_seq__isnull=True)
+        .first()
+    )
+    if target is None:
+        raise not_found("uid: not a member of this group")
+    if target.user_id == caller.uid:
+        raise bad_request("uid: use group.leave to leave")
+    if target.role == Role.OWNER or (target.role == Role.ADMIN and me.role != Role.OWNER):
+        raise forbidden("cannot remove the owner, and only the owner removes admins")
+    _remove(group, target, "kicked")
+
+
+@transaction.atomic
+def group_rename(*, caller: Caller, group_id: int, name: str) -> None:
+    group, me = member_for(caller=caller, group_id=group_id)
+    _require_manager(me)
+    ChatGroup.objects.filter(pk=group.pk).update(name=name)
+    Conversation.objects.filter(pk=me.conversation_id).update(title=name)
+    group.name = name
+    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, _group_event(group, "renamed", []))
+
+
+@transaction.atomic
+def group_set_role(*, caller: Caller, group_id: int, uid: int, role: str) -> None:
+    """The owner makes a member an admin, or an admin a member again."""
+    group, me = member_for(caller=caller, group_id=group_id)
+    if me.role != Role.OWNER:
+        raise forbidden("only the group's owner may change roles")
+    if role not in (Role.ADMIN, Role.MEMBER):
+        raise bad_request("role: admin or member")
+    updated = _active_members(me.conversation_id).filter(user_id=uid).exclude(role=Role.OWNER).update(role=role)
+    if not updated:
+        raise not_found("uid: not a member of this group")
+
+
+@transaction.atomic
+def group_mute(*, caller: Caller, group_id: int, uid: int, muted: bool) -> None:
+    group, me = member_for(caller=caller, group_id=group_id)
+    _require_manager(me)
+    updated = (
+        _active_members(me.conversation_id).filter(user_id=uid).exclude(role=Role.OWNER).update(muted=muted)
+    )
+    if not updated:
+        raise not_found("uid: not a member of this group")
+
+
+@transaction.atomic
+def group_dissolve(*, caller: Caller, group_id: int) -> None:
+    group, me = member_for(caller=caller, group_id=group_id)
+    if me.role != Role.OWNER:
+        raise forbidden("only the group's owner may dissolve it")
+    conversation = Conversation.objects.select_for_update().get(pk=me.conversation_id)
+    ChatGroup.objects.filter(pk=group.pk).update(dissolved_at=timezone.now())
+    _active_members(conversation.pk).update(left_seq=conversation.last_seq)
+    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, _group_event(group, "dissolved", []),
+                            leave=realtime.chat_group(group.pk))
+
+
+def group_members(*, caller: Caller, group_id: int) -> dict:
+    group, me = member_for(caller=caller, group_id=group_id)
+    rows = _active_members(me.conversation_id).select_related("user").order_by("created_at", "pk")
+    return {
+        "group_id": group.pk,
+        "members": [
+            {"id": row.user_id, "nickname": row.user.display_name,
+             "avatar": absolute_url(row.user.avatar, caller.base_url), "role": row.role}
+            for row in rows
+        ],
+    }
+
+
+def group_message_send(*, caller: Caller, group_id: int, msg_type: int, msg: str,
+                       client_msg_id: str | None) -> Stored:
+    """Only active, unmuted members; one group_send reaches every member's sockets."""
+    chat_id = ids.group_chat_id(group_id)
+    with transaction.atomic():
+        group, me = member_for(caller=caller, group_id=group_id)
+        if me.muted:
+            raise forbidden("you are muted in this group")
+        stored, _ = message_append(
+            chat_id=chat_id, chat_type=ChatType.GROUP, sender_id=caller.uid, sender_side=Q(user_id=caller.uid),
+            sent_as=SentAs.USER, msg_type=msg_type, msg=msg, to_uid=group_id, client_msg_id=client_msg_id,
+        )
+        result = message_result(
+            nickname=caller.user.display_name, avatar=caller.avatar_url, sender_id=caller.uid, chat_id=chat_id,
+            chat_type=ChatType.GROUP, msg_type=msg_type, msg=msg, createtime=stored.createtime,
+            msg_id=stored.msg_id, seq=stored.seq, from_uid=caller.uid, to_uid=group_id,
+            client_msg_id=client_msg_id,
+        )
+        realtime.push_on_commit([realtime.chat_group(group_id)], Code.MESSAGE, result,
+                                exclude_channel=caller.channel_name, sender_uid=caller.uid,
+                                own_code=Code.OWN_MESSAGE)
+    return stored
+
+
+def group_ids_of(user_id: int) -> list[int]:
+    """Groups whose channel group a new socket of this user joins."""
+    return list(
+        Participant.objects.filter(user_id=user_id, left_seq__isnull=True, conversation__chat_type=ChatType.GROUP)
+        .values_list("conversation__group_id", flat=True)
+    )
