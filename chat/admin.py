@@ -1,9 +1,11 @@
 """Read-only views of conversations and messages; a merchant sees their shops' only."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from chat.models import ChatGroup, Conversation, Message
+from chat.models import ChatGroup, Conversation, Message, Notice
 from customer_service.admin import MerchantScopedAdmin
+from customer_service.notices import notice_send_to
+from imchat.errors import AppError
 
 
 class ReadOnlyScopedAdmin(MerchantScopedAdmin):
@@ -40,3 +42,33 @@ class MessageAdmin(ReadOnlyScopedAdmin):
 class ChatGroupAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "owner", "created_at", "dissolved_at")
     search_fields = ("name", "=id")
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    """Staff send system notices here (superusers only)."""
+
+    list_display = ("id", "audience", "target_id", "text", "recipients", "sent_by", "created_at")
+    fields = ("audience", "target_id", "text")
+    list_filter = ("audience",)
+
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        try:
+            notice = notice_send_to(audience=obj.audience, target_id=obj.target_id, text=obj.text,
+                                    sent_by=request.user)
+        except AppError as error:
+            self.message_user(request, error.msg, messages.ERROR)
+            return
+        obj.pk = notice.pk

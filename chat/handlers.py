@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError
 
-from chat import groups, ids, realtime, selectors, services, sockets
+from chat import groups, ids, notices, realtime, selectors, services, sockets
 from chat.inputs import read_chat_id, read_role_is_service, read_send
 from chat.models import ChatType
 from chat.protocol import Caller, Envelope, error_reply, read_bool, read_int, read_int_list, read_str, reply
@@ -104,6 +104,7 @@ def typing(caller: Caller, content: dict) -> tuple[int, Any]:
 
 
 def recent_chat(caller: Caller, content: dict) -> tuple[int, Any]:
+    notices.announcements_box_ensure(caller.user)
     shop_ids = None
     if read_bool(content, "is_service"):
         shop_ids = service_selectors.served_shop_ids(caller.user)

@@ -139,3 +139,27 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation_id}#{self.seq}"
+
+
+class Notice(models.Model):
+    """A system notice as the platform sent it; its copies are messages in the recipients' boxes.
+
+    A notice to everyone is stored once, in the shared announcements box (`sys_0`).
+    """
+
+    class Audience(models.TextChoices):
+        ALL = "all", "everyone"
+        USER = "user", "one user"
+        SHOP = "shop", "a shop's agents and owner"
+        GROUP = "group", "a group's members"
+
+    audience = models.CharField(max_length=8, choices=Audience.choices)
+    target_id = models.BigIntegerField(null=True, blank=True)
+    text = models.TextField()
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    recipients = models.PositiveIntegerField(default=0, help_text="Boxes it was stored in (1 for everyone)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"notice {self.pk} to {self.get_audience_display()}"

@@ -34,6 +34,11 @@ def chat_group(group_id: int) -> str:
     return f"chatgroup.{group_id}"
 
 
+def everyone_group() -> str:
+    """Every socket: platform announcements."""
+    return "everyone"
+
+
 def shop_agents_group(shop_id: int) -> str:
     """Every socket of every agent of a shop."""
     return f"shop.{shop_id}.agents"

@@ -2,6 +2,7 @@
 
 from chat import realtime
 from chat.groups import group_ids_of
+from chat.notices import announcements_box_ensure
 from chat.presence import presence
 from chat.protocol import Caller
 
@@ -9,7 +10,9 @@ from chat.protocol import Caller
 def socket_opened(caller: Caller) -> list[str]:
     """Record presence; the groups this socket must join."""
     presence().connected(caller.uid, caller.channel_name)
-    return [realtime.user_group(caller.uid)] + [realtime.chat_group(gid) for gid in group_ids_of(caller.uid)]
+    announcements_box_ensure(caller.user)
+    chat_groups = [realtime.chat_group(gid) for gid in group_ids_of(caller.uid)]
+    return [realtime.user_group(caller.uid), realtime.everyone_group(), *chat_groups]
 
 
 def socket_closed(caller: Caller) -> None:

@@ -10,6 +10,11 @@ from chat import realtime
 from tests import factories
 
 
+def pytest_configure(config):
+    # WhiteNoise warns on every new handler while var/static/ has not been collected yet.
+    config.addinivalue_line("filterwarnings", "ignore:No directory at:UserWarning")
+
+
 @pytest.fixture
 def alice(db):
     return factories.make_user(username="alice", nickname="Alice", avatar="/media/avatars/alice.png")

@@ -278,6 +278,19 @@ def test_auto_create_needs_a_nickname(db, settings):
     assert not User.objects.filter(pk=5005).exists()
 
 
+def test_auto_create_works_even_when_someone_registered_the_username_it_would_pick(db, settings):
+    # given a user who registered "u5006" (a name the original's username rule allows)
+    settings.IM_JWT_AUTO_CREATE = True
+    make_user(username="u5006")
+    token = pyjwt_token(good_claims(5006, nickname="Mall user 5006"))
+
+    # when the mall's user 5006 arrives for the first time
+    user = user_from_token(token)
+
+    # then that user is created under its own id
+    assert (user.pk, user.nickname) == (5006, "Mall user 5006")
+
+
 def test_auto_create_does_not_revive_an_inactive_user(db, settings):
     settings.IM_JWT_AUTO_CREATE = True
     user = make_user(is_active=False)

@@ -16,6 +16,12 @@ RECORD_ROW_KEYS = {"avatar", "nickname", "chat_id", "from_uid", "to_uid", "chat_
                    "createtime", "mine"}
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The default PBKDF2 costs ~0.3 s a hash; these tests are about the endpoints, not the hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def client() -> Client:
     return Client()
@@ -92,6 +98,12 @@ def test_a_user_without_a_password_cannot_log_in(client, alice):
     assert post(client, "/login", {"username": "alice", "password": "anything"})["code"] == 0
 
 
+def test_an_inactive_user_cannot_log_in(client):
+    make_user(username="dora", password=PASSWORD, is_active=False)
+
+    assert post(client, "/login", {"username": "dora", "password": PASSWORD})["code"] == 0
+
+
 def test_login_accepts_a_form_encoded_body(client):
     make_user(username="dora", password=PASSWORD)
 
@@ -126,9 +138,17 @@ def test_register_accepts_usernames_of_the_original_rule(client, username):
 
 
 @pytest.mark.parametrize("username", ["abcd", "1abcde", "_abcde", "abcdefghijklmnopq", "ab cde", "abc-de",
-                                      "abcdé", "abcde\n"])
+                                      "abcdé", ""])
 def test_register_refuses_usernames_outside_the_original_rule(client, username):
     reply = post(client, "/login/register", {"username": username, "password": PASSWORD})
+
+    assert reply["code"] == 0 and reply["msg"].startswith("username: ")
+    assert not User.objects.exists()
+
+
+def test_register_refuses_a_username_with_a_trailing_newline(client):
+    # `$` also matches before a final newline, so ^...$ with re.match lets "abcde\n" through
+    reply = post(client, "/login/register", {"username": "abcde\n", "password": PASSWORD})
 
     assert reply["code"] == 0 and reply["msg"].startswith("username: ")
     assert not User.objects.exists()

@@ -153,6 +153,20 @@ async def test_the_friend_list_counts_friends_with_an_open_socket_as_online(alic
     await alices.disconnect()
 
 
+@synchronously
+async def test_socket_avatars_are_built_from_im_public_url_when_set(alice, bob, settings):
+    settings.IM_PUBLIC_URL = "https://im.example.com"
+    alices, bobs = await open_socket(alice), await open_socket(bob)
+
+    mine = await request(alices, "user", "friendList")
+    await request(alices, "chat", "sendMsg", send_content(bob.pk))
+    pushed = await bobs.receive_json_from()
+
+    assert mine["result"]["mine"]["avatar"] == "https://im.example.com/media/avatars/alice.png"
+    assert pushed["result"]["avatar"] == "https://im.example.com/media/avatars/alice.png"
+    await close_all(alices, bobs)
+
+
 # --- One reply per request, in order, with req_id -----------------------------------------------
 
 

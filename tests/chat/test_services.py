@@ -137,6 +137,16 @@ def test_the_receiver_gets_200_and_the_senders_other_sockets_get_307(alice, bob,
     }
 
 
+def test_every_number_in_a_pushed_message_is_a_json_number(alice, bob, captured_pushes):
+    with captured_pushes() as sent:
+        send(alice, bob, "typed")
+
+    result = sent[0].result
+    for name in ("id", "chat_type", "msg_type", "createtime", "msg_id", "seq", "from_uid", "to_uid"):
+        assert_json_int(result[name])
+    assert isinstance(result["chat_id"], str)
+
+
 def test_a_message_sent_over_http_reaches_every_socket_of_the_sender_with_307(alice, bob, captured_pushes):
     with captured_pushes() as sent:
         send(alice, bob, channel_name=None)

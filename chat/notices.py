@@ -1,0 +1,104 @@
+"""System notices (chat_type 3): sent by the platform, never by users.
+
+A notice to some users is stored in each one's box (`sys_<uid>`). A notice to everyone is stored
+once, in the shared announcements box `sys_0`, and pushed once to the `everyone` channel group;
+each user's read marker on that box is created the first time they look, so unread counts work
+for users who were offline when it was sent, and nothing is written per user at send time.
+"""
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from chat import ids, realtime
+from chat.models import ChatType, Conversation, Message, MsgType, Notice, Participant, SentAs
+from chat.payloads import message_result, party_display
+from chat.services import message_append
+from imchat.errors import Code, bad_request
+from imchat.links import default_base_url
+
+EVERYONE = 0
+NOBODY = Q(pk__in=[])
+
+
+def _box(user_id: int) -> Conversation:
+    chat_id = ids.system_chat_id(user_id)
+    try:
+        with transaction.atomic():
+            conversation, created = Conversation.objects.get_or_create(
+                chat_id=chat_id, defaults={"chat_type": ChatType.SYSTEM, "title": settings.IM_SYSTEM_NAME}
+            )
+            if created and user_id != EVERYONE:
+                Participant.objects.create(conversation=conversation, user_id=user_id)
+    except IntegrityError:
+        conversation = Conversation.objects.get(chat_id=chat_id)
+    return conversation
+
+
+def _notice_result(*, chat_id: str, text: str, msg_id: int, seq: int, createtime: int, to_uid: int) -> dict:
+    nickname, avatar = party_display(ChatType.SYSTEM, "", "", default_base_url())
+    return message_result(
+        nickname=nickname, avatar=avatar, sender_id=None, chat_id=chat_id, chat_type=ChatType.SYSTEM,
+        msg_type=MsgType.TEXT, msg=text, createtime=createtime, msg_id=msg_id, seq=seq, from_uid=0, to_uid=to_uid,
+        client_msg_id=None,
+    )
+
+
+@transaction.atomic
+def notice_send(*, audience: str, text: str, user_ids: list[int] | None = None, target_id: int | None = None,
+                sent_by: User | None = None) -> Notice:
+    """Store and push a notice: to everyone (once), or into each listed user's box."""
+    text = (text or "").strip()
+    if not text:
+        raise bad_request("text: required")
+    if len(text) > settings.IM_MAX_MSG_CHARS:
+        raise bad_request(f"text: at most {settings.IM_MAX_MSG_CHARS} characters")
+    notice = Notice.objects.create(audience=audience, target_id=target_id, text=text, sent_by=sent_by)
+    now = timezone.now()
+    if audience == Notice.Audience.ALL:
+        box = _box(EVERYONE)
+        stored, _ = message_append(chat_id=box.chat_id, chat_type=ChatType.SYSTEM, sender_id=None, sender_side=NOBODY,
+                                   sent_as=SentAs.SYSTEM, msg_type=MsgType.TEXT, msg=text, to_uid=0, now=now)
+        result = _notice_result(chat_id=box.chat_id, text=text, msg_id=stored.msg_id, seq=stored.seq,
+                                createtime=stored.createtime, to_uid=0)
+        realtime.push_on_commit([realtime.everyone_group()], Code.MESSAGE, result)
+        recipients = 1
+    else:
+        recipients = 0
+        for user_id in dict.fromkeys(user_ids or []):
+            box = _box(user_id)
+            stored, _ = message_append(chat_id=box.chat_id, chat_type=ChatType.SYSTEM, sender_id=None,
+                                       sender_side=NOBODY, sent_as=SentAs.SYSTEM, msg_type=MsgType.TEXT, msg=text,
+                                       to_uid=user_id, now=now)
+            result = _notice_result(chat_id=box.chat_id, text=text, msg_id=stored.msg_id, seq=stored.seq,
+                                    createtime=stored.createtime, to_uid=user_id)
+            realtime.push_on_commit([realtime.user_group(user_id)], Code.MESSAGE, result)
+            recipients += 1
+    Notice.objects.filter(pk=notice.pk).update(recipients=recipients)
+    notice.recipients = recipients
+    return notice
+
+
+def announcements_box_ensure(user: User) -> None:
+    """The user's read marker on the shared announcements box, created when they first look.
+
+    They see the announcements sent since they joined; a box with nothing for them stays out of
+    their list until something arrives.
+    """
+    box = Conversation.objects.filter(chat_id=ids.system_chat_id(EVERYONE)).only("pk", "last_seq").first()
+    if box is None or box.last_seq == 0:
+        return
+    if Participant.objects.filter(conversation=box, user=user).exists():
+        return
+    before_joining = (
+        Message.objects.filter(conversation=box, created_at__lt=user.date_joined).order_by("-seq")
+        .values_list("seq", flat=True).first()
+    ) or 0
+    try:
+        with transaction.atomic():
+            Participant.objects.create(conversation=box, user=user, joined_seq=before_joining,
+                                       last_read_seq=before_joining, hidden=before_joining == box.last_seq)
+    except IntegrityError:
+        pass
