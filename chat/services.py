@@ -246,6 +246,8 @@ def peer_groups(participant: Participant, *, exclude_user_id: int | None = None)
     conversation = participant.conversation
     if conversation.chat_type == ChatType.GROUP:
         return [realtime.chat_group(conversation.group_id)]
+    if conversation.chat_type == ChatType.SYSTEM:
+        return []  # the platform reads no receipts (and sys_0 is shared by every user)
     groups = []
     others = Participant.objects.filter(conversation_id=conversation.pk).exclude(pk=participant.pk)
     for user_id, shop_id in others.values_list("user_id", "shop_id"):

@@ -50,9 +50,10 @@ def captured_pushes(django_capture_on_commit_callbacks) -> Callable[[], Abstract
     return capture
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def fresh_channel_layer() -> Iterator[None]:
-    """A new in-memory channel layer per socket test (each test runs on its own event loop)."""
+    """A new in-memory channel layer per test: each socket test runs on its own event loop, and no
+    test sees groups another test left behind."""
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()

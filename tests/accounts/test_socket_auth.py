@@ -9,7 +9,7 @@ from accounts.middleware import SocketAuthStack
 from chat.routing import websocket_urlpatterns
 from tests.factories import open_socket, pyjwt_token, refusal, request, socket, synchronously, token_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def logged_in_as(communicator) -> int:

@@ -66,7 +66,7 @@ def test_login_with_the_right_password_answers_code_1_and_a_token_naming_the_use
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_login_token_opens_a_socket(client, fresh_channel_layer):
+def test_the_login_token_opens_a_socket(client):
     # given
     dora = make_user(username="dora", password=PASSWORD)
     token = post(client, "/login", {"username": "dora", "password": PASSWORD})["result"]["token"]

@@ -9,7 +9,7 @@ from chat import services
 from chat.models import Message
 from tests.factories import open_socket, request, send_content, synchronously
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 PONG = {"code": -1, "msg": "PONG", "result": None}
 

@@ -226,6 +226,21 @@ def test_the_chat_id_alone_names_the_receiver(alice, bob):
     assert Message.objects.get().to_uid == bob.pk
 
 
+def test_an_unsorted_chat_id_from_the_client_is_answered_with_the_canonical_one(alice, bob):
+    unsorted = f"{max(alice.pk, bob.pk)}_{min(alice.pk, bob.pk)}"
+
+    frame, _ = run(alice, "chat", "sendMsg", send_content(bob.pk, chat_id=unsorted))
+
+    assert frame["code"] == 1 and frame["result"]["chat_id"] == chat_id_of(alice, bob)
+
+
+@pytest.mark.parametrize("chat_id", ["", None])
+def test_an_empty_or_null_chat_id_is_derived_from_to_uid(alice, bob, chat_id):
+    frame, _ = run(alice, "chat", "sendMsg", send_content(bob.pk, chat_id=chat_id))
+
+    assert frame["code"] == 1 and frame["result"]["chat_id"] == chat_id_of(alice, bob)
+
+
 def test_what_the_compat_client_sends_numeric_strings_included_is_accepted(alice, bob):
     content = {"to_uid": str(bob.pk), "chat_type": "1", "msg_type": "1", "msg": "hi", "chat_id": "",
                "shop_id": 0, "role_type": 0}
@@ -563,7 +578,7 @@ def test_recent_chat_avatars_use_the_request_host_without_im_public_url(alice, b
     assert frame["result"]["rows"][0]["friend_avatar"] == "http://chat.example.com:9504/media/avatars/alice.png"
 
 
-def test_selectors_recent_chats_caps_nothing_for_a_handful_of_chats(alice):
+def test_recent_chats_lists_every_conversation_newest_first(alice):
     # given a few conversations
     peers = [make_user() for _ in range(5)]
     for peer in peers:
