@@ -7,6 +7,7 @@ raised as AppError; `run` renders them. This module is the wiring between the ap
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError
 
 from chat import groups, ids, notices, realtime, selectors, services, sockets
@@ -136,6 +137,26 @@ def chat_record(caller: Caller, content: dict) -> tuple[int, Any]:
     return Code.CHAT_RECORD, selectors.chat_record(caller=caller, participant=participant, page=page)
 
 
+def sync(caller: Caller, content: dict) -> tuple[int, Any]:
+    chats = content.get("chats") or {}
+    if not isinstance(chats, dict):
+        raise bad_request("chats: must be an object of chat_id -> seq")
+    if len(chats) > 1000:
+        raise bad_request("chats: at most 1000 conversations")
+    cursors = {str(chat_id): read_int(chats, chat_id, default=0) for chat_id in chats}
+    since = read_int(content, "since")
+    limit = min(read_int(content, "limit", default=selectors.SYNC_DEFAULT_LIMIT, minimum=1), selectors.SYNC_MAX_LIMIT)
+    shop_ids = service_selectors.served_shop_ids(caller.user)
+    return Code.OK, selectors.sync_messages(caller=caller, cursors=cursors, since=since, limit=limit,
+                                            shop_ids=shop_ids)
+
+
+def recall(caller: Caller, content: dict) -> tuple[int, Any]:
+    message = services.message_recall(caller=caller, msg_id=read_int(content, "msg_id", required=True, minimum=1),
+                                       recall_seconds=settings.IM_RECALL_SECONDS)
+    return Code.OK, {"msg_id": message.pk, "chat_id": message.conversation.chat_id, "seq": message.seq}
+
+
 def _group_id(content: dict) -> int:
     return read_int(content, "group_id", required=True, minimum=1)
 
@@ -205,6 +226,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("chat", "setchatread"): set_chat_read,
     ("chat", "delchat"): del_chat,
     ("chat", "typing"): typing,
+    ("chat", "sync"): sync,
+    ("chat", "recall"): recall,
     ("user", "recentchat"): recent_chat,
     ("user", "friendlist"): friend_list,
     ("user", "chatrecord"): chat_record,

@@ -1,5 +1,6 @@
 """Chat reads: each list is one indexed query."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import F, Q
@@ -7,7 +8,7 @@ from django.db.models import F, Q
 from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Message, Participant
-from chat.payloads import recent_row, record_row, unix
+from chat.payloads import message_result_from_row, recent_row, record_row, unix
 from chat.presence import presence
 from chat.protocol import Caller
 from imchat.errors import bad_request, not_found
@@ -149,3 +150,39 @@ def friend_list(*, caller: Caller) -> dict[str, Any]:
     }
 
 
+
+
+SYNC_DEFAULT_LIMIT = 200
+SYNC_MAX_LIMIT = 500
+
+
+def sync_messages(*, caller: Caller, cursors: dict[str, int], since: int | None, limit: int,
+                  shop_ids: list[int]) -> dict[str, Any]:
+    """Messages after each cursor (and, with `since`, in the caller's other conversations), in order."""
+    rows = Participant.objects.filter(Q(user_id=caller.uid) | Q(user__isnull=True, shop_id__in=shop_ids))
+    if not since:
+        rows = rows.filter(conversation__chat_id__in=list(cursors))
+    wanted = Q()
+    for participant in rows.select_related("conversation"):
+        chat_id = participant.conversation.chat_id
+        if chat_id in cursors:
+            after = max(cursors[chat_id], participant.joined_seq)
+            condition = Q(conversation_id=participant.conversation_id, seq__gt=after)
+        elif since:
+            condition = Q(conversation_id=participant.conversation_id, seq__gt=participant.joined_seq,
+                          created_at__gte=datetime.fromtimestamp(since, tz=UTC))
+        else:
+            continue
+        if participant.left_seq is not None:
+            condition &= Q(seq__lte=participant.left_seq)
+        wanted |= condition
+    if not wanted:
+        return {"messages": [], "more": False}
+    found = list(
+        Message.objects.filter(wanted).select_related("conversation", "sender")
+        .order_by("conversation_id", "seq")[: limit + 1]
+    )
+    return {
+        "messages": [message_result_from_row(message, caller.base_url) for message in found[:limit]],
+        "more": len(found) > limit,
+    }

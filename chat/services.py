@@ -288,3 +288,40 @@ def typing_relay(*, caller: Caller, chat_id: str, shop_id: int | None = None) ->
             peer_groups(participant, exclude_user_id=caller.uid), Code.TYPING, {"chat_id": chat_id, "uid": caller.uid}
         )
 
+
+
+RECALLED_TEXT = "[recalled]"
+
+
+@transaction.atomic
+def message_recall(*, caller: Caller, msg_id: int, recall_seconds: int) -> Message:
+    """The sender takes a message back: its text is replaced for everyone; all parties get 303."""
+    message = (
+        Message.objects.select_for_update(of=("self",)).select_related("conversation")
+        .filter(pk=msg_id).first()
+    )
+    if message is None:
+        raise not_found("msg_id: no such message")
+    if message.sender_id != caller.uid:
+        raise forbidden("only the sender may recall a message")
+    if message.recalled_at is None:
+        now = timezone.now()
+        if (now - message.created_at).total_seconds() > recall_seconds:
+            raise bad_request(f"msg_id: messages can be recalled within {recall_seconds} seconds")
+        Message.objects.filter(pk=message.pk).update(msg=RECALLED_TEXT, msg_type=MsgType.TEXT, recalled_at=now)
+        conversation = message.conversation
+        if conversation.last_seq == message.seq:
+            Conversation.objects.filter(pk=conversation.pk, last_seq=message.seq).update(
+                last_msg=RECALLED_TEXT, last_msg_type=MsgType.TEXT
+            )
+        if message.sent_as == SentAs.SERVICE:
+            own_side = Q(user__isnull=True, shop_id=message.shop_id)
+        else:
+            own_side = Q(user_id=caller.uid)
+        side = Participant.objects.select_related("conversation").filter(own_side, conversation=conversation).first()
+        event = {"msg_id": message.pk, "chat_id": conversation.chat_id, "seq": message.seq}
+        if side is not None:
+            realtime.push_on_commit(peer_groups(side, exclude_user_id=caller.uid), Code.RECALLED, event)
+        realtime.push_on_commit([realtime.user_group(caller.uid)], Code.RECALLED, event,
+                                exclude_channel=caller.channel_name)
+    return message

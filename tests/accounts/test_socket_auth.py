@@ -268,7 +268,9 @@ async def test_an_origin_is_accepted_when_its_host_is_in_allowed_hosts(alice, se
     ],
 )
 @synchronously
-async def test_an_origin_is_accepted_when_the_whole_origin_is_in_cors_allowed_origins(alice, settings, origin, accepted):
+async def test_an_origin_is_accepted_when_the_whole_origin_is_in_cors_allowed_origins(
+    alice, settings, origin, accepted
+):
     settings.ALLOWED_HOSTS = ["localhost"]
     settings.CORS_ALLOWED_ORIGINS = ["https://shop.example.org"]
     communicator = socket(f"/?token={token_for(alice)}", headers=[(b"origin", origin)],

@@ -709,3 +709,122 @@ def test_a_consumer_cannot_write_into_another_consumers_conversation(shop, consu
 
     assert sent.code == Code.BAD_REQUEST
     assert not Message.objects.filter(msg="peek").exists()
+
+
+# --- Capacity freed, and queue positions kept true -----------------------------------------------
+
+
+def test_an_agent_set_online_from_their_socket_gets_the_queue_on_that_socket_too(
+        shop, amy, consumer, make_agent, connect, say, ask):
+    make_agent(shop, amy, status=OFFLINE)
+    phone = connect(amy)
+    say(consumer, shop, "first")
+
+    sent = ask(amy, "service", "setStatus", {"status": "online"}, channel=phone)
+
+    delivery = [s for s in sent.sent if s.group == user(amy) and s.code in (Code.SESSION_EVENT, Code.MESSAGE)]
+    assert [(s.code, s.exclude) for s in delivery] == [
+        (Code.SESSION_EVENT, None), (Code.MESSAGE, None), (Code.MESSAGE, None)]
+    assert live_session(shop, consumer).agent_id == amy.pk
+
+
+def test_closing_a_session_frees_capacity_and_the_oldest_queued_session_takes_it_with_its_backlog(
+        shop, amy, consumer, consumer2, consumer3, make_agent, connect, say, ask):
+    # given: amy has room for one and is busy with the first customer; two wait
+    make_agent(shop, amy, max_sessions=1)
+    connect(amy)
+    say(consumer, shop, "hi")
+    say(consumer2, shop, "second in line")
+    say(consumer3, shop, "third in line")
+
+    # when
+    sent = ask(amy, "service", "close", {"chat_id": chat_id(shop, consumer)})
+
+    # then
+    assert [e["event"] for e in event(sent, user(consumer2))] == ["assigned"]
+    assert [(m["seq"], m["msg"]) for m in messages_to(sent, user(amy))] == [
+        (1, "second in line"), (2, "We are away; leave a message.")]
+    assert event(sent, user(consumer3)) == [{"chat_id": chat_id(shop, consumer3), "shop_id": shop.pk,
+                                             "event": "queued", "agent_uid": 0, "queue_position": 1}]
+    assert live_session(shop, consumer2).agent_id == amy.pk
+
+
+def test_a_transfer_is_not_limited_by_capacity_and_frees_the_senders_capacity_for_the_queue(
+        shop, amy, ben, consumer, consumer2, consumer3, make_agent, connect, say, ask):
+    # given: both agents full (one session each), one customer queued
+    make_agent(shop, amy, max_sessions=1)
+    make_agent(shop, ben, max_sessions=1)
+    connect(amy)
+    connect(ben)
+    say(consumer, shop, "hi")
+    say(consumer2, shop, "hi")
+    say(consumer3, shop, "waiting")
+    assert live_session(shop, consumer3).state == "queued"
+
+    # when: amy hands her customer to ben, who is already full
+    sent = ask(amy, "service", "transfer", {"chat_id": chat_id(shop, consumer), "to_uid": ben.pk})
+
+    # then
+    assert sent.code == Code.OK
+    assert live_session(shop, consumer).agent_id == ben.pk
+    assert ServiceSession.objects.filter(agent=ben, state="open").count() == 2
+    assert live_session(shop, consumer3).agent_id == amy.pk
+    assert [m["msg"] for m in messages_to(sent, user(amy))][0] == "waiting"
+
+
+def test_setting_status_for_a_shop_one_does_not_serve_is_refused(shop, amy, ask):
+    sent = ask(amy, "service", "setStatus", {"status": "online", "shop_id": shop.pk})
+
+    assert sent.code == Code.FORBIDDEN
+
+
+def test_closing_a_queued_session_tells_the_consumers_behind_it_their_new_position(
+        shop, amy, consumer, consumer2, consumer3, make_agent, say, ask):
+    # given: nobody connected; three customers queued
+    make_agent(shop, amy)
+    for person in (consumer, consumer2, consumer3):
+        say(person, shop, "hi")
+
+    # when: an agent closes the first queued session (spam, say)
+    sent = ask(amy, "service", "close", {"chat_id": chat_id(shop, consumer)})
+
+    # then: the others moved up, and PROTOCOL.md 4 says they hear it ("again whenever its position changes")
+    assert sent.code == Code.OK
+    assert [e["queue_position"] for e in event(sent, user(consumer2))] == [1]
+    assert [e["queue_position"] for e in event(sent, user(consumer3))] == [2]
+
+
+def test_an_idle_queued_session_closed_by_the_job_moves_the_others_up_and_tells_them(
+        shop, consumer, consumer2, say, pushes):
+    # given: two customers queued; the first has been silent past the idle limit
+    say(consumer, shop, "hi")
+    say(consumer2, shop, "hi")
+    long_ago = timezone.now() - timedelta(days=1)
+    ServiceSession.objects.filter(consumer=consumer).update(last_activity_at=long_ago)
+
+    # when
+    with pushes() as sent:
+        closed = routing.sessions_close_idle(base_url=BASE_URL)
+
+    # then
+    assert closed == 1
+    queued = [s.result for s in sent if s.group == user(consumer2) and s.code == Code.SESSION_EVENT]
+    assert [e["queue_position"] for e in queued] == [1]
+
+
+def test_a_consumer_whose_idle_session_closes_on_their_next_message_does_not_jump_the_queue(
+        shop, amy, consumer, consumer2, make_agent, connect, say):
+    # given: amy (room for one) has a customer silent past the idle limit; another customer waits
+    make_agent(shop, amy, max_sessions=1)
+    connect(amy)
+    say(consumer, shop, "hi")
+    say(consumer2, shop, "waiting")
+    assert live_session(shop, consumer2).state == "queued"
+    ServiceSession.objects.filter(consumer=consumer).update(last_activity_at=timezone.now() - timedelta(days=1))
+
+    # when: the idle customer writes again (the idle session closes, freeing amy)
+    say(consumer, shop, "back again")
+
+    # then: the freed place goes to the oldest queued session (PROTOCOL.md 5), not to the newcomer
+    assert live_session(shop, consumer2).agent_id == amy.pk
+    assert live_session(shop, consumer).state == "queued"
