@@ -1,6 +1,7 @@
 """Account writes and credential checks; the only place users are created."""
 
 import re
+import secrets
 
 from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
@@ -49,7 +50,7 @@ def _sync_id_sequence() -> None:
 
 
 def user_register(*, username: str, password: str) -> User:
-    if not USERNAME_RULE.match(username or ""):
+    if not USERNAME_RULE.fullmatch(username or ""):
         raise bad_request("username: 5-16 letters, digits or _, starting with a letter")
     candidate = User(username=username)
     try:
@@ -83,9 +84,12 @@ def user_from_token(token: str) -> User:
         profile = {**(claims.get("data") if isinstance(claims.get("data"), dict) else {}), **claims}
         nickname, avatar = profile.get("nickname"), profile.get("avatar")
         if isinstance(nickname, str) and nickname:
+            username = f"u{user_id}"
+            if User.objects.filter(username=username).exists():
+                username = f"u{user_id}_{secrets.token_hex(3)}"
             try:
                 return user_create(
-                    username=f"u{user_id}",
+                    username=username,
                     user_id=user_id,
                     nickname=nickname[:64],
                     avatar=avatar[:500] if isinstance(avatar, str) else "",

@@ -127,7 +127,7 @@ class ServiceAgentAdmin(MerchantScopedAdmin):
     form = AgentForm
     list_display = ("user", "shop", "status", "max_sessions", "connected", "open_sessions", "last_assigned_at")
     list_editable = ("status", "max_sessions")
-    list_filter = ("status", "shop")
+    list_filter = ("status", ("shop", admin.RelatedOnlyFieldListFilter))
     search_fields = ("user__username", "user__nickname")
     actions = ("make_online", "make_busy", "make_offline")
     list_select_related = ("user", "shop")
@@ -160,7 +160,8 @@ class ServiceAgentAdmin(MerchantScopedAdmin):
                 obj.pk = ServiceAgent.objects.get(shop=obj.shop, user=obj.user).pk
                 return
             if "max_sessions" in form.changed_data:
-                ServiceAgent.objects.filter(pk=obj.pk).update(max_sessions=obj.max_sessions)
+                services.agent_set_capacity(agent=ServiceAgent.objects.get(pk=obj.pk), max_sessions=obj.max_sessions,
+                                            base_url=base_url)
             if "status" in form.changed_data:
                 services.agent_set_status(user=obj.user, status=obj.status, shop_id=obj.shop_id, base_url=base_url)
         except AppError as error:
@@ -202,7 +203,7 @@ class AssignmentInline(admin.TabularInline):
 @admin.register(ServiceSession)
 class ServiceSessionAdmin(MerchantScopedAdmin):
     list_display = ("id", "shop", "consumer", "agent", "state", "created_at", "first_response_at", "closed_at")
-    list_filter = ("state", "shop")
+    list_filter = ("state", ("shop", admin.RelatedOnlyFieldListFilter))
     search_fields = ("consumer__username", "consumer__nickname", "conversation__chat_id")
     list_select_related = ("shop", "consumer", "agent")
     inlines = (AssignmentInline,)

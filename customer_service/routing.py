@@ -147,8 +147,12 @@ def push_queue_positions(shop_id: int) -> None:
 
 def route_new_assignment(session: ServiceSession, shop: Shop, now: datetime, *, exclude_agent: int | None = None,
                          detail: str = "") -> int:
-    """With the shop locked: give the session to the best available agent, or queue it. Returns agent id or 0."""
-    candidates = [c for c in candidates_for(shop) if c.user_id != exclude_agent]
+    """With the shop locked: give the session to the best available agent, or queue it. Returns agent id or 0.
+
+    While others wait in the shop's queue a newcomer joins its end instead of jumping it.
+    """
+    queue_waiting = ServiceSession.objects.filter(shop=shop, state=State.QUEUED).exclude(pk=session.pk).exists()
+    candidates = [] if queue_waiting else [c for c in candidates_for(shop) if c.user_id != exclude_agent]
     by_id = {candidate.user_id: candidate for candidate in candidates}
     last = previous_agent_id(session.conversation_id)
     if last in by_id and by_id[last].has_capacity:
@@ -166,13 +170,15 @@ def route_new_assignment(session: ServiceSession, shop: Shop, now: datetime, *, 
     return 0
 
 
-def route_consumer_message(*, shop: Shop, conversation, consumer_id: int, next_seq: int, now: datetime) -> Routed:
+def route_consumer_message(*, shop: Shop, conversation, consumer_id: int, next_seq: int, now: datetime,
+                           base_url: str) -> Routed:
     """Find or open the session for a consumer's message and decide which agent it goes to."""
     session = live_session(conversation.pk, lock=True)
     if session is not None and session.state == State.OPEN:
         idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
         if session.last_activity_at < idle_cutoff:
             session_close(session, now, reason="idle")
+            queue_drain(shop.pk, base_url=base_url, now=now)  # its place goes to the queue first
             session = None
         else:
             keeps, away = agent_keeps_session(session, now)
@@ -206,11 +212,14 @@ def route_consumer_message(*, shop: Shop, conversation, consumer_id: int, next_s
 
 def session_close(session: ServiceSession, now: datetime, *, reason: str = "") -> None:
     """End a session; the shop's agents and the consumer get 305 closed."""
+    was_queued = session.state == State.QUEUED
     ServiceSession.objects.filter(pk=session.pk).update(state=State.CLOSED, closed_at=now)
     session.state = State.CLOSED
     # The agent hears it through the shop's agent group, which every agent's socket joins.
     push_session_event(session, "closed", to_users=[session.consumer_id], agent_id=session.agent_id or 0,
                        to_shop=True)
+    if was_queued:
+        push_queue_positions(session.shop_id)
 
 
 def queue_drain(shop_id: int, *, base_url: str, now: datetime | None = None) -> int:
@@ -263,7 +272,9 @@ def sessions_close_idle(*, base_url: str, now: datetime | None = None) -> int:
         )
         for session in idle:
             session_close(session, now, reason="idle")
-    for shop_id in {session.shop_id for session in idle}:
+    # Also a safety net: any shop with a queue gets a drain, whatever freed its agents.
+    waiting = set(ServiceSession.objects.filter(state=State.QUEUED).values_list("shop_id", flat=True).distinct())
+    for shop_id in {session.shop_id for session in idle} | waiting:
         with transaction.atomic():
             queue_drain(shop_id, base_url=base_url, now=now)
     return len(idle)

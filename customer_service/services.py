@@ -58,12 +58,23 @@ def agent_add(*, shop: Shop, user: User, status: str = Status.OFFLINE, max_sessi
         shop=shop, user=user, defaults={"status": status, "max_sessions": max_sessions}
     )
     if not created:
-        agent.max_sessions = max_sessions
-        agent.save(update_fields=["max_sessions"])
+        agent_set_capacity(agent=agent, max_sessions=max_sessions, base_url=base_url)
         agent_set_status(user=user, status=status, shop_id=shop.pk, base_url=base_url)
     elif status == Status.ONLINE:
         routing.queue_drain(shop.pk, base_url=base_url)
     return agent
+
+
+@transaction.atomic
+def agent_set_capacity(*, agent: ServiceAgent, max_sessions: int, base_url: str = "") -> None:
+    """Change how many sessions an agent takes at once; more room lets the queue move at once."""
+    if max_sessions < 0:
+        raise bad_request("max_sessions: must be 0 or more")
+    grew = max_sessions > agent.max_sessions
+    ServiceAgent.objects.filter(pk=agent.pk).update(max_sessions=max_sessions)
+    agent.max_sessions = max_sessions
+    if grew:
+        routing.queue_drain(agent.shop_id, base_url=base_url)
 
 
 @transaction.atomic
@@ -222,7 +233,8 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
         conversation = conversation_open_service(shop=shop, consumer=consumer)
         now = timezone.now()
         routed = routing.route_consumer_message(
-            shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now
+            shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now,
+            base_url=caller.base_url,
         )
         stored, _ = message_append(
             chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=consumer.pk, sender_side=Q(user_id=consumer.pk),

@@ -32,6 +32,12 @@ def fresh_presence() -> Iterator[None]:
     presence.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """Logins here prove who sees what, not the hasher's cost (PBKDF2 would make the suite slow)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @dataclass
 class Outcome:
     """What one request produced: the reply frame and the decoded pushes of its committed writes."""
