@@ -60,9 +60,11 @@ PONG_TEXT = dumps({"code": Code.PONG, "msg": "PONG", "result": None})
 
 def parse(text: str | None, data: bytes | None) -> Envelope:
     """An Envelope, or Pong, or an AppError naming what is wrong (see PROTOCOL.md section 2)."""
-    if text is None:
-        raise bad_request("text frames only")
     max_bytes = settings.IM_MAX_FRAME_BYTES
+    if text is None:
+        if data is not None and len(data) > max_bytes:
+            raise FrameTooLarge()
+        raise bad_request("text frames only")
     if len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise FrameTooLarge()
     try:

@@ -74,11 +74,12 @@ _collector = threading.local()
 def collecting():
     """Collect the pushes of this thread's work instead of sending them (the consumer sends)."""
     pushes: list[Push] = []
+    outer = getattr(_collector, "pushes", None)
     _collector.pushes = pushes
     try:
         yield pushes
     finally:
-        _collector.pushes = None
+        _collector.pushes = outer
 
 
 def push_on_commit(groups: Iterable[str], code: int, result: Any, *, exclude_channel: str | None = None,

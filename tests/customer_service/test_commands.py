@@ -6,6 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import User
+from customer_service import services
 from customer_service.models import ServiceAgent, ServiceSession, Shop
 from tests import factories
 
@@ -127,8 +128,6 @@ def test_addagent_refuses_an_unknown_shop_or_user(shop):
 def test_addagent_online_takes_the_shops_queue_when_the_agent_is_connected(shop, connect):
     amy = factories.make_user(username="amy")
     consumer = factories.make_user(username="cora")
-    from customer_service import services
-
     services.consumer_message_send(caller=factories.caller_of(consumer), shop_id=shop.pk, msg_type=1, msg="hi",
                                    client_msg_id=None)
     connect(amy)
