@@ -146,22 +146,26 @@ def push_queue_positions(shop_id: int) -> None:
 
 
 def route_new_assignment(session: ServiceSession, shop: Shop, now: datetime, *, exclude_agent: int | None = None,
-                         detail: str = "") -> int:
+                         detail: str = "", base_url: str = "") -> int:
     """With the shop locked: give the session to the best available agent, or queue it. Returns agent id or 0.
 
-    While others wait in the shop's queue a newcomer joins its end instead of jumping it.
+    While others wait in the shop's queue a newcomer joins its end instead of jumping it. A session
+    taken from another agent (`exclude_agent`) brings its messages so far to the new one.
     """
     queue_waiting = ServiceSession.objects.filter(shop=shop, state=State.QUEUED).exclude(pk=session.pk).exists()
     candidates = [] if queue_waiting else [c for c in candidates_for(shop) if c.user_id != exclude_agent]
     by_id = {candidate.user_id: candidate for candidate in candidates}
     last = previous_agent_id(session.conversation_id)
     if last in by_id and by_id[last].has_capacity:
-        assign(session, last, Reason.LAST_AGENT, now, detail)
-        return last
-    picked = pick_agent(shop.strategy, candidates)
-    if picked is not None:
-        assign(session, picked.user_id, Reason.STRATEGY, now, detail or f"{shop.strategy}")
-        return picked.user_id
+        chosen, reason = last, Reason.LAST_AGENT
+    else:
+        picked = pick_agent(shop.strategy, candidates)
+        chosen, reason = (picked.user_id, Reason.STRATEGY) if picked else (0, "")
+    if chosen:
+        assign(session, chosen, reason, now, detail or (shop.strategy if reason == Reason.STRATEGY else ""))
+        if exclude_agent:
+            push_backlog(session, chosen, base_url)
+        return chosen
     session.agent_id = None
     session.state = State.QUEUED
     session.queued_at = now
@@ -206,7 +210,7 @@ def route_consumer_message(*, shop: Shop, conversation, consumer_id: int, next_s
     else:
         previous = session.agent_id
         agent_id = route_new_assignment(session, shop, now, exclude_agent=previous,
-                                        detail=f"agent {previous} unavailable")
+                                        detail=f"agent {previous} unavailable", base_url=base_url)
     return Routed(session, agent_id, newly_queued=agent_id == 0)
 
 

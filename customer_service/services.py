@@ -108,11 +108,11 @@ def agent_set_status(*, user: User, status: str, shop_id: int | None = None, exc
         if status == Status.ONLINE:
             routing.queue_drain(agent.shop_id, base_url=base_url, now=now)
         elif status == Status.OFFLINE and changed:
-            sessions_hand_back(agent, now)
+            sessions_hand_back(agent, now, base_url)
     return agents
 
 
-def sessions_hand_back(agent: ServiceAgent, now) -> None:
+def sessions_hand_back(agent: ServiceAgent, now, base_url: str) -> None:
     sessions = list(
         ServiceSession.objects.select_related("conversation").select_for_update(of=("self",))
         .filter(shop_id=agent.shop_id, agent_id=agent.user_id, state=State.OPEN)
@@ -122,7 +122,8 @@ def sessions_hand_back(agent: ServiceAgent, now) -> None:
     shop = routing.lock_shop(agent.shop_id)
     for session in sessions:
         routing.route_new_assignment(session, shop, now, exclude_agent=agent.user_id,
-                                     detail=f"handed back by agent {agent.user_id} going offline")
+                                     detail=f"handed back by agent {agent.user_id} going offline",
+                                     base_url=base_url)
 
 
 # --- Sessions, by agents ------------------------------------------------------------------------

@@ -146,8 +146,11 @@ def test_an_agent_gone_longer_than_the_grace_loses_the_session_to_another(
                 "agent_uid": ben.pk, "queue_position": 0}
     assert event(sent, user(ben)) == [assigned]
     assert event(sent, user(consumer)) == [assigned]
-    assert [push.group for push in sent.with_code(Code.MESSAGE)] == [user(ben)]
-    assert messages_to(sent, user(ben))[0]["to_uid"] == ben.pk
+    # ben gets the session's earlier message (stored for amy) and then the new one, in seq order
+    assert [push.group for push in sent.with_code(Code.MESSAGE)] == [user(ben), user(ben)]
+    delivered = messages_to(sent, user(ben))
+    assert [m["msg"] for m in delivered] == ["one", "hello?"]
+    assert [m["to_uid"] for m in delivered] == [amy.pk, ben.pk]
     session = live_session(shop, consumer)
     assert session.agent_id == ben.pk
     assert session.assignments.last().reason == "strategy"
