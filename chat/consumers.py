@@ -31,18 +31,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         background.ensure_started(handlers.BACKGROUND_JOBS)
-        await self.accept()
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             why = self.scope.get("auth_error", "not logged in")
+            await self.accept()
             await self.send(protocol.dumps(protocol.reply(Code.NOT_LOGGED_IN, None, why)))
             await self.close(code=int(CloseCode.NOT_LOGGED_IN))
             return
         caller = Caller(user=user, base_url=base_url_from_scope(self.scope), channel_name=self.channel_name)
+        # Join every push group before the handshake completes: once the client is connected,
+        # nothing addressed to it can pass it by.
         self.groups_joined = await database_sync_to_async(handlers.socket_opened)(caller)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         self.caller = caller
+        await self.accept()
         pushes = await database_sync_to_async(handlers.socket_joined)(caller)
         if pushes:
             await realtime.deliver(pushes)
