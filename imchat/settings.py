@@ -102,12 +102,14 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------------
 # SQLite file by default; DATABASE_URL (postgres://...) in production. Connections are kept: opening
-# one per message costs more than the message itself.
+# one per message costs more than the message itself. Health checks stay off: Django would ping
+# before every socket frame; a connection that died fails one request (-500, nothing stored, the
+# client resends) and is replaced.
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'imchat.sqlite3'}",
         conn_max_age=env_int("DB_CONN_MAX_AGE", 600),
-        conn_health_checks=True,
+        conn_health_checks=False,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
