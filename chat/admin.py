@@ -1,10 +1,13 @@
 """Read-only views of conversations and messages; a merchant sees their shops' only."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 
 from chat.models import ChatGroup, Conversation, Message, Notice
-from customer_service.admin import MerchantScopedAdmin
-from customer_service.notices import notice_send_to
+from chat.realtime import layer_is_shared
+from customer_service.admin import LIVE_NOTE, MerchantScopedAdmin
+from customer_service.notices import notice_recipients, notice_send_to
 from imchat.errors import AppError
 
 
@@ -44,10 +47,25 @@ class ChatGroupAdmin(admin.ModelAdmin):
     search_fields = ("name", "=id")
 
 
+class NoticeForm(forms.ModelForm):
+    class Meta:
+        model = Notice
+        fields = ("audience", "target_id", "text")
+
+    def clean(self):
+        cleaned = super().clean()
+        try:
+            notice_recipients(cleaned.get("audience"), cleaned.get("target_id"))
+        except AppError as error:
+            raise ValidationError(error.msg) from None
+        return cleaned
+
+
 @admin.register(Notice)
 class NoticeAdmin(admin.ModelAdmin):
     """Staff send system notices here (superusers only)."""
 
+    form = NoticeForm
     list_display = ("id", "audience", "target_id", "text", "recipients", "sent_by", "created_at")
     fields = ("audience", "target_id", "text")
     list_filter = ("audience",)
@@ -65,10 +83,7 @@ class NoticeAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        try:
-            notice = notice_send_to(audience=obj.audience, target_id=obj.target_id, text=obj.text,
-                                    sent_by=request.user)
-        except AppError as error:
-            self.message_user(request, error.msg, messages.ERROR)
-            return
+        notice = notice_send_to(audience=obj.audience, target_id=obj.target_id, text=obj.text, sent_by=request.user)
         obj.pk = notice.pk
+        if not layer_is_shared():
+            self.message_user(request, LIVE_NOTE, messages.INFO)

@@ -96,6 +96,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not event["text"] or event.get("exclude") == self.channel_name:
             return
         if "own_text" in event and self.caller is not None and event.get("sender") == self.caller.uid:
-            await self.send(event["own_text"])
+            if event["own_text"]:
+                await self.send(event["own_text"])
         else:
             await self.send(event["text"])

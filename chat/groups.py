@@ -86,13 +86,14 @@ def _check_size(conversation: Conversation, adding: int) -> None:
         raise bad_request(f"uids: a group has at most {settings.IM_MAX_GROUP_MEMBERS} members")
 
 
-def _push_invited(group: ChatGroup, added: list[int]) -> None:
+def _push_invited(group: ChatGroup, added: list[int], caller: Caller) -> None:
     """306 invited: to the members already in the channel group, and to the new members' sockets,
-    which join the group's channel group on the way."""
+    which join the group's channel group on the way (the acting socket joins but is not told)."""
     event = _group_event(group, "invited", added)
-    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, event)
+    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, event,
+                            exclude_channel=caller.channel_name)
     realtime.push_on_commit([realtime.user_group(uid) for uid in added], Code.GROUP_EVENT, event,
-                            join=realtime.chat_group(group.pk))
+                            join=realtime.chat_group(group.pk), exclude_channel=caller.channel_name)
 
 
 @transaction.atomic
@@ -107,7 +108,7 @@ def group_create(*, caller: Caller, name: str, uids: list[int]) -> ChatGroup:
         [Participant(conversation=conversation, user_id=caller.uid, role=Role.OWNER)]
         + [Participant(conversation=conversation, user_id=uid) for uid in others]
     )
-    _push_invited(group, [caller.uid, *others])
+    _push_invited(group, [caller.uid, *others], caller)
     return group
 
 
@@ -116,20 +117,22 @@ def group_invite(*, caller: Caller, group_id: int, uids: list[int]) -> list[int]
     group, member = member_for(caller=caller, group_id=group_id)
     wanted = _existing_users(uids)
     conversation = Conversation.objects.select_for_update().get(pk=member.conversation_id)
-    _check_size(conversation, len(wanted))
+    already = set(_active_members(conversation.pk).filter(user_id__in=wanted).values_list("user_id", flat=True))
+    _check_size(conversation, len([uid for uid in wanted if uid not in already]))
     added = _join(conversation, wanted)
     if added:
-        _push_invited(group, added)
+        _push_invited(group, added, caller)
     return added
 
 
-def _remove(group: ChatGroup, member: Participant, event: str) -> None:
+def _remove(group: ChatGroup, member: Participant, event: str, caller: Caller) -> None:
     conversation = Conversation.objects.select_for_update().get(pk=member.conversation_id)
     Participant.objects.filter(pk=member.pk).update(left_seq=conversation.last_seq)
     payload = _group_event(group, event, [member.user_id])
     # Members (the removed one included, still in the channel group) hear it; then the removed
     # user's sockets leave the channel group.
-    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, payload)
+    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, payload,
+                            exclude_channel=caller.channel_name)
     realtime.membership_on_commit([realtime.user_group(member.user_id)], leave=realtime.chat_group(group.pk))
 
 
@@ -138,7 +141,7 @@ def group_leave(*, caller: Caller, group_id: int) -> None:
     group, member = member_for(caller=caller, group_id=group_id, lock=True)
     if member.role == Role.OWNER:
         raise bad_request("group_id: the owner cannot leave; dissolve the group instead")
-    _remove(group, member, "left")
+    _remove(group, member, "left", caller)
 
 
 @transaction.atomic
@@ -156,7 +159,7 @@ def group_kick(*, caller: Caller, group_id: int, uid: int) -> None:
         raise bad_request("uid: use group.leave to leave")
     if target.role == Role.OWNER or (target.role == Role.ADMIN and me.role != Role.OWNER):
         raise forbidden("cannot remove the owner, and only the owner removes admins")
-    _remove(group, target, "kicked")
+    _remove(group, target, "kicked", caller)
 
 
 @transaction.atomic
@@ -166,7 +169,8 @@ def group_rename(*, caller: Caller, group_id: int, name: str) -> None:
     ChatGroup.objects.filter(pk=group.pk).update(name=name)
     Conversation.objects.filter(pk=me.conversation_id).update(title=name)
     group.name = name
-    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, _group_event(group, "renamed", []))
+    realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, _group_event(group, "renamed", []),
+                            exclude_channel=caller.channel_name)
 
 
 @transaction.atomic
@@ -202,7 +206,7 @@ def group_dissolve(*, caller: Caller, group_id: int) -> None:
     ChatGroup.objects.filter(pk=group.pk).update(dissolved_at=timezone.now())
     _active_members(conversation.pk).update(left_seq=conversation.last_seq)
     realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, _group_event(group, "dissolved", []),
-                            leave=realtime.chat_group(group.pk))
+                            leave=realtime.chat_group(group.pk), exclude_channel=caller.channel_name)
 
 
 def group_members(*, caller: Caller, group_id: int) -> dict:

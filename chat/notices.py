@@ -85,7 +85,7 @@ def announcements_box_ensure(user: User) -> None:
     """The user's read marker on the shared announcements box, created when they first look.
 
     They see the announcements sent since they joined; a box with nothing for them stays out of
-    their list until something arrives.
+    their list until something arrives (the list leaves out boxes with nothing after joined_seq).
     """
     box = Conversation.objects.filter(chat_id=ids.system_chat_id(EVERYONE)).only("pk", "last_seq").first()
     if box is None or box.last_seq == 0:
@@ -99,6 +99,6 @@ def announcements_box_ensure(user: User) -> None:
     try:
         with transaction.atomic():
             Participant.objects.create(conversation=box, user=user, joined_seq=before_joining,
-                                       last_read_seq=before_joining, hidden=before_joining == box.last_seq)
+                                       last_read_seq=before_joining)
     except IntegrityError:
         pass

@@ -22,26 +22,32 @@ LATEST_FIRST = F("conversation__last_time").desc(nulls_last=True)
 
 def recent_chats(*, caller: Caller, shop_ids: list[int] | None = None) -> dict[str, Any]:
     """The caller's conversation list, newest first; with shop_ids, those shops' side instead."""
-    query = Participant.objects.select_related("conversation", "peer_user").filter(hidden=False)
+    query = Participant.objects.select_related("conversation", "peer_user").filter(hidden=False).exclude(
+        # A notice box with nothing for this user yet (announcements sent before they joined).
+        conversation__chat_type=ChatType.SYSTEM, conversation__last_seq__lte=F("joined_seq")
+    )
     if shop_ids is None:
         query = query.filter(user_id=caller.uid)
     else:
         query = query.filter(user__isnull=True, shop_id__in=shop_ids)
     participants = list(query.order_by(LATEST_FIRST, "-conversation_id")[:RECENT_LIMIT])
     rows = [recent_row(participant, caller.uid, caller.base_url) for participant in participants]
-    _summaries_as_of_leaving(participants, rows)
+    if _summaries_as_of_leaving(participants, rows):
+        rows.sort(key=lambda row: row["last_time"], reverse=True)
     return {"rows": rows, "unread_count": sum(row["unread_count"] for row in rows)}
 
 
-def _summaries_as_of_leaving(participants: list[Participant], rows: list[dict]) -> None:
-    """A member who left sees the last message of their time in the group, not what came after."""
+def _summaries_as_of_leaving(participants: list[Participant], rows: list[dict]) -> bool:
+    """A member who left sees the last message of their time in the group, not what came after.
+
+    Returns whether any row changed (its place in the list may change with it)."""
     left = {
         (p.conversation_id, p.left_seq): row
         for p, row in zip(participants, rows)
         if p.left_seq is not None and p.left_seq < p.conversation.last_seq
     }
     if not left:
-        return
+        return False
     wanted = Q()
     for conversation_id, seq in left:
         wanted |= Q(conversation_id=conversation_id, seq=seq)
@@ -51,6 +57,7 @@ def _summaries_as_of_leaving(participants: list[Participant], rows: list[dict]) 
                    msg_type=message.msg_type)
     for row in left.values():  # left before any message
         row.update(last_msg="", last_uid=0)
+    return True
 
 
 def visible_messages(participant: Participant):
@@ -160,7 +167,7 @@ def sync_messages(*, caller: Caller, cursors: dict[str, int], since: int | None,
                   shop_ids: list[int]) -> dict[str, Any]:
     """Messages after each cursor (and, with `since`, in the caller's other conversations), in order."""
     rows = Participant.objects.filter(Q(user_id=caller.uid) | Q(user__isnull=True, shop_id__in=shop_ids))
-    if not since:
+    if since is None:
         rows = rows.filter(conversation__chat_id__in=list(cursors))
     wanted = Q()
     for participant in rows.select_related("conversation"):
@@ -168,7 +175,7 @@ def sync_messages(*, caller: Caller, cursors: dict[str, int], since: int | None,
         if chat_id in cursors:
             after = max(cursors[chat_id], participant.joined_seq)
             condition = Q(conversation_id=participant.conversation_id, seq__gt=after)
-        elif since:
+        elif since is not None:
             condition = Q(conversation_id=participant.conversation_id, seq__gt=participant.joined_seq,
                           created_at__gte=datetime.fromtimestamp(since, tz=UTC))
         else:

@@ -242,11 +242,9 @@ def participant_for(*, caller: Caller, chat_id: str, shop_id: int | None = None)
 
 
 def peer_groups(participant: Participant, *, exclude_user_id: int | None = None) -> list[str]:
-    """Groups reaching every other party of a conversation (its group chat, users, or shop agents)."""
+    """Groups reaching every other party of a private or customer-service conversation."""
     conversation = participant.conversation
-    if conversation.chat_type == ChatType.GROUP:
-        return [realtime.chat_group(conversation.group_id)]
-    if conversation.chat_type == ChatType.SYSTEM:
+    if conversation.chat_type in (ChatType.GROUP, ChatType.SYSTEM):
         return []  # the platform reads no receipts (and sys_0 is shared by every user)
     groups = []
     others = Participant.objects.filter(conversation_id=conversation.pk).exclude(pk=participant.pk)
@@ -258,6 +256,23 @@ def peer_groups(participant: Participant, *, exclude_user_id: int | None = None)
     return groups
 
 
+def push_to_parties(participant: Participant, caller: Caller, code: int, payload: dict, *,
+                    shop_id: int | None = None, echo: bool = True) -> None:
+    """An event about what the caller just did: to the other parties and, with `echo`, to the
+    caller's other sockets (or the shop's other agents), never to the acting socket."""
+    conversation = participant.conversation
+    if conversation.chat_type == ChatType.GROUP:
+        # One push to the group's channel group, which the caller's own sockets are in too.
+        realtime.push_on_commit([realtime.chat_group(conversation.group_id)], code, payload,
+                                exclude_channel=caller.channel_name, sender_uid=caller.uid,
+                                own_code=code, skip_sender=not echo)
+        return
+    realtime.push_on_commit(peer_groups(participant, exclude_user_id=caller.uid), code, payload)
+    if echo:
+        own = realtime.shop_agents_group(shop_id) if shop_id is not None else realtime.user_group(caller.uid)
+        realtime.push_on_commit([own], code, payload, exclude_channel=caller.channel_name)
+
+
 @transaction.atomic
 def conversation_mark_read(*, caller: Caller, chat_id: str, shop_id: int | None = None) -> int:
     """Set the unread count to 0; peers and the reader's other sockets get a 301 receipt."""
@@ -267,9 +282,7 @@ def conversation_mark_read(*, caller: Caller, chat_id: str, shop_id: int | None 
     if read_seq > participant.last_read_seq:
         Participant.objects.filter(pk=participant.pk, last_read_seq__lt=read_seq).update(last_read_seq=read_seq)
     receipt = {"chat_id": chat_id, "reader_uid": caller.uid, "seq": read_seq}
-    realtime.push_on_commit(peer_groups(participant, exclude_user_id=caller.uid), Code.READ_RECEIPT, receipt)
-    own = realtime.shop_agents_group(shop_id) if shop_id is not None else realtime.user_group(caller.uid)
-    realtime.push_on_commit([own], Code.READ_RECEIPT, receipt, exclude_channel=caller.channel_name)
+    push_to_parties(participant, caller, Code.READ_RECEIPT, receipt, shop_id=shop_id)
     return read_seq
 
 
@@ -284,10 +297,8 @@ def typing_relay(*, caller: Caller, chat_id: str, shop_id: int | None = None) ->
     """302 to the other side; never stored."""
     participant = participant_for(caller=caller, chat_id=chat_id, shop_id=shop_id)
     with transaction.atomic():
-        realtime.push_on_commit(
-            peer_groups(participant, exclude_user_id=caller.uid), Code.TYPING, {"chat_id": chat_id, "uid": caller.uid}
-        )
-
+        push_to_parties(participant, caller, Code.TYPING, {"chat_id": chat_id, "uid": caller.uid},
+                        shop_id=shop_id, echo=False)
 
 
 RECALLED_TEXT = "[recalled]"
@@ -321,7 +332,6 @@ def message_recall(*, caller: Caller, msg_id: int, recall_seconds: int) -> Messa
         side = Participant.objects.select_related("conversation").filter(own_side, conversation=conversation).first()
         event = {"msg_id": message.pk, "chat_id": conversation.chat_id, "seq": message.seq}
         if side is not None:
-            realtime.push_on_commit(peer_groups(side, exclude_user_id=caller.uid), Code.RECALLED, event)
-        realtime.push_on_commit([realtime.user_group(caller.uid)], Code.RECALLED, event,
-                                exclude_channel=caller.channel_name)
+            push_to_parties(side, caller, Code.RECALLED, event,
+                            shop_id=message.shop_id if message.sent_as == SentAs.SERVICE else None)
     return message

@@ -252,10 +252,9 @@ class Client:
         return client
 
     async def ready(self) -> None:
-        """Wait until the server has finished opening this socket (it has joined its push groups).
+        """Wait for a heartbeat round trip: the socket is logged in and the server handles its frames.
 
-        The server accepts the handshake before it joins the socket's groups; it answers frames only
-        after that, so the PONG to a heartbeat says pushes will reach this socket from now on.
+        A refused socket never answers (it gets -200 and is closed), so this also proves the login.
         """
         await self.send("ping")
         pong = await self.expect(lambda frame: frame.get("code") == -1, what="PONG (socket ready)")

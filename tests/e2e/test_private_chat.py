@@ -238,6 +238,46 @@ def test_class_and_action_are_matched_case_insensitively(site, server):
     run(scenario())
 
 
+def test_numbers_sent_as_numeric_strings_are_accepted_and_sent_back_as_numbers(site, server):
+    alice, bob = site.users(2)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a, await Client.as_user(server, bob) as b:
+            frame = send_msg_frame(str(bob.id), "strings", chat_type="1", msg_type="1", shop_id="0", role_type="0")
+            sent = await send_ok(a, frame)
+            push = (await b.expect_code(200))["result"]
+            for name in ("id", "chat_type", "msg_type", "to_uid", "from_uid", "seq", "msg_id"):
+                assert is_int(push[name]), (name, push)
+            assert push["to_uid"] == bob.id and sent["seq"] == 1
+
+    run(scenario())
+
+
+def test_pipelined_requests_get_one_reply_each_in_request_order(site, server):
+    alice, bob = site.users(2)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a:
+            frames = [
+                send_msg_frame(bob.id, "one") | {"req_id": 1},
+                {"class": "user", "action": "recentChat", "content": None, "req_id": 2},
+                {"class": "chat", "action": "nosuch", "req_id": 3},
+                send_msg_frame(bob.id, "two") | {"req_id": 4},
+                {"class": "chat", "req_id": 5},
+                {"class": "user", "action": "friendList", "req_id": 6},
+                send_msg_frame(bob.id, "three") | {"req_id": 7},
+            ]
+            for frame in frames:
+                await a.send(frame)
+            replies = [await a.reply() for _ in frames]
+            assert [reply.get("req_id") for reply in replies] == [1, 2, 3, 4, 5, 6, 7]
+            assert [reply["code"] for reply in replies] == [1, 102, 0, 1, 0, 100, 1]
+            assert [replies[i]["result"]["seq"] for i in (0, 3, 6)] == [1, 2, 3]
+            assert await a.settle() == []
+
+    run(scenario())
+
+
 def test_req_id_is_echoed_in_the_reply(site, server):
     alice, bob = site.users(2)
 
@@ -428,6 +468,35 @@ def test_typing_is_relayed_to_the_peer_as_302(site, server):
     run(scenario())
 
 
+# (action, content builder) for the requests that name a conversation by chat_id
+CHAT_ID_ACTIONS = [
+    ("chat", "setChatRead"),
+    ("chat", "delChat"),
+    ("chat", "typing"),
+]
+
+
+@pytest.mark.parametrize(("cls", "action"), CHAT_ID_ACTIONS, ids=[f"{c}.{a}" for c, a in CHAT_ID_ACTIONS])
+def test_actions_on_a_chat_id_refuse_a_missing_a_malformed_and_someone_elses_conversation(site, server, cls, action):
+    alice, bob, carol = site.users(3)
+    others = private_chat_id(bob.id, carol.id)
+
+    async def scenario():
+        async with await Client.as_user(server, bob) as b, await Client.as_user(server, alice) as a:
+            await send_ok(b, send_msg_frame(carol.id, "not for alice"))
+            missing = await a.request(cls, action, {"role_type": 0})
+            assert missing["code"] == 0 and "chat_id" in missing["msg"], missing
+            malformed = await a.request(cls, action, {"chat_id": "not-a-chat"})
+            assert malformed["code"] == 0 and "chat_id" in malformed["msg"], malformed
+            foreign = await a.request(cls, action, {"chat_id": others})
+            assert foreign["code"] in (-403, -404), foreign
+            assert not [f for f in await b.settle() if f["code"] in (301, 302)]
+            record = await a.request("user", "chatRecord", {"chat_id": others})
+            assert record["code"] in (-403, -404), record
+
+    run(scenario())
+
+
 def test_friend_list_shows_the_chat_partner_and_counts_them_online(site, server):
     alice, bob = site.users(2)
 
@@ -582,6 +651,29 @@ def test_the_size_limit_counts_bytes_not_characters(site, server):
     run(scenario())
 
 
+def test_a_binary_frame_over_the_size_limit_is_closed_4009_too(site, server):
+    (alice,) = site.users(1)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a:
+            await a.send(b"x" * 70_000)
+            assert await a.reply() == {"code": 0, "msg": "frame too large", "result": None}
+            assert await a.closed() == 4009
+
+    run(scenario())
+
+
+def test_a_message_of_exactly_the_character_limit_is_delivered(site, server):
+    alice, bob = site.users(2)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a, await Client.as_user(server, bob) as b:
+            await send_ok(a, send_msg_frame(bob.id, "字" * 5000))
+            assert (await b.expect_code(200))["result"]["msg"] == "字" * 5000
+
+    run(scenario())
+
+
 def test_a_frame_just_under_the_size_limit_is_answered_normally(site, server):
     alice, bob = site.users(2)
 
@@ -630,6 +722,19 @@ def test_bad_credentials_get_code_minus_200_then_close_4401(site, server, make_t
             assert client.buffer == [], "nothing may follow the -200 frame"
         finally:
             await client.close()
+
+    run(scenario())
+
+
+def test_an_open_socket_is_not_cut_when_its_token_expires(site, server):
+    alice, bob = site.users(2)
+
+    async def scenario():
+        async with await Client.open(server.socket_url(craft_token(alice.id, ttl=2))) as a:
+            await a.ready()
+            await asyncio.sleep(2.5)
+            sent = await send_ok(a, send_msg_frame(bob.id, "my token expired meanwhile"))
+            assert sent["seq"] == 1
 
     run(scenario())
 
