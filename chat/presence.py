@@ -85,8 +85,17 @@ class RedisPresence:
         self._beat()
         threading.Thread(target=self._heartbeat_loop, name="presence-heartbeat", daemon=True).start()
 
+    def _beats_key(self) -> str:
+        return f"{self.prefix}:presence:last-beat"
+
     def _beat(self) -> None:
-        self.redis.set(self._process_key(PROCESS_ID), time.time(), ex=settings.IM_PRESENCE_TTL)
+        now = time.time()
+        pipe = self.redis.pipeline()
+        pipe.set(self._process_key(PROCESS_ID), now, ex=settings.IM_PRESENCE_TTL)
+        # Kept after the process dies: when its sockets are found dead, their users were last
+        # seen at this process's last beat, not when they connected.
+        pipe.hset(self._beats_key(), PROCESS_ID, now)
+        pipe.execute()
 
     def _heartbeat_loop(self) -> None:
         while True:
@@ -125,17 +134,32 @@ class RedisPresence:
             pipe.exists(self._process_key(proc.decode()))
         alive = {proc for proc, exists in zip(processes, pipe.execute()) if exists}
         live: dict[int, int] = {}
-        stale = self.redis.pipeline()
+        dead_by_user: dict[int, list] = {}
         for uid, sockets in sockets_by_user.items():
             dead = [channel for channel, proc in sockets.items() if proc not in alive]
             if dead:
-                stale.hdel(self._user_key(uid), *dead)
+                dead_by_user[uid] = dead
             count = len(sockets) - len(dead)
             if count:
                 live[uid] = count
-        if len(stale):
-            stale.execute()
+        if dead_by_user:
+            self._forget_dead_sockets(sockets_by_user, dead_by_user)
         return live
+
+    def _forget_dead_sockets(self, sockets_by_user: dict, dead_by_user: dict[int, list]) -> None:
+        """Drop sockets of dead processes; their users were last seen at that process's last beat."""
+        dead_processes = sorted({sockets_by_user[uid][channel] for uid, channels in dead_by_user.items()
+                                 for channel in channels})
+        beats = dict(zip(dead_processes, self.redis.hmget(self._beats_key(), dead_processes)))
+        uids = list(dead_by_user)
+        seen = dict(zip(uids, self.redis.mget([self._seen_key(uid) for uid in uids])))
+        pipe = self.redis.pipeline()
+        for uid, channels in dead_by_user.items():
+            pipe.hdel(self._user_key(uid), *channels)
+            last_beat = max(float(beats[sockets_by_user[uid][channel]] or 0) for channel in channels)
+            if last_beat > float(seen[uid] or 0):
+                pipe.set(self._seen_key(uid), last_beat)
+        pipe.execute()
 
     def online(self, user_ids: Iterable[int]) -> set[int]:
         user_ids = list(dict.fromkeys(user_ids))
