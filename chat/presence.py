@@ -98,12 +98,23 @@ class RedisPresence:
         pipe.execute()
 
     def _heartbeat_loop(self) -> None:
+        beats = 0
         while True:
             time.sleep(settings.IM_PRESENCE_REFRESH_SECONDS)
             try:
                 self._beat()
+                beats += 1
+                if beats % 720 == 0:
+                    self._forget_old_processes()
             except redis.RedisError:
                 logger.warning("presence heartbeat failed", exc_info=True)
+
+    def _forget_old_processes(self, older_than: float = 86400) -> None:
+        """Last beats of processes gone for a day serve no one any more."""
+        cutoff = time.time() - older_than
+        old = [proc for proc, beat in self.redis.hgetall(self._beats_key()).items() if float(beat) < cutoff]
+        if old:
+            self.redis.hdel(self._beats_key(), *old)
 
     def connected(self, user_id: int, channel_name: str) -> int:
         self._start_heartbeat()

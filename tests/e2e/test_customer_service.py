@@ -7,7 +7,9 @@ concurrent arrivals on two processes, presence of a killed process, and the merc
 
 The routing tests run twice: on SQLite with the in-memory layer (one process), and on PostgreSQL
 and Redis with two processes, agents and consumers spread over both. Both sites are this module's
-own, started with a one-second agent grace so the grace can be waited out.
+own, started with a one-second agent grace so the grace can be waited out; the test of the grace
+after a crashed process starts a third site with a longer grace. Shops and agents are made with
+the `createshop` and `addagent` commands.
 """
 
 import asyncio
@@ -226,6 +228,19 @@ async def stray(*clients: Client, codes: tuple[int, ...] = (200, 305)) -> list[l
 
 def of_code(frames: list[dict], code: int) -> list[dict]:
     return [frame for frame in frames if frame.get("code") == code]
+
+
+def brief(frames: list[dict]) -> list[str]:
+    """Pushes in a line each, for failure messages."""
+    lines = []
+    for frame in frames:
+        result = frame["result"]
+        if frame["code"] == 305:
+            lines.append(f"305 {result['event']} {result['chat_id']} agent {result['agent_uid']}")
+        else:
+            lines.append(f"{frame['code']} {result.get('chat_id')} seq {result.get('seq')} to_uid "
+                         f"{result.get('to_uid')} {result.get('msg')!r}")
+    return lines
 
 
 # --- 1. Sticky routing ------------------------------------------------------------------------------
@@ -564,7 +579,8 @@ def test_an_agent_transfers_a_session_to_an_online_colleague_and_closes_it(site)
             assert (await c.expect(is_event("assigned", chat_id)))["result"] == reopened
             pushes = await collect(target, lambda fs: bool(of_code(fs, 200)), what="305 + the new message")
             assert [f["result"] for f in of_code(pushes, 305)] == [reopened]
-            assert [(m["result"]["seq"], m["result"]["msg"]) for m in of_code(pushes, 200)] == [(3, "one more question")]
+            assert [(m["result"]["seq"], m["result"]["msg"]) for m in of_code(pushes, 200)] == [
+                (3, "one more question")]
             assert await stray(serving, target) == [[], []]
 
     run(scenario())
@@ -726,57 +742,6 @@ def test_an_agent_on_a_killed_process_gets_no_new_messages_after_the_presence_tt
     run(scenario())
 
 
-CRASH_GRACE_SECONDS = 6
-
-
-@pytest.mark.postgres
-@pytest.mark.redis
-def test_a_session_stays_with_its_agent_for_the_grace_after_the_agents_process_dies():
-    """The grace counts from when the agent became unavailable (the process died), not from when they connected."""
-    with postgres_redis_deployment(2, IM_AGENT_GRACE_SECONDS=str(CRASH_GRACE_SECONDS)) as site:
-        live, doomed = site.servers
-        owner, far, near, consumer = site.users(4)
-        shop = open_shop(site, owner, [far, near])
-        chat_id = service_chat_id(shop.id, consumer.id)
-
-        async def scenario():
-            f = await Client.as_user(doomed, far)
-            connected_at = time.monotonic()
-            try:
-                async with await Client.as_user(live, consumer) as c, await Client.as_user(live, near) as n:
-                    await send_ok(c, to_shop(shop.id, "before the crash"))
-                    assert (await c.expect(is_event("assigned", chat_id)))["result"]["agent_uid"] == far.id
-                    await f.expect(is_message(chat_id, 1))
-                    # The agent has been connected for longer than the grace when their process dies.
-                    await asyncio.sleep(max(0.0, connected_at + CRASH_GRACE_SECONDS + 0.5 - time.monotonic()))
-                    doomed.kill()
-                    killed_at = time.monotonic()
-                    # Past the presence TTL (the agent now counts as gone), well within the grace.
-                    await asyncio.sleep(max(0.0, killed_at + PRESENCE_TTL_SECONDS + 0.5 - time.monotonic()))
-                    await send_ok(c, to_shop(shop.id, "within the grace after the crash"))
-                    gone_for = time.monotonic() - killed_at
-                    assert gone_for < CRASH_GRACE_SECONDS - 1, "too slow to test the grace"
-                    moved = await stray(n, c)
-                    assert moved == [[], []], (
-                        f"the session left its agent {gone_for:.1f} s after the agent's process died, within the "
-                        f"{CRASH_GRACE_SECONDS} s grace (PROTOCOL.md 5, rule 1): {moved}"
-                    )
-
-                    await asyncio.sleep(max(0.0, killed_at + CRASH_GRACE_SECONDS + 0.5 - time.monotonic()))
-                    await send_ok(c, to_shop(shop.id, "after the grace"))
-                    assert (await c.expect(is_event("assigned", chat_id)))["result"]["agent_uid"] == near.id
-                    pushes = await collect(n, lambda fs: len(of_code(fs, 200)) >= 3, what="305 + backlog")
-                    assert [(m["result"]["seq"], m["result"]["to_uid"]) for m in of_code(pushes, 200)] == [
-                        (1, far.id), (2, far.id), (3, near.id)]
-            finally:
-                try:
-                    await asyncio.wait_for(f.ws.close(), 2)
-                except Exception:  # noqa: BLE001 - its server is gone
-                    pass
-
-        run(scenario())
-
-
 # --- 8. The merchant's admin, over HTTP ------------------------------------------------------------
 
 
@@ -836,3 +801,62 @@ def test_a_merchant_sees_only_their_own_shops_agents_and_sessions_in_the_admin(c
         assert re.search(r"1 service session", listing.text), "the count names one session"
     finally:
         http.close()
+
+
+# --- 9. The grace after a crash (PostgreSQL + Redis, a site of its own) ---------------------------
+
+
+CRASH_GRACE_SECONDS = 6
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_a_session_stays_with_its_agent_for_the_grace_after_the_agents_process_dies():
+    """The grace counts from when the agent became unavailable (the process died), not from when they connected."""
+    with postgres_redis_deployment(2, IM_AGENT_GRACE_SECONDS=str(CRASH_GRACE_SECONDS)) as site:
+        live, doomed = site.servers
+        owner, far, near, consumer = site.users(4)
+        shop = open_shop(site, owner, [far, near])
+        chat_id = service_chat_id(shop.id, consumer.id)
+
+        async def scenario():
+            f = await Client.as_user(doomed, far)
+            connected_at = time.monotonic()
+            try:
+                async with await Client.as_user(live, consumer) as c, await Client.as_user(live, near) as n:
+                    await send_ok(c, to_shop(shop.id, "before the crash"))
+                    assert (await c.expect(is_event("assigned", chat_id)))["result"]["agent_uid"] == far.id
+                    await f.expect(is_message(chat_id, 1))
+                    # By the next message the agent's last connect is older than the grace, though the
+                    # agent has been gone for less than it.
+                    await asyncio.sleep(max(0.0, connected_at + CRASH_GRACE_SECONDS - PRESENCE_TTL_SECONDS
+                                            - time.monotonic()))
+                    doomed.kill()
+                    killed_at = time.monotonic()
+                    # Past the presence TTL (the agent now counts as gone), well within the grace.
+                    await asyncio.sleep(max(0.0, killed_at + PRESENCE_TTL_SECONDS + 0.5 - time.monotonic()))
+                    await send_ok(c, to_shop(shop.id, "within the grace after the crash"))
+                    gone_for = time.monotonic() - killed_at
+                    assert gone_for < CRASH_GRACE_SECONDS - 1, "too slow to test the grace"
+                    to_near, to_consumer = await stray(n, c)
+                    assert to_near == to_consumer == [], (
+                        f"the session left its agent {gone_for:.1f} s after the agent's process died, within the "
+                        f"{CRASH_GRACE_SECONDS} s grace (PROTOCOL.md 5, rule 1); the other agent got "
+                        f"{brief(to_near)}, the consumer {brief(to_consumer)}"
+                    )
+
+                    # Gone for longer than the grace even when counted from when presence expired.
+                    await asyncio.sleep(max(0.0, killed_at + PRESENCE_TTL_SECONDS + CRASH_GRACE_SECONDS + 0.5
+                                            - time.monotonic()))
+                    await send_ok(c, to_shop(shop.id, "after the grace"))
+                    assert (await c.expect(is_event("assigned", chat_id)))["result"]["agent_uid"] == near.id
+                    pushes = await collect(n, lambda fs: len(of_code(fs, 200)) >= 3, what="305 + backlog")
+                    assert [(m["result"]["seq"], m["result"]["to_uid"]) for m in of_code(pushes, 200)] == [
+                        (1, far.id), (2, far.id), (3, near.id)]
+            finally:
+                try:
+                    await asyncio.wait_for(f.ws.close(), 2)
+                except Exception:  # noqa: BLE001 - its server is gone
+                    pass
+
+        run(scenario())

@@ -468,7 +468,7 @@ def test_typing_is_relayed_to_the_peer_as_302(site, server):
     run(scenario())
 
 
-# (action, content builder) for the requests that name a conversation by chat_id
+# The requests that name a conversation by chat_id.
 CHAT_ID_ACTIONS = [
     ("chat", "setChatRead"),
     ("chat", "delChat"),
@@ -730,11 +730,14 @@ def test_an_open_socket_is_not_cut_when_its_token_expires(site, server):
     alice, bob = site.users(2)
 
     async def scenario():
-        async with await Client.open(server.socket_url(craft_token(alice.id, ttl=2))) as a:
+        token = craft_token(alice.id, ttl=2)
+        async with await Client.open(server.socket_url(token)) as a:
             await a.ready()
             await asyncio.sleep(2.5)
             sent = await send_ok(a, send_msg_frame(bob.id, "my token expired meanwhile"))
             assert sent["seq"] == 1
+            async with await Client.open(server.socket_url(token)) as late:
+                assert (await late.reply())["code"] == -200, "the token should have expired by now"
 
     run(scenario())
 

@@ -1,0 +1,592 @@
+"""The load generator: real WebSocket clients with real tokens, closed or open loop, and what they saw.
+
+Every message carries a unique key as the first word of its text (and as `client_msg_id`); the
+receiving socket looks it up, so a delivery is matched to its send whatever the server adds. One
+event loop, one process (pinned to its own core by the caller). Every wait is bounded.
+"""
+
+import asyncio
+import itertools
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import orjson
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+# Codes the server pushes on its own; everything else answers a request (PROTOCOL.md 2).
+PUSH_CODES = frozenset({200, 301, 302, 303, 304, 305, 306, 307})
+CONNECT_SECONDS = 15
+REPLY_SECONDS = 10
+SYNC_PAGES = 40
+
+clock = time.perf_counter
+
+
+@dataclass
+class Plan:
+    """What load to put on the servers (see `manage.py imbench --help`)."""
+
+    mode: str = "private"
+    window: int = 1
+    rate: float | None = None
+    warmup: float = 2.0
+    duration: float = 10.0
+    drain: float = 5.0
+    gate: str = "deliver"
+    msg_bytes: int = 64
+    msg_timeout: float = 5.0
+    senders: int | None = None
+    connect_concurrency: int = 64
+    idle_hold: float = 5.0
+    sync_check: bool = True
+    progress: bool = True
+    label: str = ""
+
+
+class Msg:
+    __slots__ = ("key", "sock", "t_send", "measured", "expected", "delivered", "acked", "failed", "done",
+                 "holding", "seq", "chat_id")
+
+    def __init__(self, key: str, sock: "Sock", t_send: float, measured: bool, expected: int):
+        self.key = key
+        self.sock = sock
+        self.t_send = t_send
+        self.measured = measured
+        self.expected = expected
+        self.delivered = 0
+        self.acked = False
+        self.failed = False
+        self.done = False
+        self.holding = False
+        self.seq = None
+        self.chat_id = None
+
+
+class Sock:
+    __slots__ = ("index", "uid", "url", "ws", "pending", "seen", "sem", "to_uid", "content", "closed", "reader")
+
+    def __init__(self, index: int, uid: int, url: str):
+        self.index = index
+        self.uid = uid
+        self.url = url
+        self.ws = None
+        self.pending: deque = deque()
+        self.seen: set[str] = set()
+        self.sem: asyncio.Semaphore | None = None
+        self.to_uid = 0
+        self.content: dict = {}
+        self.closed = False
+        self.reader = None
+
+
+@dataclass
+class Outcome:
+    """Raw observations of one run; `report.summarize` turns them into figures."""
+
+    mode: str
+    sockets: int = 0
+    senders: int = 0
+    expected_per_msg: int = 1
+    sent: int = 0
+    sent_in_window: int = 0
+    acked: int = 0
+    errors: int = 0
+    error_codes: Counter = field(default_factory=Counter)
+    unanswered: int = 0
+    timed_out: int = 0
+    delivered: int = 0
+    delivered_in_window: int = 0
+    completed_in_window: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    lost_messages: int = 0
+    needed_sync: int | None = None
+    unrecovered: int | None = None
+    stray: int = 0
+    echoes: int = 0
+    other_pushes: int = 0
+    closed_sockets: int = 0
+    generator_lag_ms: float = 0.0
+    latencies: list = field(default_factory=list)
+    acks: list = field(default_factory=list)
+    fanout: list = field(default_factory=list)
+    window_seconds: float = 0.0
+    idle: dict | None = None
+
+
+class Load:
+    """One run of one mode against a list of server URLs."""
+
+    def __init__(self, plan: Plan, urls: list[str], fixtures: dict, *, monitor=None, supports_sync: bool = True,
+                 on_measure=None):
+        self.plan = plan
+        self.on_measure = on_measure
+        self.urls = urls
+        self.fixtures = fixtures
+        self.monitor = monitor
+        self.supports_sync = supports_sync
+        self.out = Outcome(mode=plan.mode)
+        self.msgs: dict[str, Msg] = {}
+        self.outstanding: dict[str, Msg] = {}
+        self.incomplete = 0
+        self.socks: list[Sock] = []
+        self.sending: list[Sock] = []
+        self.t0 = self.t1 = float("inf")
+        self.phase = "setup"
+        self.stopping = False
+        self.counter = itertools.count()
+        self.tag = fixtures.get("tag", "m")
+        self.pad = ""
+
+    # --- sockets -------------------------------------------------------------------------------
+
+    def _make_socks(self, users: list[dict], start: int = 0) -> list[Sock]:
+        socks = []
+        for offset, user in enumerate(users):
+            index = start + offset
+            url = f"{self.urls[index % len(self.urls)]}?token={user['token']}"
+            socks.append(Sock(index, user["id"], url))
+        return socks
+
+    async def _open(self, sock: Sock) -> None:
+        sock.ws = await connect(sock.url, compression=None, ping_interval=None, open_timeout=CONNECT_SECONDS,
+                                close_timeout=2, max_size=2**22, max_queue=None, proxy=None)
+        sock.reader = asyncio.create_task(self._read(sock))
+        # The server answers frames only once the socket is in its push groups: PONG = ready.
+        await self.request(sock, "ping")
+
+    async def _open_all(self, socks: list[Sock], what: str = "connecting") -> None:
+        limit = asyncio.Semaphore(self.plan.connect_concurrency)
+        done = 0
+
+        async def one(sock: Sock) -> None:
+            nonlocal done
+            async with limit:
+                for attempt in range(3):
+                    try:
+                        await self._open(sock)
+                        break
+                    except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as error:
+                        if sock.ws is not None:
+                            await sock.ws.close()
+                        if attempt == 2:
+                            raise ConnectionError(f"socket {sock.index} could not connect: {error!r}") from None
+                        await asyncio.sleep(0.2 * (attempt + 1))
+                done += 1
+                if self.plan.progress and (done % 100 == 0 or done == len(socks)):
+                    self._say(f"{what} {done}/{len(socks)}")
+
+        await asyncio.gather(*(one(sock) for sock in socks))
+        self.socks.extend(socks)
+
+    async def request(self, sock: Sock, frame: str | dict, timeout: float = REPLY_SECONDS) -> dict:
+        """Send a frame whose reply we wait for (ping -> PONG, chat.sync)."""
+        future = asyncio.get_running_loop().create_future()
+        sock.pending.append(future)
+        await sock.ws.send(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+        return await asyncio.wait_for(future, timeout)
+
+    async def _read(self, sock: Sock) -> None:
+        loads = orjson.loads
+        try:
+            async for raw in sock.ws:
+                frame = loads(raw)
+                code = frame.get("code")
+                if code in PUSH_CODES:
+                    if code == 200:
+                        self._delivered(sock, frame.get("result") or {})
+                    else:
+                        self.out.other_pushes += 1
+                elif sock.pending:
+                    self._replied(sock, sock.pending.popleft(), code, frame)
+        except ConnectionClosed:
+            pass
+        except Exception as error:  # noqa: BLE001 - a bad frame must not stop the run silently
+            print(f"\nreader of socket {sock.index} failed: {error!r}", file=sys.stderr)
+        finally:
+            sock.closed = True
+            while sock.pending:
+                entry = sock.pending.popleft()
+                if isinstance(entry, Msg):
+                    self._fail(entry, unanswered=True)
+                elif not entry.done():
+                    entry.set_exception(ConnectionError("socket closed"))
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def _delivered(self, sock: Sock, result: dict) -> None:
+        text = result.get("msg")
+        key = text.split(" ", 1)[0] if isinstance(text, str) else ""
+        msg = self.msgs.get(key)
+        if msg is None:
+            self.out.stray += 1
+            return
+        if msg.sock is sock:
+            self.out.echoes += 1  # the naive baseline pushes group messages back to their sender
+            return
+        if key in sock.seen:
+            self.out.duplicates += 1
+            return
+        sock.seen.add(key)
+        now = clock()
+        msg.delivered += 1
+        self.out.delivered += 1
+        if self.t0 <= now < self.t1:
+            self.out.delivered_in_window += 1
+        if msg.measured:
+            self.out.latencies.append(now - msg.t_send)
+        if msg.delivered == msg.expected:
+            if msg.measured and msg.expected > 1:
+                self.out.fanout.append(now - msg.t_send)
+            if self.t0 <= now < self.t1:
+                self.out.completed_in_window += 1
+            self._progress(msg)
+
+    def _replied(self, sock: Sock, entry, code, frame: dict) -> None:
+        if not isinstance(entry, Msg):
+            if not entry.done():
+                entry.set_result(frame)
+            return
+        if code != 1:
+            self.out.errors += 1
+            self.out.error_codes[str(code)] += 1
+            self._fail(entry)
+            return
+        result = frame.get("result") or {}
+        entry.acked = True
+        entry.seq = result.get("seq")
+        entry.chat_id = result.get("chat_id")
+        self.out.acked += 1
+        if entry.measured:
+            self.out.acks.append(clock() - entry.t_send)
+        self._progress(entry)
+
+    def _progress(self, msg: Msg) -> None:
+        if msg.done:
+            return
+        if msg.acked and msg.delivered >= msg.expected:
+            msg.done = True
+            self.incomplete -= 1
+            self._release(msg)
+        elif msg.acked and self.plan.gate == "ack":
+            self._release(msg)
+
+    def _fail(self, msg: Msg, *, unanswered: bool = False) -> None:
+        if msg.done:
+            return
+        msg.failed = msg.done = True
+        self.incomplete -= 1
+        if unanswered:
+            self.out.unanswered += 1
+        self._release(msg)
+
+    def _release(self, msg: Msg) -> None:
+        if msg.holding:
+            msg.holding = False
+            self.outstanding.pop(msg.key, None)
+            msg.sock.sem.release()
+
+    async def _send(self, sock: Sock, t_send: float | None = None, hold: bool = False) -> None:
+        key = f"{self.tag}{sock.index}.{next(self.counter)}"
+        now = clock()
+        t_send = now if t_send is None else t_send
+        msg = Msg(key, sock, t_send, self.t0 <= t_send < self.t1, self.out.expected_per_msg)
+        self.msgs[key] = msg
+        self.incomplete += 1
+        self.out.sent += 1
+        if msg.measured:
+            self.out.sent_in_window += 1
+        if hold:
+            msg.holding = True
+            self.outstanding[key] = msg
+        content = dict(sock.content)
+        content["msg"] = f"{key} {self.pad}"[: max(self.plan.msg_bytes, len(key) + 1)]
+        content["client_msg_id"] = key
+        sock.pending.append(msg)
+        try:
+            await sock.ws.send(orjson.dumps({"class": "chat", "action": "sendMsg", "content": content}).decode())
+        except ConnectionClosed:
+            pass  # the reader fails what is pending
+
+    async def _closed_loop(self, sock: Sock) -> None:
+        while not self.stopping and not sock.closed:
+            await sock.sem.acquire()
+            if self.stopping:
+                sock.sem.release()
+                return
+            await self._send(sock, hold=True)
+
+    async def _open_loop(self) -> None:
+        rate = self.plan.rate
+        start = clock()
+        sent = 0
+        turn = itertools.cycle(self.sending)
+        while not self.stopping:
+            due = int((clock() - start) * rate) - sent
+            for _ in range(min(due, 1000)):
+                scheduled = start + sent / rate
+                self.out.generator_lag_ms = max(self.out.generator_lag_ms, (clock() - scheduled) * 1000)
+                await self._send(next(turn), t_send=scheduled)
+                sent += 1
+            await asyncio.sleep(0.0005)
+
+    async def _sweep(self) -> None:
+        """Free the window slot of a message that got no reply or no delivery in time."""
+        while True:
+            await asyncio.sleep(0.2)
+            limit = clock() - self.plan.msg_timeout
+            for msg in [msg for msg in self.outstanding.values() if msg.t_send < limit]:
+                self.out.timed_out += 1
+                self._release(msg)
+
+    # --- progress ------------------------------------------------------------------------------
+
+    def _say(self, text: str) -> None:
+        if self.plan.progress:
+            sys.stderr.write(f"\r\033[K[{self.plan.label}] {text}")
+            sys.stderr.flush()
+
+    async def _report_progress(self, end: float) -> None:
+        last_time, last_count = clock(), 0
+        while True:
+            await asyncio.sleep(0.5)
+            now = clock()
+            if self.monitor is not None:
+                self.monitor.rss()
+            rate = (self.out.delivered - last_count) / (now - last_time)
+            last_time, last_count = now, self.out.delivered
+            total = end - (self.t0 - self.plan.warmup)
+            done = min(now - (self.t0 - self.plan.warmup), total)
+            width = 24
+            filled = int(width * done / total) if total > 0 else width
+            self._say(
+                f"{self.phase:<7} [{'#' * filled}{'.' * (width - filled)}] {done:5.1f}/{total:.0f}s "
+                f"sent {self.out.sent} delivered {self.out.delivered} ({rate:,.0f}/s) "
+                f"errors {self.out.errors} waiting {self.incomplete}"
+            )
+
+    # --- runs ----------------------------------------------------------------------------------
+
+    def _plan_sockets(self) -> None:
+        users = self.fixtures["users"]
+        mode = self.plan.mode
+        if mode == "private":
+            socks = self._make_socks(users)
+            for sock in socks:
+                partner = socks[sock.index ^ 1]
+                sock.to_uid = partner.uid
+                sock.content = {"to_uid": partner.uid, "chat_type": 1, "msg_type": 1, "chat_id": "", "shop_id": 0,
+                                "role_type": 0}
+            self.sending = socks
+            self.out.expected_per_msg = 1
+            self._planned = [socks]
+        elif mode == "group":
+            socks = self._make_socks(users)
+            group_id = self.fixtures["group_id"]
+            for sock in socks:
+                sock.content = {"to_uid": group_id, "chat_type": 2, "msg_type": 1, "chat_id": "", "shop_id": 0,
+                                "role_type": 0}
+            self.sending = socks[: self.plan.senders or len(socks)]
+            self.out.expected_per_msg = len(socks) - 1
+            self._planned = [socks]
+        elif mode == "service":
+            agents = self._make_socks(self.fixtures["agents"])
+            consumers = self._make_socks(users, start=len(agents))
+            shop_id = self.fixtures["shop_id"]
+            for sock in consumers:
+                sock.content = {"to_uid": shop_id, "chat_type": 4, "msg_type": 1, "chat_id": "", "shop_id": shop_id,
+                                "role_type": 0}
+            self.sending = consumers
+            self.out.expected_per_msg = 1
+            self._planned = [agents, consumers]  # agents first: they must be online before consumers write
+        else:
+            raise ValueError(f"unknown mode {mode}")
+        self.out.senders = len(self.sending)
+
+    async def run(self) -> Outcome:
+        try:
+            if self.plan.mode == "idle":
+                await self._run_idle()
+            else:
+                await self._run_traffic()
+        finally:
+            await self._close_all()
+            if self.plan.progress:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+        return self.out
+
+    async def _run_traffic(self) -> None:
+        plan = self.plan
+        self._plan_sockets()
+        self.pad = "x" * plan.msg_bytes
+        for group in self._planned:
+            await self._open_all(group)
+        self.out.sockets = len(self.socks)
+        for sock in self.sending:
+            sock.sem = asyncio.Semaphore(plan.window)
+        start = clock()
+        self.t0 = start + plan.warmup
+        self.t1 = self.t0 + plan.duration
+        self.out.window_seconds = plan.duration
+        helpers = [asyncio.create_task(self._sweep()), asyncio.create_task(self._report_progress(self.t1))]
+        if plan.rate:
+            drivers = [asyncio.create_task(self._open_loop())]
+        else:
+            drivers = [asyncio.create_task(self._closed_loop(sock)) for sock in self.sending]
+        try:
+            self.phase = "warm-up"
+            await asyncio.sleep(plan.warmup)
+            if self.monitor is not None:
+                self.monitor.start()
+            if self.on_measure is not None:
+                self.on_measure()
+            self.phase = "measure"
+            await asyncio.sleep(max(self.t1 - clock(), 0))
+            if self.monitor is not None:
+                self.server = self.monitor.stop()
+            self.stopping = True
+            for task in drivers:
+                task.cancel()
+            await asyncio.gather(*drivers, return_exceptions=True)
+            self.phase = "drain"
+            deadline = clock() + plan.drain
+            while self.incomplete > 0 and clock() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            for task in helpers + drivers:
+                task.cancel()
+            await asyncio.gather(*helpers, *drivers, return_exceptions=True)
+        self._count_lost()
+        if plan.sync_check and self.supports_sync and self.out.lost and plan.mode in ("private", "group"):
+            self.phase = "sync"
+            self._say("checking what chat.sync recovers")
+            await self._sync_check()
+        self.out.closed_sockets = sum(1 for sock in self.socks if sock.closed)
+
+    def _receivers_of(self, msg: Msg) -> list[Sock]:
+        if self.plan.mode == "private":
+            return [self.socks[msg.sock.index ^ 1]]
+        if self.plan.mode == "group":
+            return [sock for sock in self.socks if sock is not msg.sock]
+        return []
+
+    def _count_lost(self) -> None:
+        """Acked but not (fully) delivered after the drain: missing deliveries, and their messages."""
+        self.missing: dict[int, dict[str, Msg]] = {}
+        for msg in self.msgs.values():
+            if not msg.acked or msg.failed or msg.delivered >= msg.expected:
+                continue
+            self.out.lost += msg.expected - msg.delivered
+            self.out.lost_messages += 1
+            for sock in self._receivers_of(msg):
+                if msg.key not in sock.seen:
+                    self.missing.setdefault(sock.index, {})[msg.key] = msg
+
+    async def _sync_check(self) -> None:
+        """Ask chat.sync, as a reconnecting client would, for each receiver's missing messages."""
+        recovered = 0
+        limit = asyncio.Semaphore(32)
+
+        async def one(sock: Sock, missing: dict[str, Msg]) -> int:
+            cursors: dict[str, int] = {}
+            for msg in missing.values():
+                if msg.chat_id and msg.seq:
+                    cursors[msg.chat_id] = min(cursors.get(msg.chat_id, msg.seq), msg.seq - 1)
+            found = 0
+            async with limit:
+                for _ in range(SYNC_PAGES):
+                    if not missing or not cursors or sock.closed:
+                        break
+                    try:
+                        reply = await self.request(sock, {"class": "chat", "action": "sync",
+                                                          "content": {"chats": cursors, "limit": 500}})
+                    except (TimeoutError, ConnectionError, ConnectionClosed):
+                        break
+                    result = reply.get("result") or {}
+                    for item in result.get("messages") or []:
+                        key = str(item.get("msg", "")).split(" ", 1)[0]
+                        if missing.pop(key, None) is not None:
+                            found += 1
+                        if item.get("chat_id") in cursors and isinstance(item.get("seq"), int):
+                            cursors[item["chat_id"]] = max(cursors[item["chat_id"]], item["seq"])
+                    if not result.get("more"):
+                        break
+            return found
+
+        results = await asyncio.gather(*(one(self.socks[index], missing) for index, missing in self.missing.items()))
+        recovered = sum(results)
+        self.out.needed_sync = recovered
+        self.out.unrecovered = self.out.lost - recovered
+
+    async def _run_idle(self) -> None:
+        """Open N sockets that only say hello; server memory per socket, and whether they stay up."""
+        plan = self.plan
+        users = self.fixtures["users"]
+        socks = self._make_socks(users)
+        warm = max(1, min(50, len(socks) // 100))
+        await self._open_all(socks[:warm], "warming")
+        await asyncio.sleep(1.0)
+        before = self.monitor.rss() if self.monitor else 0
+        if self.monitor is not None:
+            self.monitor.start()
+        started = clock()
+        await self._open_all(socks[warm:])
+        connect_seconds = clock() - started
+        self.phase = "idle"
+        hold_end = clock() + plan.idle_hold
+        while clock() < hold_end:
+            self._say(f"holding {len(socks)} idle sockets, {hold_end - clock():4.1f}s left")
+            await asyncio.sleep(min(0.5, max(hold_end - clock(), 0)))
+        after = self.monitor.rss() if self.monitor else 0
+        self.server = self.monitor.stop() if self.monitor else {}
+        alive = 0
+        limit = asyncio.Semaphore(200)
+
+        async def ping(sock: Sock) -> bool:
+            async with limit:
+                if sock.closed:
+                    return False
+                try:
+                    await self.request(sock, "ping")
+                    return True
+                except (TimeoutError, ConnectionError, ConnectionClosed):
+                    return False
+
+        alive = sum(await asyncio.gather(*(ping(sock) for sock in socks)))
+        opened = len(socks) - warm
+        self.out.sockets = len(socks)
+        self.out.idle = {
+            "sockets": len(socks),
+            "alive": alive,
+            "connect_per_s": round(opened / connect_seconds, 1) if connect_seconds > 0 else None,
+            "rss_before_mb": round(before / 2**20, 1),
+            "rss_after_mb": round(after / 2**20, 1),
+            "rss_per_socket_kb": round((after - before) / opened / 1024, 1) if opened and self.monitor else None,
+            "held_seconds": plan.idle_hold,
+        }
+
+    async def _close_all(self) -> None:
+        async def close(sock: Sock) -> None:
+            if sock.ws is not None:
+                try:
+                    await asyncio.wait_for(sock.ws.close(), 3)
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+            if sock.reader is not None:
+                sock.reader.cancel()
+
+        limit = 500
+        for start in range(0, len(self.socks), limit):
+            await asyncio.gather(*(close(sock) for sock in self.socks[start:start + limit]))
+
+
+async def run_load(plan: Plan, urls: list[str], fixtures: dict, *, monitor=None, supports_sync: bool = True,
+                   timeout: float, on_measure=None) -> tuple[Outcome, dict]:
+    """One bounded run; (observations, server figures measured during the window)."""
+    load = Load(plan, urls, fixtures, monitor=monitor, supports_sync=supports_sync, on_measure=on_measure)
+    outcome = await asyncio.wait_for(load.run(), timeout)
+    return outcome, getattr(load, "server", {}) or {}
