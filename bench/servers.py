@@ -113,7 +113,8 @@ class Server:
             return {}
         lines = text.splitlines()
         return {
-            "errors": sum(1 for line in lines if " ERROR " in line or line.startswith("Traceback")),
+            "errors": sum(1 for line in lines if " ERROR " in line),
+            "tracebacks": sum(1 for line in lines if line.startswith("Traceback")),
             "warnings": sum(1 for line in lines if " WARNING " in line),
             "over_capacity": sum(1 for line in lines if "over capacity" in line),
         }

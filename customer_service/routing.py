@@ -168,7 +168,8 @@ def route_new_assignment(session: ServiceSession, shop: Shop, now: datetime, *, 
         return chosen
     session.agent_id = None
     session.state = State.QUEUED
-    session.queued_at = now
+    # Taken under the shop's lock (not the request's start time), so queue order is lock order.
+    session.queued_at = timezone.now()
     session.save(update_fields=["agent", "state", "queued_at"])
     push_session_event(session, "queued", to_users=[session.consumer_id], position=queue_position(session))
     return 0
