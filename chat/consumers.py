@@ -5,7 +5,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import background, handlers, protocol, realtime
+from chat import background, handlers, protocol, realtime, throttling
 from chat.protocol import Caller
 from imchat.errors import AppError, CloseCode, Code
 from imchat.links import base_url_from_scope
@@ -41,7 +41,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         caller = Caller(user=user, base_url=base_url_from_scope(self.scope), channel_name=self.channel_name)
         # Join every push group before the handshake completes: once the client is connected,
         # nothing addressed to it can pass it by.
-        self.groups_joined = await database_sync_to_async(handlers.socket_opened)(caller)
+        try:
+            self.groups_joined = await database_sync_to_async(handlers.socket_opened)(caller)
+        except AppError as error:
+            await self.accept()
+            await self.send(protocol.dumps(protocol.error_reply(error)))
+            await self.close(code=int(CloseCode.TOO_MANY_SOCKETS))
+            return
+        self.bucket = throttling.connection_bucket()
+        self.user_bucket = throttling.user_buckets.acquire(user.pk)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         self.caller = caller
@@ -59,6 +67,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except Exception:
                 logger.warning("leaving %s failed", group, exc_info=True)
         await database_sync_to_async(handlers.socket_closed)(self.caller)
+        throttling.user_buckets.release(self.caller.uid)
         self.caller = None
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -76,6 +85,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         except AppError as error:
             await self.send(protocol.dumps(protocol.error_reply(error)))
+            return
+        wait = self.bucket.take() or self.user_bucket.take()
+        if wait:
+            error = AppError(Code.RATE_LIMITED, "too many requests", {"retry_after": round(wait, 3)})
+            await self.send(protocol.dumps(protocol.error_reply(error, envelope)))
             return
         try:
             frame, pushes = await database_sync_to_async(handlers.run)(self.caller, envelope)
