@@ -110,6 +110,7 @@ class Outcome:
     other_pushes: int = 0
     closed_sockets: int = 0
     generator_lag_ms: float = 0.0
+    generator_cpu_pct: float | None = None
     latencies: list = field(default_factory=list)
     acks: list = field(default_factory=list)
     fanout: list = field(default_factory=list)
@@ -445,7 +446,9 @@ class Load:
             if self.on_measure is not None:
                 self.on_measure()
             self.phase = "measure"
+            cpu_start = time.process_time()
             await asyncio.sleep(max(self.t1 - clock(), 0))
+            self.out.generator_cpu_pct = round(100 * (time.process_time() - cpu_start) / plan.duration, 1)
             if self.monitor is not None:
                 self.server = self.monitor.stop()
             self.stopping = True
@@ -453,19 +456,35 @@ class Load:
                 task.cancel()
             await asyncio.gather(*drivers, return_exceptions=True)
             self.phase = "drain"
-            deadline = clock() + plan.drain
-            while self.incomplete > 0 and clock() < deadline:
-                await asyncio.sleep(0.05)
+            await self._drain()
         finally:
             for task in helpers + drivers:
                 task.cancel()
             await asyncio.gather(*helpers, *drivers, return_exceptions=True)
         self._count_lost()
-        if plan.sync_check and self.supports_sync and self.out.lost and plan.mode in ("private", "group"):
-            self.phase = "sync"
-            self._say("checking what chat.sync recovers")
-            await self._sync_check()
+        if plan.sync_check and self.supports_sync and plan.mode in ("private", "group"):
+            self.out.needed_sync, self.out.unrecovered = 0, self.out.lost
+            if self.out.lost:
+                self.phase = "sync"
+                self._say("checking what chat.sync recovers")
+                await self._sync_check()
         self.out.closed_sockets = sum(1 for sock in self.socks if sock.closed)
+
+    async def _drain(self) -> None:
+        """Wait for what is still on its way: until nothing is, or nothing moved for `drain` seconds.
+
+        A server with a backlog keeps answering, so its late messages are not counted as lost; a
+        hard cap of 10 x drain (at least 30 s) keeps the run bounded.
+        """
+        cap = clock() + max(30.0, 10 * self.plan.drain)
+        moved_at, last = clock(), (self.out.acked, self.out.delivered, self.out.errors)
+        while self.incomplete > 0 and clock() < cap:
+            await asyncio.sleep(0.05)
+            now = (self.out.acked, self.out.delivered, self.out.errors)
+            if now != last:
+                moved_at, last = clock(), now
+            elif clock() - moved_at > self.plan.drain:
+                break
 
     def _receivers_of(self, msg: Msg) -> list[Sock]:
         if self.plan.mode == "private":

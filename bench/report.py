@@ -24,6 +24,7 @@ RATIO_FIGURES = [
     ("server RSS MB", ("server", "rss_mb")),
     ("PostgreSQL CPU %", ("server", "db_cpu_pct")),
     ("Redis CPU %", ("server", "redis_cpu_pct")),
+    ("load generator CPU %", ("generator_cpu_pct",)),
     ("idle sockets alive", ("idle", "alive")),
     ("idle: RSS per socket KB", ("idle", "rss_per_socket_kb")),
     ("idle: sockets opened/s", ("idle", "connect_per_s")),
@@ -62,6 +63,7 @@ def summarize(name: str, outcome: Outcome, server: dict, log_counts: dict) -> di
         figures["other_pushes"] = outcome.other_pushes
         figures["echoes"] = outcome.echoes
         figures["generator_lag_ms"] = round(outcome.generator_lag_ms, 1)
+        figures["generator_cpu_pct"] = outcome.generator_cpu_pct
     else:
         figures["idle"] = outcome.idle
     server = dict(server)

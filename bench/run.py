@@ -85,7 +85,7 @@ def plan_of(config: Config) -> Plan:
 
 def bound_seconds(config: Config, sockets: int) -> float:
     """How long one run may take before it is called stuck."""
-    return 60 + sockets / 50 + config.warmup + config.duration + config.drain + 60
+    return 60 + sockets / 50 + config.warmup + config.duration + max(30.0, 10 * config.drain) + 60
 
 
 def run(config: Config) -> dict:

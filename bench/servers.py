@@ -146,6 +146,11 @@ class Deployment:
             for name in ("DJANGO_SECRET_KEY", "IM_JWT_SECRET"):
                 if len(env.get(name, "")) < 32:
                     env[name] = "imbench-" + secrets.token_hex(24)
+        if self.own_servers:
+            # The product's request rate limits are policy, not capacity: one benchmark pair sends
+            # hundreds of messages a second. Set these variables to measure with the limits on.
+            for name in ("IM_RATE_LIMIT", "IM_RATE_BURST", "IM_USER_RATE_LIMIT"):
+                env.setdefault(name, str(10**6))
         self.env = env
         self.uses_sqlite = not env.get("DATABASE_URL", "").startswith(("postgres", "pgsql"))
         self.has_redis = bool(env.get("REDIS_URL"))
