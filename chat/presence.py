@@ -129,7 +129,12 @@ class RedisPresence:
         pipe.hdel(self._user_key(user_id), channel_name)
         pipe.set(self._seen_key(user_id), time.time())
         pipe.hlen(self._user_key(user_id))
-        return pipe.execute()[-1]
+        try:
+            return pipe.execute()[-1]
+        except redis.RedisError:
+            # The socket's process beat stops counting it anyway once the entry is found stale.
+            logger.warning("presence unavailable at disconnect of %s", user_id, exc_info=True)
+            return 0
 
     def _live_sockets(self, user_ids: list[int]) -> dict[int, int]:
         pipe = self.redis.pipeline()
@@ -172,18 +177,29 @@ class RedisPresence:
                 pipe.set(self._seen_key(uid), last_beat)
         pipe.execute()
 
+    # While Redis is unreachable nobody counts as online for new assignments (sessions queue and
+    # nothing is lost), and everyone counts as just seen, so sessions stay with their agents.
+
     def online(self, user_ids: Iterable[int]) -> set[int]:
         user_ids = list(dict.fromkeys(user_ids))
-        return set(self._live_sockets(user_ids)) if user_ids else set()
+        try:
+            return set(self._live_sockets(user_ids)) if user_ids else set()
+        except redis.RedisError:
+            logger.warning("presence unavailable; counting nobody online", exc_info=True)
+            return set()
 
     def socket_count(self, user_id: int) -> int:
         return self._live_sockets([user_id]).get(user_id, 0)
 
     def last_seen(self, user_id: int) -> float | None:
         """Now while online; else the last connect/disconnect, or when its process stopped beating."""
-        if self.online([user_id]):
+        try:
+            if self._live_sockets([user_id]):
+                return time.time()
+            seen = self.redis.get(self._seen_key(user_id))
+        except redis.RedisError:
+            logger.warning("presence unavailable; counting %s as just seen", user_id, exc_info=True)
             return time.time()
-        seen = self.redis.get(self._seen_key(user_id))
         return float(seen) if seen else None
 
 
