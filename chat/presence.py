@@ -67,6 +67,11 @@ class RedisPresence:
         self.prefix = prefix
         self._heartbeat_started = False
         self._lock = threading.Lock()
+        # This process's own sockets, to write back after Redis lost them (a restart without
+        # persistence) and to retry removals that failed while it was away.
+        self._local: dict[str, int] = {}
+        self._unremoved: dict[str, int] = {}
+        self._resync = False
 
     def _user_key(self, user_id: int) -> str:
         return f"{self.prefix}:presence:user:{user_id}"
@@ -91,11 +96,25 @@ class RedisPresence:
     def _beat(self) -> None:
         now = time.time()
         pipe = self.redis.pipeline()
-        pipe.set(self._process_key(PROCESS_ID), now, ex=settings.IM_PRESENCE_TTL)
+        pipe.set(self._process_key(PROCESS_ID), now, ex=settings.IM_PRESENCE_TTL, get=True)
         # Kept after the process dies: when its sockets are found dead, their users were last
         # seen at this process's last beat, not when they connected.
         pipe.hset(self._beats_key(), PROCESS_ID, now)
-        pipe.execute()
+        previous_beat = pipe.execute()[0]
+        with self._lock:
+            local, unremoved = dict(self._local), dict(self._unremoved)
+            self._unremoved.clear()
+            resync, self._resync = self._resync or previous_beat is None, False
+        if resync and local:  # Redis forgot us (restarted, or we stalled past the TTL), or missed a connect
+            pipe = self.redis.pipeline()
+            for channel, user_id in local.items():
+                pipe.hset(self._user_key(user_id), channel, PROCESS_ID)
+            pipe.execute()
+        if unremoved:
+            pipe = self.redis.pipeline()
+            for channel, user_id in unremoved.items():
+                pipe.hdel(self._user_key(user_id), channel)
+            pipe.execute()
 
     def _heartbeat_loop(self) -> None:
         beats = 0
@@ -118,13 +137,22 @@ class RedisPresence:
 
     def connected(self, user_id: int, channel_name: str) -> int:
         self._start_heartbeat()
+        with self._lock:
+            self._local[channel_name] = user_id
         pipe = self.redis.pipeline()
         pipe.hset(self._user_key(user_id), channel_name, PROCESS_ID)
         pipe.set(self._seen_key(user_id), time.time())
         pipe.hlen(self._user_key(user_id))
-        return pipe.execute()[-1]
+        try:
+            return pipe.execute()[-1]
+        except redis.RedisError:
+            logger.warning("presence unavailable at connect of %s; writing it later", user_id, exc_info=True)
+            self._resync = True
+            return 1
 
     def disconnected(self, user_id: int, channel_name: str) -> int:
+        with self._lock:
+            self._local.pop(channel_name, None)
         pipe = self.redis.pipeline()
         pipe.hdel(self._user_key(user_id), channel_name)
         pipe.set(self._seen_key(user_id), time.time())
@@ -132,8 +160,9 @@ class RedisPresence:
         try:
             return pipe.execute()[-1]
         except redis.RedisError:
-            # The socket's process beat stops counting it anyway once the entry is found stale.
-            logger.warning("presence unavailable at disconnect of %s", user_id, exc_info=True)
+            logger.warning("presence unavailable at disconnect of %s; retrying later", user_id, exc_info=True)
+            with self._lock:
+                self._unremoved[channel_name] = user_id
             return 0
 
     def _live_sockets(self, user_ids: list[int]) -> dict[int, int]:
