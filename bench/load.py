@@ -47,13 +47,14 @@ class Plan:
 
 
 class Msg:
-    __slots__ = ("key", "sock", "t_send", "measured", "expected", "delivered", "acked", "failed", "done",
+    __slots__ = ("key", "sock", "t_send", "t_ack", "measured", "expected", "delivered", "acked", "failed", "done",
                  "holding", "seq", "chat_id")
 
     def __init__(self, key: str, sock: "Sock", t_send: float, measured: bool, expected: int):
         self.key = key
         self.sock = sock
         self.t_send = t_send
+        self.t_ack = 0.0
         self.measured = measured
         self.expected = expected
         self.delivered = 0
@@ -99,6 +100,7 @@ class Outcome:
     timed_out: int = 0
     delivered: int = 0
     delivered_in_window: int = 0
+    late: int = 0
     completed_in_window: int = 0
     duplicates: int = 0
     lost: int = 0
@@ -138,6 +140,7 @@ class Load:
         self.t0 = self.t1 = float("inf")
         self.phase = "setup"
         self.stopping = False
+        self.drained = False
         self.counter = itertools.count()
         self.tag = fixtures.get("tag", "m")
         self.pad = ""
@@ -159,12 +162,13 @@ class Load:
         # The server answers frames only once the socket is in its push groups: PONG = ready.
         await self.request(sock, "ping")
 
-    async def _open_all(self, socks: list[Sock], what: str = "connecting") -> None:
+    async def _open_all(self, socks: list[Sock], what: str = "connecting", tolerate: bool = False) -> int:
+        """Open and ready every socket (3 tries each); how many failed (raises unless `tolerate`)."""
         limit = asyncio.Semaphore(self.plan.connect_concurrency)
-        done = 0
+        done = failed = 0
 
         async def one(sock: Sock) -> None:
-            nonlocal done
+            nonlocal done, failed
             async with limit:
                 for attempt in range(3):
                     try:
@@ -174,6 +178,10 @@ class Load:
                         if sock.ws is not None:
                             await sock.ws.close()
                         if attempt == 2:
+                            if tolerate:
+                                failed += 1
+                                sock.closed = True
+                                return
                             raise ConnectionError(f"socket {sock.index} could not connect: {error!r}") from None
                         await asyncio.sleep(0.2 * (attempt + 1))
                 done += 1
@@ -182,6 +190,7 @@ class Load:
 
         await asyncio.gather(*(one(sock) for sock in socks))
         self.socks.extend(socks)
+        return failed
 
     async def request(self, sock: Sock, frame: str | dict, timeout: float = REPLY_SECONDS) -> dict:
         """Send a frame whose reply we wait for (ping -> PONG, chat.sync)."""
@@ -232,6 +241,9 @@ class Load:
             self.out.duplicates += 1
             return
         sock.seen.add(key)
+        if self.drained:
+            self.out.late += 1  # after the drain: neither delivered in time nor (any more) lost
+            return
         now = clock()
         msg.delivered += 1
         self.out.delivered += 1
@@ -258,6 +270,7 @@ class Load:
             return
         result = frame.get("result") or {}
         entry.acked = True
+        entry.t_ack = clock()
         entry.seq = result.get("seq")
         entry.chat_id = result.get("chat_id")
         self.out.acked += 1
@@ -326,20 +339,24 @@ class Load:
         sent = 0
         turn = itertools.cycle(self.sending)
         while not self.stopping:
-            due = int((clock() - start) * rate) - sent
+            due = int((clock() - start) * rate) + 1 - sent  # message n is due at start + n / rate
             for _ in range(min(due, 1000)):
                 scheduled = start + sent / rate
                 self.out.generator_lag_ms = max(self.out.generator_lag_ms, (clock() - scheduled) * 1000)
                 await self._send(next(turn), t_send=scheduled)
                 sent += 1
-            await asyncio.sleep(0.0005)
+            await asyncio.sleep(max(0.0, start + sent / rate - clock()))
 
     async def _sweep(self) -> None:
-        """Free the window slot of a message that got no reply or no delivery in time."""
+        """Free the window slot of a message acked but not delivered in time (likely lost).
+
+        An unanswered message keeps its slot: the server is still working on it, and a closed loop
+        must not turn into an open one when the server is merely slow.
+        """
         while True:
             await asyncio.sleep(0.2)
             limit = clock() - self.plan.msg_timeout
-            for msg in [msg for msg in self.outstanding.values() if msg.t_send < limit]:
+            for msg in [msg for msg in self.outstanding.values() if msg.acked and msg.t_ack < limit]:
                 self.out.timed_out += 1
                 self._release(msg)
 
@@ -457,6 +474,7 @@ class Load:
             await asyncio.gather(*drivers, return_exceptions=True)
             self.phase = "drain"
             await self._drain()
+            self.drained = True
         finally:
             for task in helpers + drivers:
                 task.cancel()
@@ -537,9 +555,10 @@ class Load:
             return found
 
         results = await asyncio.gather(*(one(self.socks[index], missing) for index, missing in self.missing.items()))
-        recovered = sum(results)
-        self.out.needed_sync = recovered
-        self.out.unrecovered = self.out.lost - recovered
+        self.out.needed_sync = sum(results)
+        # What neither a push (in time or late) nor chat.sync brought: really gone for the client.
+        self.out.unrecovered = sum(1 for index, missing in self.missing.items() for key in missing
+                                   if key not in self.socks[index].seen)
 
     async def _run_idle(self) -> None:
         """Open N sockets that only say hello; server memory per socket, and whether they stay up."""
@@ -553,7 +572,7 @@ class Load:
         if self.monitor is not None:
             self.monitor.start()
         started = clock()
-        await self._open_all(socks[warm:])
+        failed = await self._open_all(socks[warm:], tolerate=True)
         connect_seconds = clock() - started
         self.phase = "idle"
         hold_end = clock() + plan.idle_hold
@@ -580,6 +599,7 @@ class Load:
         self.out.sockets = len(socks)
         self.out.idle = {
             "sockets": len(socks),
+            "failed_to_open": failed,
             "alive": alive,
             "connect_per_s": round(opened / connect_seconds, 1) if connect_seconds > 0 else None,
             "rss_before_mb": round(before / 2**20, 1),

@@ -20,6 +20,7 @@ RATIO_FIGURES = [
     ("ack p99 ms", ("ack_ms", "p99")),
     ("ack max ms", ("ack_ms", "max")),
     ("server CPU % (100 = 1 core)", ("server", "cpu_pct")),
+    ("  of which kernel (system) %", ("server", "cpu_system_pct")),
     ("server CPU us per delivery", ("server", "cpu_us_per_delivery")),
     ("server RSS MB", ("server", "rss_mb")),
     ("PostgreSQL CPU %", ("server", "db_cpu_pct")),
@@ -29,8 +30,8 @@ RATIO_FIGURES = [
     ("idle: RSS per socket KB", ("idle", "rss_per_socket_kb")),
     ("idle: sockets opened/s", ("idle", "connect_per_s")),
 ]
-COUNT_FIGURES = ["sent", "acked", "delivered", "lost", "lost_messages", "duplicates", "needed_sync", "unrecovered",
-                 "errors", "unanswered", "timed_out", "stray", "closed_sockets"]
+COUNT_FIGURES = ["sent", "acked", "delivered", "lost", "lost_messages", "late", "duplicates", "needed_sync",
+                 "unrecovered", "errors", "unanswered", "timed_out", "stray", "closed_sockets"]
 
 
 def percentiles(seconds: list[float]) -> dict | None:

@@ -6,12 +6,12 @@ stopped before `run` returns or raises (Ctrl-C included).
 
 import asyncio
 import os
+import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from pathlib import Path
-
-from bench import profile, report
+from bench import profiling, report
 from bench.load import Plan, run_load
 from bench.servers import BenchError, Deployment, Monitor, default_cpus, parse_cpus, pid_listening_on
 
@@ -157,8 +157,6 @@ def run(config: Config) -> dict:
 
 def _say(config: Config, text: str) -> None:
     if config.progress:
-        import sys
-
         sys.stderr.write(f"\r\033[K[imbench] {text}")
         sys.stderr.flush()
 
@@ -188,13 +186,17 @@ def _phase(kind: str, config: Config, plan: Plan, deployment: Deployment) -> tup
         def start_profile() -> None:
             if profile_path is not None:
                 profile_path.parent.mkdir(parents=True, exist_ok=True)
-                sampler["process"] = profile.start(monitor.processes[0].pid, config.duration, profile_path)
+                sampler["process"] = profiling.start(monitor.processes[0].pid, config.duration, profile_path)
 
-        outcome, server_figures = asyncio.run(
-            run_load(phase_plan, urls, fixtures, monitor=monitor, supports_sync=kind == "imchat",
-                     timeout=bound_seconds(config, sockets), on_measure=start_profile)
-        )
-        profiled = profile.finish(sampler.get("process"), profile_path, config.duration) if profile_path else None
+        try:
+            outcome, server_figures = asyncio.run(
+                run_load(phase_plan, urls, fixtures, monitor=monitor, supports_sync=kind == "imchat",
+                         timeout=bound_seconds(config, sockets), on_measure=start_profile)
+            )
+        except ConnectionError as error:
+            logs = "\n".join(server.log_tail(2000) for server in servers)
+            raise BenchError(f"{kind}: {error}\n{logs}") from None
+        profiled = profiling.finish(sampler.get("process"), profile_path, config.duration) if profile_path else None
         log_counts: dict[str, int] = {}
         for server in servers:
             for name, count in server.log_counts().items():

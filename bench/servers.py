@@ -291,15 +291,17 @@ class Monitor:
         self.rss_peak = max(self.rss_peak, total)
         return total
 
-    def _server_cpu(self) -> float:
-        total = 0.0
+    def _server_cpu(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the server processes, all threads."""
+        user = system = 0.0
         for process in self.processes:
             try:
                 times = process.cpu_times()
-                total += times.user + times.system
+                user += times.user
+                system += times.system
             except psutil.Error:
                 pass
-        return total
+        return user, system
 
     def _service_cpu(self) -> dict[str, dict[int, float]]:
         found: dict[str, dict[int, float]] = {"db": {}, "redis": {}}
@@ -317,11 +319,13 @@ class Monitor:
         """CPU % (100 = one core) of the servers, the database and Redis since start(); memory."""
         started, server_cpu, services = self._mark or (time.perf_counter(), self._server_cpu(), self._service_cpu())
         wall = max(time.perf_counter() - started, 1e-9)
-        server_seconds = self._server_cpu() - server_cpu
+        user, system = (end - begin for end, begin in zip(self._server_cpu(), server_cpu))
+        server_seconds = user + system
         now = self._service_cpu()
         figures = {
             "processes": len(self.processes),
             "cpu_pct": round(100 * server_seconds / wall, 1),
+            "cpu_system_pct": round(100 * system / wall, 1),
             "cpu_seconds": round(server_seconds, 3),
             "rss_mb": round(self.rss() / 2**20, 1),
             "rss_peak_mb": round(self.rss_peak / 2**20, 1),

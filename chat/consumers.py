@@ -42,21 +42,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Join every push group before the handshake completes: once the client is connected,
         # nothing addressed to it can pass it by.
         try:
-            self.groups_joined = await database_sync_to_async(handlers.socket_opened)(caller)
+            groups = await database_sync_to_async(handlers.socket_opened)(caller)
         except AppError as error:
             await self.accept()
             await self.send(protocol.dumps(protocol.error_reply(error)))
             await self.close(code=int(CloseCode.TOO_MANY_SOCKETS))
             return
+        # From here on disconnect() undoes presence, groups and the user's rate bucket.
+        self.caller = caller
         self.bucket = throttling.connection_bucket()
         self.user_bucket = throttling.user_buckets.acquire(user.pk)
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        self.caller = caller
+        try:
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined.append(group)
+        except Exception:
+            logger.exception("joining push groups failed for user %s", user.pk)
+            await self.disconnect(CloseCode.SERVER_FAULT)
+            await self.close(code=int(CloseCode.SERVER_FAULT))
+            return
         await self.accept()
-        pushes = await database_sync_to_async(handlers.socket_joined)(caller)
-        if pushes:
+        try:
+            pushes = await database_sync_to_async(handlers.socket_joined)(caller)
             await realtime.deliver(pushes)
+        except Exception:  # the socket works; the queue moves at the next drain
+            logger.exception("after-connect work failed for user %s", user.pk)
 
     async def disconnect(self, code):
         if self.caller is None:

@@ -13,16 +13,20 @@ from django.db import IntegrityError
 from chat import groups, ids, notices, realtime, selectors, services, sockets
 from chat.inputs import read_chat_id, read_role_is_service, read_send
 from chat.models import ChatType
-from chat.protocol import Caller, Envelope, error_reply, read_bool, read_int, read_int_list, read_str, reply
+from chat.protocol import (INT64_MAX, Caller, Envelope, error_reply, read_bool, read_int, read_int_list, read_str,
+                           reply)
 from customer_service import handlers as service_handlers
 from customer_service import routing as service_routing
 from customer_service import selectors as service_selectors
 from customer_service import services as service_services
 from customer_service import sockets as service_sockets
+from customer_service import webhooks as service_webhooks
 from imchat.errors import AppError, Code, bad_request, forbidden
 from imchat.links import default_base_url
 
 Handler = Callable[[Caller, dict], tuple[int, Any]]
+
+LAST_UNIX_SECOND = 253402300799  # 9999-12-31T23:59:59Z: datetime cannot go further
 
 
 def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
@@ -134,6 +138,8 @@ def chat_record(caller: Caller, content: dict) -> tuple[int, Any]:
         shop_side=shop_side,
     )
     page = read_int(content, "page", default=1, minimum=1)
+    if page * selectors.RECORD_PAGE_SIZE > INT64_MAX:  # the row offset must fit the database's integer
+        raise bad_request("page: out of range")
     return Code.CHAT_RECORD, selectors.chat_record(caller=caller, participant=participant, page=page)
 
 
@@ -143,8 +149,11 @@ def sync(caller: Caller, content: dict) -> tuple[int, Any]:
         raise bad_request("chats: must be an object of chat_id -> seq")
     if len(chats) > 1000:
         raise bad_request("chats: at most 1000 conversations")
-    cursors = {str(chat_id): read_int(chats, chat_id, default=0) for chat_id in chats}
+    # A key holding NUL names no conversation (and PostgreSQL refuses it in a query): left out.
+    cursors = {str(chat_id): read_int(chats, chat_id, default=0) for chat_id in chats if "\x00" not in chat_id}
     since = read_int(content, "since")
+    if since is not None and since > LAST_UNIX_SECOND:
+        raise bad_request("since: out of range")
     limit = min(read_int(content, "limit", default=selectors.SYNC_DEFAULT_LIMIT, minimum=1), selectors.SYNC_MAX_LIMIT)
     shop_ids = service_selectors.served_shop_ids(caller.user)
     return Code.OK, selectors.sync_messages(caller=caller, cursors=cursors, since=since, limit=limit,
@@ -245,8 +254,9 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 
 
 def socket_opened(caller: Caller) -> list[str]:
-    """Presence, and the channel-layer groups a new socket joins."""
-    return sockets.socket_opened(caller) + service_sockets.agent_groups(caller.user)
+    """Presence, and the channel-layer groups a new socket joins (presence last: nothing to undo)."""
+    shop_groups = service_sockets.agent_groups(caller.user)
+    return sockets.socket_opened(caller) + shop_groups
 
 
 def socket_joined(caller: Caller) -> list[realtime.Push]:
@@ -265,7 +275,10 @@ def close_idle_sessions() -> None:
 
 
 # (interval in seconds, job): run by every server process while it serves sockets.
-BACKGROUND_JOBS = [(30.0, close_idle_sessions)]
+BACKGROUND_JOBS = [
+    (30.0, close_idle_sessions),
+    (float(settings.IM_WEBHOOK_POLL_SECONDS), service_webhooks.deliver_in_background),
+]
 
 
 def run(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.Push]]:

@@ -139,4 +139,5 @@ def record_row(message: Message, viewer_id: int, base_url: str) -> dict[str, Any
         "mine": message.sender_id == viewer_id and message.sender_id is not None,
         "msg_id": pushed["msg_id"],
         "seq": pushed["seq"],
+        **{key: pushed[key] for key in ("shop_id", "service_nickname", "service_avatar") if key in pushed},
     }

@@ -160,6 +160,8 @@ def read_str(content: dict, name: str, *, required: bool = False, max_length: in
         raw = str(raw)
     if not isinstance(raw, str):
         raise bad_request(f"{name}: must be a string")
+    if "\x00" in raw:  # PostgreSQL text cannot hold NUL: refuse it here, not with a -500 later
+        raise bad_request(f"{name}: must not contain NUL characters")
     if max_length is not None and len(raw) > max_length:
         raise bad_request(f"{name}: at most {max_length} characters")
     return raw

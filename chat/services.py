@@ -227,8 +227,12 @@ def validate_message_body(*, msg_type: int, msg: str, max_chars: int) -> None:
         raise bad_request("msg: an image message must be an absolute http(s) URL")
 
 
-def participant_for(*, caller: Caller, chat_id: str, shop_id: int | None = None) -> Participant:
-    """The caller's row (or, with shop_id, the shop side's) of a conversation, or -404."""
+def participant_for(*, caller: Caller, chat_id: str, shop_id: int | None = None, active: bool = False) -> Participant:
+    """The caller's row (or, with shop_id, the shop side's) of a conversation, or -404.
+
+    With `active`, a member who left (or whose group was dissolved) gets -403: they may still
+    read what they saw, but not act in the conversation.
+    """
     ids.parse_chat_id(chat_id)
     query = Participant.objects.select_related("conversation").filter(conversation__chat_id=chat_id)
     if shop_id is None:
@@ -238,6 +242,8 @@ def participant_for(*, caller: Caller, chat_id: str, shop_id: int | None = None)
     participant = query.first()
     if participant is None:
         raise not_found("chat_id: no such conversation")
+    if active and participant.left_seq is not None:
+        raise forbidden("not a member of this conversation any more")
     return participant
 
 
@@ -281,8 +287,9 @@ def conversation_mark_read(*, caller: Caller, chat_id: str, shop_id: int | None 
     read_seq = conversation.last_seq if participant.left_seq is None else participant.left_seq
     if read_seq > participant.last_read_seq:
         Participant.objects.filter(pk=participant.pk, last_read_seq__lt=read_seq).update(last_read_seq=read_seq)
-    receipt = {"chat_id": chat_id, "reader_uid": caller.uid, "seq": read_seq}
-    push_to_parties(participant, caller, Code.READ_RECEIPT, receipt, shop_id=shop_id)
+    if participant.left_seq is None:  # a member who left reads quietly
+        receipt = {"chat_id": chat_id, "reader_uid": caller.uid, "seq": read_seq}
+        push_to_parties(participant, caller, Code.READ_RECEIPT, receipt, shop_id=shop_id)
     return read_seq
 
 
@@ -295,7 +302,7 @@ def conversation_hide(*, caller: Caller, chat_id: str, shop_id: int | None = Non
 
 def typing_relay(*, caller: Caller, chat_id: str, shop_id: int | None = None) -> None:
     """302 to the other side; never stored."""
-    participant = participant_for(caller=caller, chat_id=chat_id, shop_id=shop_id)
+    participant = participant_for(caller=caller, chat_id=chat_id, shop_id=shop_id, active=True)
     with transaction.atomic():
         push_to_parties(participant, caller, Code.TYPING, {"chat_id": chat_id, "uid": caller.uid},
                         shop_id=shop_id, echo=False)

@@ -15,8 +15,12 @@ def socket_opened(caller: Caller) -> list[str]:
     if presence().connected(caller.uid, caller.channel_name) > settings.IM_MAX_SOCKETS_PER_USER:
         presence().disconnected(caller.uid, caller.channel_name)
         raise AppError(Code.RATE_LIMITED, f"at most {settings.IM_MAX_SOCKETS_PER_USER} connections per user")
-    announcements_box_ensure(caller.user)
-    chat_groups = [realtime.chat_group(gid) for gid in group_ids_of(caller.uid)]
+    try:
+        announcements_box_ensure(caller.user)
+        chat_groups = [realtime.chat_group(gid) for gid in group_ids_of(caller.uid)]
+    except Exception:
+        presence().disconnected(caller.uid, caller.channel_name)
+        raise
     return [realtime.user_group(caller.uid), realtime.everyone_group(), *chat_groups]
 
 

@@ -10,7 +10,7 @@ from accounts.models import User
 from chat.presence import presence
 from chat.realtime import layer_is_shared
 from customer_service import services
-from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
+from customer_service.models import Assignment, QuickReply, ServiceAgent, ServiceSession, Shop
 from imchat.errors import AppError
 from imchat.links import base_url_from_request
 
@@ -169,6 +169,13 @@ class ServiceAgentAdmin(MerchantScopedAdmin):
             return
         self.warn_if_not_live(request)
 
+    def delete_model(self, request, obj):
+        services.agent_remove(agent=obj, base_url=base_url_from_request(request))
+
+    def delete_queryset(self, request, queryset):
+        for agent in queryset:
+            services.agent_remove(agent=agent, base_url=base_url_from_request(request))
+
     def _set_status(self, request, queryset, status):
         base_url = base_url_from_request(request)
         for agent in queryset.select_related("user"):
@@ -217,3 +224,19 @@ class ServiceSessionAdmin(MerchantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(QuickReply)
+class QuickReplyAdmin(MerchantScopedAdmin):
+    """Canned answers the shop's agents insert from the workspace."""
+
+    list_display = ("title", "shop", "order", "short_text")
+    list_editable = ("order",)
+    list_filter = (("shop", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("title", "text")
+    list_select_related = ("shop",)
+    fields = ("shop", "title", "text", "order")
+
+    @admin.display(description="text")
+    def short_text(self, reply):
+        return reply.text if len(reply.text) <= 60 else reply.text[:59] + "…"

@@ -113,3 +113,49 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent} ({self.reason})"
+
+
+class QuickReply(models.Model):
+    """A canned answer the merchant keeps for the shop's agents (inserted into the reply box)."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="quick_replies")
+    title = models.CharField(max_length=64)
+    text = models.TextField(max_length=2000)
+    order = models.PositiveIntegerField(default=0, help_text="Smaller numbers come first")
+
+    class Meta:
+        ordering = ["shop", "order", "pk"]
+        verbose_name_plural = "quick replies"
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class WebhookDelivery(models.Model):
+    """One event for the mall's webhook, kept until delivered (or given up on): a restart loses none."""
+
+    class Event(models.TextChoices):
+        SESSION_CREATED = "session.created", "a new customer-service session"
+        MESSAGE_UNATTENDED = "message.unattended", "a consumer's message while no agent is online"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed", "failed (gave up)"
+
+    delivery_id = models.CharField(max_length=40, unique=True, help_text="X-Imchat-Delivery: the mall dedupes by it")
+    event = models.CharField(max_length=32, choices=Event.choices)
+    body = models.TextField(help_text="The exact JSON sent, and signed, on every attempt")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="HTTP status of the last attempt")
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="webhook_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.delivery_id} ({self.state})"

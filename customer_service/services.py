@@ -13,7 +13,7 @@ from chat.models import ChatType, Conversation, Participant, SentAs
 from chat.payloads import message_result
 from chat.protocol import Caller
 from chat.services import Stored, message_append, push_message
-from customer_service import routing
+from customer_service import routing, webhooks
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
 from customer_service.selectors import can_serve
 from imchat.errors import Code, bad_request, forbidden, not_found
@@ -60,9 +60,23 @@ def agent_add(*, shop: Shop, user: User, status: str = Status.OFFLINE, max_sessi
     if not created:
         agent_set_capacity(agent=agent, max_sessions=max_sessions, base_url=base_url)
         agent_set_status(user=user, status=status, shop_id=shop.pk, base_url=base_url)
-    elif status == Status.ONLINE:
+        return agent
+    # Their open sockets hear the shop's events from now on.
+    realtime.membership_on_commit([realtime.user_group(user.pk)], join=realtime.shop_agents_group(shop.pk))
+    if status == Status.ONLINE:
         routing.queue_drain(shop.pk, base_url=base_url)
     return agent
+
+
+@transaction.atomic
+def agent_remove(*, agent: ServiceAgent, base_url: str = "") -> None:
+    """A merchant removes an agent: their sessions go to colleagues (or the queue) and their open
+    sockets leave the shop's agent group (unless they own the shop)."""
+    sessions_hand_back(agent, timezone.now(), base_url)
+    user_id, shop_id = agent.user_id, agent.shop_id
+    agent.delete()
+    if not Shop.objects.filter(pk=shop_id, owner_id=user_id).exists():
+        realtime.membership_on_commit([realtime.user_group(user_id)], leave=realtime.shop_agents_group(shop_id))
 
 
 @transaction.atomic
@@ -212,8 +226,10 @@ def resolve_service_chat(*, caller: Caller, as_service: bool, shop_id: int | Non
     shop = shop_id or (ref.a if ref else None) or to_uid
     if not shop:
         raise bad_request("to_uid: required")
-    if ref is not None and (ref.a != shop or ref.b != caller.uid):
-        raise bad_request("chat_id: does not match the shop" if ref.a != shop else "chat_id: not your conversation")
+    if ref is not None and ref.a != shop:
+        raise bad_request("chat_id: does not match the shop")
+    if ref is not None and ref.b != caller.uid:
+        raise forbidden("chat_id: not your conversation")
     return shop, caller.uid
 
 
@@ -250,6 +266,9 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
         )
         receivers = [realtime.user_group(routed.agent_id)] if routed.agent_id else []
         push_message(result, receivers=receivers, caller=caller)
+        if webhooks.enabled():
+            webhooks.consumer_message_events(session=routed.session, message=result,
+                                             new_session=routed.session.first_seq == stored.seq)
         if routed.agent_id == 0:
             _offline_notice_if_due(routed.session, shop, consumer.pk, caller.base_url, now)
     return stored
@@ -269,7 +288,8 @@ def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int
     ServiceSession.objects.filter(pk=session.pk).update(offline_notice_at=now)
     chat_id = ids.service_chat_id(shop.pk, consumer_id)
     stored, _ = message_append(
-        chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=None, sender_side=Q(user__isnull=True, shop_id=shop.pk),
+        # An automatic notice reads nothing for the shop: the consumer's question stays unread there.
+        chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=None, sender_side=Q(pk__in=[]),
         sent_as=SentAs.SYSTEM, msg_type=1, msg=shop.offline_notice, to_uid=consumer_id, shop_id=shop.pk, now=now,
     )
     result = message_result(

@@ -35,6 +35,7 @@ class CloseCode(IntEnum):
     NOT_LOGGED_IN = 4401
     FRAME_TOO_LARGE = 4009
     TOO_MANY_SOCKETS = 4429
+    SERVER_FAULT = 4500
 
 
 class AppError(Exception):

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "accounts",
     "chat",
@@ -72,6 +74,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -95,6 +98,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "customer_service.views.navigation",
             ],
         },
     },
@@ -168,7 +172,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The web pages' session login (the compat client's JSON login is POST /login).
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/start/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Static and media ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -176,14 +183,42 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("IM_MEDIA_ROOT", VAR_DIR / "media"))
+# Uploaded images go through the default storage: files under MEDIA_ROOT (served by this app at
+# MEDIA_URL) unless IM_STORAGE_BACKEND names another, e.g. S3-compatible storage in production:
+# IM_STORAGE_BACKEND=storages.backends.s3.S3Storage (pip install django-storages[s3]) with the
+# IM_S3_* variables below (keys may also come from the usual AWS_* environment of boto3).
+IM_STORAGE_BACKEND = os.environ.get("IM_STORAGE_BACKEND") or "django.core.files.storage.FileSystemStorage"
+IM_STORAGE_IS_LOCAL = IM_STORAGE_BACKEND == "django.core.files.storage.FileSystemStorage"
+STORAGE_OPTIONS: dict = {}
+if "s3" in IM_STORAGE_BACKEND.lower():
+    STORAGE_OPTIONS = {
+        name: value
+        for name, value in (
+            ("bucket_name", os.environ.get("IM_S3_BUCKET")),
+            ("endpoint_url", os.environ.get("IM_S3_ENDPOINT_URL")),
+            ("region_name", os.environ.get("IM_S3_REGION")),
+            ("access_key", os.environ.get("IM_S3_ACCESS_KEY")),
+            ("secret_key", os.environ.get("IM_S3_SECRET_KEY")),
+            # e.g. cdn.mall.example: image URLs then point there instead of the endpoint.
+            ("custom_domain", os.environ.get("IM_S3_CUSTOM_DOMAIN")),
+        )
+        if value
+    }
+    # Image URLs are stored in messages for good: public objects, no expiring signed URLs.
+    STORAGE_OPTIONS.update(querystring_auth=False, file_overwrite=False)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": IM_STORAGE_BACKEND, "OPTIONS": STORAGE_OPTIONS},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# MEDIA_URL served by this app (fine for one host; put nginx or a CDN in front in production).
+IM_SERVE_MEDIA = env_bool("IM_SERVE_MEDIA", IM_STORAGE_IS_LOCAL)
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- i18n ---------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
+# The web pages speak English and Chinese: Accept-Language picks, the language switch overrides.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "Asia/Shanghai")
 USE_I18N = True
 USE_TZ = True
@@ -201,6 +236,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "imchat.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "imchat REST API",
+    "DESCRIPTION": "Every reply is `{code, msg, result}` (code 1 = success; errors carry the protocol's "
+                   "negative codes: -200 not logged in, -403 forbidden, -404 not found, 0 bad request). "
+                   "Authenticate with `Authorization: Bearer <jwt>` (POST /api/v1/auth/token/) or the "
+                   "session cookie; the mall endpoints with `X-Imchat-Api-Key`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- imchat -------------------------------------------------------------------------------------
@@ -226,6 +275,21 @@ IM_SESSION_IDLE_SECONDS = env_int("IM_SESSION_IDLE_SECONDS", 1800)
 # online after IM_PRESENCE_TTL seconds.
 IM_PRESENCE_REFRESH_SECONDS = env_int("IM_PRESENCE_REFRESH_SECONDS", 5)
 IM_PRESENCE_TTL = env_int("IM_PRESENCE_TTL", 15)
+# Image uploads: the largest file, and the most pixels a decoded image may have (decompression bombs).
+IM_MAX_UPLOAD_BYTES = env_int("IM_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
+IM_MAX_IMAGE_PIXELS = env_int("IM_MAX_IMAGE_PIXELS", 50_000_000)
+# The mall's server-to-server API (users and shops in bulk); refused entirely while unset.
+IM_MALL_API_KEY = os.environ.get("IM_MALL_API_KEY", "")
+# Webhooks to the mall (new customer-service sessions, messages while no agent is online): nothing
+# is queued while IM_WEBHOOK_URL is unset. Bodies are signed with HMAC-SHA256 (X-Imchat-Signature).
+IM_WEBHOOK_URL = os.environ.get("IM_WEBHOOK_URL", "")
+IM_WEBHOOK_SECRET = os.environ.get("IM_WEBHOOK_SECRET", "")
+IM_WEBHOOK_TIMEOUT = float(os.environ.get("IM_WEBHOOK_TIMEOUT") or 5)
+IM_WEBHOOK_MAX_ATTEMPTS = env_int("IM_WEBHOOK_MAX_ATTEMPTS", 12)
+IM_WEBHOOK_RETRY_SECONDS = env_int("IM_WEBHOOK_RETRY_SECONDS", 10)
+IM_WEBHOOK_POLL_SECONDS = env_int("IM_WEBHOOK_POLL_SECONDS", 5)
+if IM_WEBHOOK_URL and len(IM_WEBHOOK_SECRET) < 16:
+    raise ImproperlyConfigured("IM_WEBHOOK_SECRET (16+ characters) must be set with IM_WEBHOOK_URL")
 
 LOGGING = {
     "version": 1,

@@ -21,3 +21,63 @@ urlpatterns = [
     re_path(r"^admin/", admin.site.urls),
     re_path(r"^$", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
+
+# The web pages (templates/ + static/js/imchat.js): session login, consumer chat, agent workspace,
+# merchant dashboard, and the language switch.
+from django.conf import settings  # noqa: E402
+from django.contrib.auth import views as auth_views  # noqa: E402
+from django.urls import include  # noqa: E402
+
+from chat import views as chat_views  # noqa: E402
+from customer_service import views as service_views  # noqa: E402
+
+urlpatterns += [
+    path("accounts/login/", auth_views.LoginView.as_view(
+        redirect_authenticated_user=True, extra_context={"demo_hint": settings.DEBUG}), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("start/", service_views.start, name="start"),
+    path("chat/", chat_views.chat_page, name="chat"),
+    path("shops/", service_views.shop_directory, name="shop-directory"),
+    path("workspace/", service_views.workspace, name="workspace"),
+    path("workspace/state/", service_views.workspace_state, name="workspace-state"),
+    path("workspace/customer/", service_views.workspace_customer, name="workspace-customer"),
+    path("dashboard/", service_views.dashboard, name="dashboard"),
+    path("dashboard/data/", service_views.dashboard_data, name="dashboard-data"),
+    path("i18n/", include("django.conf.urls.i18n")),
+]
+
+# The REST API (/api/v1/, schema at /api/schema/, docs at /api/docs/), image uploads, MEDIA.
+from django.conf import settings  # noqa: E402, F811
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView  # noqa: E402
+
+from accounts import apis as account_apis  # noqa: E402
+from customer_service import apis as service_apis  # noqa: E402
+from imchat import uploads  # noqa: E402
+
+urlpatterns += [
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/v1/auth/token/", account_apis.TokenApi.as_view(), name="api-token"),
+    path("api/v1/me/", account_apis.MeApi.as_view(), name="api-me"),
+    path("api/v1/conversations/", chat_apis.ConversationListApi.as_view(), name="api-conversations"),
+    path("api/v1/conversations/<str:chat_id>/read/", chat_apis.ConversationReadApi.as_view(),
+         name="api-conversation-read"),
+    path("api/v1/conversations/<str:chat_id>/hide/", chat_apis.ConversationHideApi.as_view(),
+         name="api-conversation-hide"),
+    path("api/v1/conversations/<str:chat_id>/messages/", chat_apis.ConversationMessagesApi.as_view(),
+         name="api-conversation-messages"),
+    path("api/v1/messages/", chat_apis.MessageSendApi.as_view(), name="api-messages"),
+    path("api/v1/uploads/", uploads.UploadApi.as_view(), name="api-uploads"),
+    path("api/v1/shops/", service_apis.ShopListApi.as_view(), name="api-shops"),
+    path("api/v1/shops/<int:shop_id>/agents/", service_apis.ShopAgentListApi.as_view(), name="api-shop-agents"),
+    path("api/v1/shops/<int:shop_id>/agents/<int:uid>/", service_apis.ShopAgentApi.as_view(),
+         name="api-shop-agent"),
+    path("api/v1/notices/", service_apis.NoticeApi.as_view(), name="api-notices"),
+    path("api/v1/mall/users/", account_apis.MallUsersApi.as_view(), name="api-mall-users"),
+    path("api/v1/mall/shops/", service_apis.MallShopsApi.as_view(), name="api-mall-shops"),
+    re_path(r"^user/upload/?$", uploads.compat_upload, name="compat-upload"),
+]
+if settings.IM_SERVE_MEDIA:
+    # Uploaded images from MEDIA_ROOT (one host; in production nginx or a CDN serves MEDIA_URL).
+    urlpatterns += [re_path(r"^%s(?P<path>.+)$" % settings.MEDIA_URL.lstrip("/"), uploads.media, name="media")]

@@ -710,7 +710,7 @@ def test_service_chat_ids_put_the_shop_first_and_are_not_sorted(db, ask):
 def test_a_consumer_cannot_write_into_another_consumers_conversation(shop, consumer, consumer2, ask):
     sent = ask(consumer2, "chat", "sendMsg", consumer_frame(shop.pk, "peek", chat_id=chat_id(shop, consumer)))
 
-    assert sent.code == Code.BAD_REQUEST
+    assert sent.code == Code.FORBIDDEN  # PROTOCOL.md 2: -403 "not yours"
     assert not Message.objects.filter(msg="peek").exists()
 
 

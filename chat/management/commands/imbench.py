@@ -11,7 +11,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bench import profile, report
+from bench import profiling, report
 from bench.run import Config, run
 from bench.servers import BenchError
 
@@ -99,7 +99,7 @@ class Command(BaseCommand):
             self.stdout.write(report.table(result))
             for name in ("baseline", "imchat"):
                 if result.get(name) and result[name].get("profile"):
-                    self.stdout.write(f"--- {result[name]['target']} ---\n" + profile.text(result[name]["profile"]))
+                    self.stdout.write(f"--- {result[name]['target']} ---\n" + profiling.text(result[name]["profile"]))
         self.stdout.write(json.dumps(result, separators=(",", ":")))
 
 

@@ -1,0 +1,216 @@
+"""Customer service over HTTP: the merchant's shops and agents, system notices, the mall's shop sync."""
+
+from django.db.models import Count
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
+
+from accounts import mall
+from chat.models import Notice
+from chat.payloads import unix
+from chat.presence import presence
+from customer_service import services
+from customer_service.mall import shops_upsert
+from customer_service.models import ServiceAgent, ServiceSession, Shop
+from customer_service.notices import notice_send_to
+from imchat.api import ok
+from imchat.errors import bad_request, forbidden, not_found
+from imchat.inputs import body_of, validated
+from imchat.links import absolute_url, base_url_from_request
+from imchat.openapi import INT64_MAX, api
+
+State = ServiceSession.State
+Status = ServiceAgent.Status
+MALL_BATCH = 1000
+
+
+def owned_shop(request, shop_id: int) -> Shop:
+    """The shop, if the caller owns it (or is a superuser): -404 / -403 otherwise."""
+    shop = Shop.objects.filter(pk=shop_id).first()
+    if shop is None:
+        raise not_found("shop_id: no such shop")
+    if shop.owner_id != request.user.pk and not request.user.is_superuser:
+        raise forbidden("not the owner of this shop")
+    return shop
+
+
+def _session_counts(shop_ids: list[int]) -> dict[int, dict[str, int]]:
+    rows = (
+        ServiceSession.objects.filter(shop_id__in=shop_ids, state__in=[State.OPEN, State.QUEUED])
+        .values("shop_id", "state").annotate(n=Count("id"))
+    )
+    counts: dict[int, dict[str, int]] = {shop_id: {State.OPEN: 0, State.QUEUED: 0} for shop_id in shop_ids}
+    for row in rows:
+        counts[row["shop_id"]][row["state"]] = row["n"]
+    return counts
+
+
+def _agent_rows(shop: Shop, base_url: str, only_uid: int | None = None) -> list[dict]:
+    agents = ServiceAgent.objects.filter(shop=shop).select_related("user").order_by("pk")
+    if only_uid is not None:
+        agents = agents.filter(user_id=only_uid)
+    agents = list(agents)
+    loads = dict(
+        ServiceSession.objects.filter(shop=shop, state=State.OPEN, agent_id__in=[a.user_id for a in agents])
+        .values("agent_id").annotate(n=Count("id")).values_list("agent_id", "n")
+    )
+    connected = presence().online(agent.user_id for agent in agents)
+    rows = []
+    for agent in agents:
+        load = loads.get(agent.user_id, 0)
+        live = agent.user_id in connected
+        rows.append({
+            "uid": agent.user_id,
+            "nickname": agent.user.display_name,
+            "avatar": absolute_url(agent.user.avatar, base_url),
+            "status": agent.status,
+            "max_sessions": agent.max_sessions,
+            "open_sessions": load,
+            "connected": live,
+            "available": agent.status == Status.ONLINE and live and load < agent.max_sessions,
+            "last_assigned_at": unix(agent.last_assigned_at),
+        })
+    return rows
+
+
+class ShopOut(serializers.Serializer):
+    shop_id = serializers.IntegerField()
+    name = serializers.CharField()
+    logo = serializers.URLField()
+    strategy = serializers.ChoiceField(choices=Shop.Strategy.values)
+    offline_notice = serializers.CharField()
+    agents = serializers.IntegerField(help_text="agents of the shop")
+    open_sessions = serializers.IntegerField()
+    queued_sessions = serializers.IntegerField()
+
+
+class AgentOut(serializers.Serializer):
+    uid = serializers.IntegerField()
+    nickname = serializers.CharField()
+    avatar = serializers.URLField()
+    status = serializers.ChoiceField(choices=Status.values)
+    max_sessions = serializers.IntegerField()
+    open_sessions = serializers.IntegerField(help_text="load: sessions open with this agent now")
+    connected = serializers.BooleanField(help_text="has a live socket")
+    available = serializers.BooleanField(help_text="online, connected and below max_sessions: gets new sessions")
+    last_assigned_at = serializers.IntegerField(help_text="unix seconds; 0 never")
+
+
+class ShopListApi(APIView):
+    """The shops I own, with their agents and sessions counted."""
+
+    @api(name="ShopList", result=ShopOut, many=True, errors=(401,), tags=["shops"])
+    def get(self, request):
+        shops = list(Shop.objects.filter(owner=request.user).annotate(agent_count=Count("agents")).order_by("pk"))
+        counts = _session_counts([shop.pk for shop in shops])
+        base_url = base_url_from_request(request)
+        return ok([{
+            "shop_id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url),
+            "strategy": shop.strategy, "offline_notice": shop.offline_notice, "agents": shop.agent_count,
+            "open_sessions": counts[shop.pk][State.OPEN], "queued_sessions": counts[shop.pk][State.QUEUED],
+        } for shop in shops])
+
+
+class ShopAgentListApi(APIView):
+    """A shop's agents with their status and load (owner only)."""
+
+    @api(name="ShopAgentList", result=AgentOut, many=True, tags=["shops"])
+    def get(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        return ok(_agent_rows(shop, base_url_from_request(request)))
+
+
+class ShopAgentApi(APIView):
+    """Set an agent's status and/or max sessions (owner only); routing sees it at once."""
+
+    class AgentChangeInputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Status.values, required=False,
+                                         help_text="online drains the queue; offline hands the agent's sessions back")
+        max_sessions = serializers.IntegerField(required=False, min_value=0, max_value=10000)
+
+        def validate(self, attrs):
+            if not attrs:
+                raise serializers.ValidationError("status or max_sessions: required")
+            return attrs
+
+    @api(name="ShopAgentChange", result=AgentOut, request=AgentChangeInputSerializer, tags=["shops"])
+    def patch(self, request, shop_id: int, uid: int):
+        shop = owned_shop(request, shop_id)
+        data = validated(self.AgentChangeInputSerializer, body_of(request))
+        agent = ServiceAgent.objects.filter(shop=shop, user_id=uid).select_related("user").first()
+        if agent is None:
+            raise not_found("uid: not an agent of this shop")
+        base_url = base_url_from_request(request)
+        if "max_sessions" in data:
+            services.agent_set_capacity(agent=agent, max_sessions=data["max_sessions"], base_url=base_url)
+        if "status" in data:
+            services.agent_set_status(user=agent.user, status=data["status"], shop_id=shop.pk, base_url=base_url)
+        return ok(_agent_rows(shop, base_url, only_uid=uid)[0])
+
+
+class IsSuperuser(BasePermission):
+    message = "only platform staff (superusers) may send system notices"
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.is_superuser)
+
+
+class NoticeApi(APIView):
+    """Send a system notice (chat_type 3): to everyone (stored once), a user, a shop's agents and owner,
+    or a group's members. Platform staff only (superusers, as in the admin; merchants are staff too)."""
+
+    permission_classes = [IsSuperuser]
+
+    class NoticeInputSerializer(serializers.Serializer):
+        audience = serializers.ChoiceField(choices=Notice.Audience.values)
+        target_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=INT64_MAX,
+                                             help_text="the user, shop or group id (not for `all`)")
+        text = serializers.CharField(max_length=5000)
+
+    class NoticeOutputSerializer(serializers.Serializer):
+        notice_id = serializers.IntegerField()
+        audience = serializers.CharField()
+        target_id = serializers.IntegerField(allow_null=True)
+        recipients = serializers.IntegerField(help_text="boxes it was stored in (1 for everyone)")
+
+    @api(name="NoticeSend", result=NoticeOutputSerializer, status=201, request=NoticeInputSerializer, tags=["notices"])
+    def post(self, request):
+        data = validated(self.NoticeInputSerializer, body_of(request))
+        target_id = data.get("target_id")
+        if data["audience"] == Notice.Audience.ALL:
+            target_id = None
+        elif target_id is None:
+            raise bad_request("target_id: required")
+        notice = notice_send_to(audience=data["audience"], target_id=target_id, text=data["text"],
+                                sent_by=request.user)
+        return ok({"notice_id": notice.pk, "audience": notice.audience, "target_id": notice.target_id,
+                   "recipients": notice.recipients}, 201)
+
+
+class MallShopSerializer(serializers.Serializer):
+    id = serializers.IntegerField(min_value=1, max_value=INT64_MAX, help_text="the mall's shop id")
+    name = serializers.CharField(max_length=64, required=False, help_text="required for a new shop")
+    logo = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    owner_id = serializers.IntegerField(min_value=1, max_value=INT64_MAX, required=False,
+                                        help_text="the merchant's user id (required for a new shop)")
+
+
+class MallShopsApi(APIView):
+    """The mall creates or updates its shops in bulk (idempotent upserts by id; send the owners first)."""
+
+    authentication_classes = [mall.MallKeyAuthentication]
+    permission_classes = [mall.IsMall]
+
+    class MallShopsInputSerializer(serializers.Serializer):
+        shops = MallShopSerializer(many=True, min_length=1, max_length=MALL_BATCH)
+
+    class MallShopsOutputSerializer(serializers.Serializer):
+        created = serializers.ListField(child=serializers.IntegerField())
+        updated = serializers.ListField(child=serializers.IntegerField())
+        unchanged = serializers.ListField(child=serializers.IntegerField())
+
+    @api(name="MallShopsUpsert", result=MallShopsOutputSerializer, request=MallShopsInputSerializer,
+         errors=(400, 401, 403, 404), tags=["mall"])
+    def post(self, request):
+        data = validated(self.MallShopsInputSerializer, body_of(request))
+        return ok(shops_upsert(shops=data["shops"]))

@@ -1,0 +1,189 @@
+"""Web pages of the shops' side: where a login lands, the agent workspace, the merchant dashboard.
+
+Pages are server-rendered; their live parts come from the socket (static/js/imchat.js) and from the
+small JSON views here. Everything is scoped: an agent sees the shops they serve, a merchant the
+shops they own, a superuser every shop on the dashboard.
+"""
+
+import functools
+from collections.abc import Callable
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import User
+from chat import ids
+from chat.models import ChatType
+from chat.presence import presence
+from chat.views import page_config
+from customer_service import reports
+from customer_service.models import ServiceAgent, Shop
+from customer_service.selectors import served_shop_ids
+from imchat.errors import AppError
+from imchat.links import absolute_url, base_url_from_request
+
+WORKSPACE_STRINGS = {
+    "my_sessions_empty": _("No conversations assigned to you."),
+    "queue_empty": _("Nobody is waiting."),
+    "team_empty": _("No other open conversations."),
+    "waiting_since": _("waiting {minutes} min"),
+    "position": _("#{position} in queue"),
+    "with_agent": _("with {name}"),
+    "transferred_to": _("Passed to {name}."),
+    "closed_ok": _("Conversation closed."),
+    "status_set": _("Your status is now {status}."),
+    "status_online": _("online"),
+    "status_busy": _("busy"),
+    "status_offline": _("offline"),
+    "no_agents": _("No other agent of this shop is online."),
+    "first_response": _("first reply after {seconds} s"),
+    "sessions_total": _("Conversations with this shop: {count}"),
+    "session_open": _("open"),
+    "session_queued": _("queued"),
+    "session_closed": _("closed"),
+    "agent_connected": _("connected"),
+    "agent_not_connected": _("not connected"),
+    "confirm_close": _("Close this conversation?"),
+    "seconds": _("{value} s"),
+    "minutes": _("{value} min"),
+    "hours": _("{value} h"),
+    "none": _("—"),
+}
+
+
+def dashboard_shop_ids(user: User) -> list[int]:
+    """Shops whose dashboard the user may see: all for a superuser, else the shops they own."""
+    shops = Shop.objects.all() if user.is_superuser else Shop.objects.filter(owner=user)
+    return list(shops.order_by("pk").values_list("pk", flat=True))
+
+
+def navigation(request: HttpRequest) -> dict:
+    """Template context: which of the shop pages the viewer may open (looked up only when used)."""
+
+    def links() -> dict:
+        user = request.user
+        if not user.is_authenticated:
+            return {"workspace": False, "dashboard": False}
+        return {"workspace": bool(served_shop_ids(user)), "dashboard": bool(dashboard_shop_ids(user))}
+
+    return {"im_nav": SimpleLazyObject(links)}
+
+
+def json_login_required(view: Callable) -> Callable:
+    """Like login_required, but a JSON 401 instead of a redirect to the login page."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return JsonResponse({"detail": "not logged in"}, status=401)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _only_shop(request: HttpRequest, allowed: list[int]) -> list[int] | None:
+    """?shop=ID narrows to one of the allowed shops; None when that shop is not allowed."""
+    wanted = request.GET.get("shop", "")
+    if not wanted:
+        return allowed
+    if not wanted.isdigit() or int(wanted) not in allowed:
+        return None
+    return [int(wanted)]
+
+
+@login_required
+def start(request: HttpRequest) -> HttpResponse:
+    """After login: agents and merchants go to the workspace, everyone else to the chat."""
+    if served_shop_ids(request.user):
+        return redirect("workspace")
+    return redirect("chat")
+
+
+def _forbidden_page(request: HttpRequest, message: str) -> HttpResponse:
+    return render(request, "forbidden.html", {"message": message}, status=403)
+
+
+@login_required
+def workspace(request: HttpRequest) -> HttpResponse:
+    shop_ids = served_shop_ids(request.user)
+    if not shop_ids:
+        return _forbidden_page(request, _("The workspace is for the agents of a shop."))
+    base_url = base_url_from_request(request)
+    state = reports.workspace_state(user=request.user, shop_ids=shop_ids, base_url=base_url)
+    config = page_config(request, state=state, state_url=reverse("workspace-state"),
+                         customer_url=reverse("workspace-customer"), upload_url="/user/upload")
+    config["strings"].update({key: str(text) for key, text in WORKSPACE_STRINGS.items()})
+    return render(request, "customer_service/workspace.html", {"config": config, "state": state})
+
+
+@json_login_required
+def workspace_state(request: HttpRequest) -> HttpResponse:
+    shop_ids = served_shop_ids(request.user)
+    if not shop_ids:
+        return JsonResponse({"detail": "not an agent"}, status=403)
+    return JsonResponse(reports.workspace_state(user=request.user, shop_ids=shop_ids,
+                                                base_url=base_url_from_request(request)))
+
+
+@json_login_required
+def workspace_customer(request: HttpRequest) -> HttpResponse:
+    """The consumer of a customer-service chat, and their last sessions with the shop."""
+    try:
+        ref = ids.parse_chat_id(request.GET.get("chat_id", ""))
+    except AppError as error:
+        return JsonResponse({"detail": error.msg}, status=400)
+    if ref.chat_type != ChatType.SERVICE:
+        return JsonResponse({"detail": "chat_id: not a customer-service chat"}, status=400)
+    if ref.a not in served_shop_ids(request.user):
+        return JsonResponse({"detail": "not an agent of this shop"}, status=403)
+    consumer = User.objects.filter(pk=ref.b).first()
+    if consumer is None:
+        return JsonResponse({"detail": "no such user"}, status=404)
+    return JsonResponse(reports.customer_summary(shop_id=ref.a, consumer=consumer,
+                                                 base_url=base_url_from_request(request)))
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    allowed = dashboard_shop_ids(request.user)
+    if not allowed:
+        return _forbidden_page(request, _("The dashboard is for the owners of a shop."))
+    shop_ids = _only_shop(request, allowed)
+    if shop_ids is None:
+        return _forbidden_page(request, _("That is not one of your shops."))
+    base_url = base_url_from_request(request)
+    data = reports.shop_dashboard(shop_ids=shop_ids, base_url=base_url)
+    shops = reports.shop_rows(allowed, base_url)
+    selected = shop_ids[0] if len(shop_ids) == 1 and len(allowed) > 1 else None
+    config = page_config(request, data=data, data_url=reverse("dashboard-data"), shop=selected)
+    config["strings"].update({key: str(text) for key, text in WORKSPACE_STRINGS.items()})
+    return render(request, "customer_service/dashboard.html",
+                  {"config": config, "data": data, "shops": shops, "selected": selected})
+
+
+@json_login_required
+def dashboard_data(request: HttpRequest) -> HttpResponse:
+    allowed = dashboard_shop_ids(request.user)
+    shop_ids = _only_shop(request, allowed) if allowed else None
+    if not shop_ids:
+        return JsonResponse({"detail": "not your shop"}, status=403)
+    return JsonResponse(reports.shop_dashboard(shop_ids=shop_ids, base_url=base_url_from_request(request)))
+
+
+@json_login_required
+def shop_directory(request: HttpRequest) -> HttpResponse:
+    """Shops a consumer can contact, and whether anyone is there to answer now."""
+    base_url = base_url_from_request(request)
+    shops = list(Shop.objects.order_by("pk")[:200])
+    agents = list(ServiceAgent.objects.filter(shop__in=shops, status=ServiceAgent.Status.ONLINE)
+                  .values_list("shop_id", "user_id"))
+    connected = presence().online({uid for _, uid in agents})
+    answering = {shop_id for shop_id, uid in agents if uid in connected}
+    return JsonResponse({"shops": [
+        {"id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url), "online": shop.pk in answering}
+        for shop in shops
+    ]})

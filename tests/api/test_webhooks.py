@@ -1,0 +1,143 @@
+"""Webhooks to the mall: stored with the message, signed, retried with backoff, never lost."""
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from customer_service import webhooks
+from customer_service.models import WebhookDelivery
+from tests.api.receiver import webhook_receiver
+from tests.customer_service.conftest import consumer_frame
+
+pytestmark = pytest.mark.django_db
+SECRET = "webhook-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def receiver(settings):
+    with webhook_receiver() as receiver:
+        settings.IM_WEBHOOK_URL = receiver.url
+        settings.IM_WEBHOOK_SECRET = SECRET
+        settings.IM_WEBHOOK_RETRY_SECONDS = 10
+        yield receiver
+
+
+def say(api, consumer, shop, msg: str = "hello"):
+    response = api(consumer).post("/api/v1/messages/", consumer_frame(shop.pk, msg), format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["result"]
+
+
+def test_nothing_is_queued_while_no_webhook_url_is_set(consumer, shop, api, settings):
+    settings.IM_WEBHOOK_URL = ""
+
+    say(api, consumer, shop)
+
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_a_queued_consumer_tells_the_mall_of_the_new_session_and_each_unanswered_message(consumer, shop, api,
+                                                                                       receiver):
+    # given: no agent online, so the session is queued
+    first = say(api, consumer, shop, "anyone there?")
+    second = say(api, consumer, shop, "hello?")
+
+    # when
+    report = webhooks.webhooks_deliver()
+
+    # then: one session event and one per message, in order, each signed over its exact body
+    assert (report.delivered, report.retrying) == (3, 0)
+    got = receiver.received
+    assert [r.json["event"] for r in got] == ["session.created", "message.unattended", "message.unattended"]
+    session = got[0].json["data"]
+    assert (session["shop_id"], session["consumer_uid"], session["state"], session["agent_uid"]) == (
+        shop.pk, consumer.pk, "queued", 0)
+    assert [r.json["data"]["msg_id"] for r in got[1:]] == [first["msg_id"], second["msg_id"]]
+    assert got[1].json["data"]["msg"] == "anyone there?" and got[1].json["data"]["chat_id"] == first["chat_id"]
+    for request in got:
+        expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+        assert request.headers["x-imchat-signature"] == expected
+        assert request.headers["x-imchat-event"] == request.json["event"]
+        assert request.headers["x-imchat-delivery"] == request.json["id"]
+        assert request.path == "/hooks/imchat"
+    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"delivered"}
+
+
+def test_an_answered_consumer_only_reports_the_new_session(consumer, shop, amy, make_agent, connect, api, receiver):
+    make_agent(shop, amy)
+    connect(amy)
+
+    say(api, consumer, shop, "hi")
+    say(api, consumer, shop, "still there")
+    webhooks.webhooks_deliver()
+
+    assert [(r.json["event"], r.json["data"]["state"], r.json["data"]["agent_uid"]) for r in receiver.received] == [
+        ("session.created", "open", amy.pk)]
+
+
+def test_a_failing_receiver_gets_the_same_signed_event_again_with_growing_backoff(consumer, shop, api, settings):
+    with webhook_receiver(500, 503) as receiver:
+        settings.IM_WEBHOOK_URL, settings.IM_WEBHOOK_SECRET = receiver.url, SECRET
+        settings.IM_WEBHOOK_RETRY_SECONDS = 10
+        WebhookDelivery.objects.all().delete()
+        say(api, consumer, shop)
+        WebhookDelivery.objects.filter(event="message.unattended").delete()  # follow one event
+        row = WebhookDelivery.objects.get()
+        now = timezone.now()
+
+        first = webhooks.webhooks_deliver(now=now)
+        row.refresh_from_db()
+        assert (first.retrying, row.state, row.attempts, row.last_status) == (1, "pending", 1, 500)
+        assert row.next_attempt_at == now + timedelta(seconds=10)
+        assert webhooks.webhooks_deliver(now=now + timedelta(seconds=9)).retrying == 0  # not due yet
+
+        webhooks.webhooks_deliver(now=now + timedelta(seconds=10))
+        row.refresh_from_db()
+        assert (row.attempts, row.last_status) == (2, 503)
+        assert row.next_attempt_at == now + timedelta(seconds=10 + 20)
+
+        last = webhooks.webhooks_deliver(now=now + timedelta(seconds=30))
+        row.refresh_from_db()
+        assert (last.delivered, row.state, row.attempts, row.last_error) == (1, "delivered", 3, "")
+
+    bodies = {r.body for r in receiver.received}
+    signatures = {r.headers["x-imchat-signature"] for r in receiver.received}
+    assert len(receiver.received) == 3 and len(bodies) == 1 and len(signatures) == 1
+    assert [r.headers["x-imchat-attempt"] for r in receiver.received] == ["1", "2", "3"]
+
+
+def test_an_unreachable_mall_is_retried_and_given_up_after_the_last_attempt(consumer, shop, api, settings):
+    with webhook_receiver() as receiver:
+        gone = receiver.url  # closed when the block ends: nothing listens there afterwards
+    settings.IM_WEBHOOK_URL, settings.IM_WEBHOOK_SECRET = gone, SECRET
+    settings.IM_WEBHOOK_MAX_ATTEMPTS = 2
+    settings.IM_WEBHOOK_TIMEOUT = 1
+    say(api, consumer, shop)
+    now = timezone.now()
+
+    webhooks.webhooks_deliver(now=now)
+    report = webhooks.webhooks_deliver(now=now + timedelta(hours=2))
+
+    assert report.gave_up == 2
+    rows = list(WebhookDelivery.objects.all())
+    assert {(row.state, row.attempts, row.last_status) for row in rows} == {("failed", 2, None)}
+    assert all("ConnectError" in row.last_error for row in rows)
+
+
+def test_the_command_delivers_what_is_due(consumer, shop, api, receiver):
+    say(api, consumer, shop)
+
+    call_command("deliverwebhooks")
+
+    assert len(receiver.received) == 2
+    assert not WebhookDelivery.objects.filter(state="pending").exists()
+
+
+def test_backoff_doubles_and_is_capped_at_an_hour(settings):
+    settings.IM_WEBHOOK_RETRY_SECONDS = 10
+
+    assert [webhooks.backoff_seconds(n) for n in (1, 2, 3, 4, 10, 30)] == [10, 20, 40, 80, 3600, 3600]

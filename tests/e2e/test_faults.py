@@ -1,0 +1,64 @@
+"""Faults under load (bench/faults.py) in CI: Redis restarted, a daphne killed, PostgreSQL refusing.
+
+50 clients chat through two daphne processes on a fresh PostgreSQL database and a redis-server of
+the run's own; after each fault every acked message reached its recipient exactly once and no
+client_msg_id is stored twice. The run is bounded (about a minute; it stops by itself, everything it
+started is stopped and its database dropped); each fault is one test of the counts it printed.
+"""
+
+import asyncio
+import shutil
+
+import pytest
+
+from bench import faults
+from tests.services import missing, require_postgres
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
+
+RUN_SECONDS = 170
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    require_postgres()
+    if not shutil.which(faults.REDIS_SERVER):
+        missing("redis-server", "the fault run starts a Redis of its own; install redis-server")
+    results, anomalies = asyncio.run(faults.run(faults.Options(progress=False, limit=RUN_SECONDS)))
+    for counts in results:
+        print(counts.line())
+    return {"counts": {counts.fault: counts for counts in results}, "anomalies": anomalies}
+
+
+@pytest.mark.parametrize("fault", faults.FAULTS)
+def test_after_the_fault_every_acked_message_reached_its_recipient_exactly_once(report, fault):
+    counts = report["counts"][fault]
+
+    assert counts.sent > 100, counts.line()
+    assert counts.unacked == 0 and counts.acked == counts.sent, counts.line()
+    assert counts.lost == 0, counts.line()
+    assert counts.duplicates == 0, counts.line()
+    assert counts.stored_twice == 0 and counts.stored_unacked == 0, counts.line()
+    assert counts.seq_gaps == 0, counts.line()
+
+
+def test_the_fault_really_happened_to_the_clients(report):
+    counts = report["counts"]
+
+    assert counts["daphne"].closed_sockets >= 20, counts["daphne"].line()  # half the clients were on it
+    assert counts["postgres"].server_faults > 0, counts["postgres"].line()  # -500, then resent
+    assert counts["redis"].delivered_live < counts["redis"].delivered, counts["redis"].line()  # some by sync only
+
+
+@pytest.mark.parametrize("fault", faults.FAULTS)
+def test_presence_and_live_pushes_recover_after_the_fault(report, fault):
+    counts = report["counts"][fault]
+    live, connected = map(int, counts.presence.split("/"))
+    pushed, after = map(int, counts.live_after_recovery.split("/"))
+
+    assert live == connected == 50, counts.line()
+    assert after > 0 and pushed >= 0.95 * after, counts.line()
+
+
+def test_nothing_arrived_that_was_not_sent_and_no_ack_changed(report):
+    assert report["anomalies"] == []

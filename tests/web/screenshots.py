@@ -1,0 +1,112 @@
+"""Take the README's screenshots of the web pages: `.venv/bin/python -m tests.web.screenshots`.
+
+Starts a throwaway site with the demo data (as the browser tests do), plays a short conversation in
+Debian's Chromium, and writes PNGs to docs/screenshots/. Chinese text needs a CJK font on the machine
+(Debian: fonts-wqy-microhei or fonts-noto-cjk); without one the Chinese shot shows boxes.
+"""
+
+import sys
+import tempfile
+import time
+
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.harness import ROOT, Site, base_env
+from tests.services import CHROMIUM
+from tests.web.chromium import CHROMIUM_ARGS
+
+OUT = ROOT / "docs" / "screenshots"
+DESKTOP = {"width": 1280, "height": 760}
+PHONE = {"width": 390, "height": 780}
+
+
+def login(browser, base: str, username: str, *, viewport=DESKTOP, locale: str = "en-US"):
+    context = browser.new_context(viewport=viewport, locale=locale, device_scale_factor=1)
+    page = context.new_page()
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "imchat-demo")
+    page.click("button.primary")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+    page.locator('#connection[data-state="open"]').wait_for()
+    return context, page
+
+
+def say(page, text: str) -> None:
+    page.fill("#message-input", text)
+    page.press("#message-input", "Enter")
+    page.locator("#messages li.msg.pending").first.wait_for(state="detached")
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="imchat-shots-") as var_dir, sync_playwright() as playwright:
+        site = Site(env=base_env(var_dir, IM_OFFLINE_NOTICE_SECONDS="0"))
+        site.migrate()
+        site.manage("seeddemo")
+        server = site.start(1)[0]
+        base = server.http_url
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 900, "height": 640})
+            page = context.new_page()
+            page.goto(f"{base}/accounts/login/")
+            page.screenshot(path=OUT / "login.png")
+            context.close()
+
+            _, amy = login(browser, base, "amy")
+            _, alice = login(browser, base, "alice")
+            _, bob = login(browser, base, "bob", viewport=PHONE, locale="zh-CN")
+
+            alice.goto(f"{base}/chat/?shop=1")
+            alice.locator('#connection[data-state="open"]').wait_for()
+            say(alice, "Hi! Is the red kettle still in stock?")
+            amy.locator("#mine button.conv, #queue button.conv").first.click()
+            amy.locator("#messages li.msg", has_text="red kettle").wait_for()
+            say(amy, "Hello Alice, yes: three left in red, and more arrive on Friday.")
+            say(alice, "Great. How long does shipping take?")
+            amy.locator("#messages li.msg", has_text="How long").wait_for()
+            amy.get_by_text("Quick replies").click()
+            amy.get_by_role("button", name="Shipping", exact=True).click()
+            amy.press("#message-input", "Enter")
+            alice.locator("#messages li.msg", has_text="Orders ship").wait_for()
+            say(alice, "Perfect, ordering now <3")
+            amy.locator("#messages li.msg", has_text="ordering now").wait_for()
+            amy.get_by_text("Quick replies").click()
+            time.sleep(0.5)
+            amy.screenshot(path=OUT / "workspace.png")
+
+            alice.goto(f"{base}/chat/")
+            alice.locator("#conversations button.conv", has_text="Demo group").click()
+            say(alice, "Lunch at noon?")
+            time.sleep(0.3)
+            alice.locator("#conversations button.conv", has_text="Demo Shop").click()
+            alice.locator("#messages li.msg", has_text="ordering now").wait_for()
+            time.sleep(0.5)
+            alice.screenshot(path=OUT / "chat.png")
+
+            bob.locator("#conversations button.conv", has_text="Demo group").wait_for()
+            bob.screenshot(path=OUT / "chat-phone-list-zh.png")
+            bob.locator("#conversations button.conv", has_text="Demo group").click()
+            bob.locator("#messages li.msg", has_text="Lunch").wait_for()
+            say(bob, "好的，中午见！")
+            time.sleep(0.3)
+            bob.screenshot(path=OUT / "chat-phone-zh.png")
+
+            amy.once("dialog", lambda dialog: dialog.accept())
+            amy.click("#close-session")  # a closed session gives the dashboard a resolution time
+            amy.locator("#banner", has_text="Conversation closed").wait_for()
+            _, merchant = login(browser, base, "merchant")
+            merchant.goto(f"{base}/dashboard/")
+            merchant.locator("#agents tr").first.wait_for()
+            time.sleep(0.5)
+            merchant.screenshot(path=OUT / "dashboard.png", full_page=True)
+        finally:
+            browser.close()
+            site.stop()
+    for path in sorted(OUT.glob("*.png")):
+        print(path.relative_to(ROOT), file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
