@@ -8,7 +8,6 @@ invite, on every process.
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -16,7 +15,7 @@ from chat import ids, realtime
 from chat.models import ChatGroup, ChatType, Conversation, Participant, SentAs
 from chat.payloads import message_result
 from chat.protocol import Caller
-from chat.services import Stored, message_append
+from chat.services import Side, Stored, message_append
 from imchat.errors import Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
 
@@ -231,7 +230,7 @@ def group_message_send(*, caller: Caller, group_id: int, msg_type: int, msg: str
         if me.muted:
             raise forbidden("you are muted in this group")
         stored, _ = message_append(
-            chat_id=chat_id, chat_type=ChatType.GROUP, sender_id=caller.uid, sender_side=Q(user_id=caller.uid),
+            chat_id=chat_id, chat_type=ChatType.GROUP, sender_id=caller.uid, sender_side=Side(user_id=caller.uid),
             sent_as=SentAs.USER, msg_type=msg_type, msg=msg, to_uid=group_id, client_msg_id=client_msg_id,
         )
         result = message_result(

@@ -33,9 +33,8 @@ def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
     send = read_send(content)
     if send.chat_type == ChatType.SYSTEM:
         raise forbidden("system notices cannot be sent by users")
-    existing = services.message_find_sent(sender_id=caller.uid, client_msg_id=send.client_msg_id)
-    if existing is not None:
-        return Code.OK, existing.as_reply()
+    # No lookup first: a resent client_msg_id hits the unique constraint, the whole write rolls
+    # back (its seq and pushes with it), and the stored message answers instead.
     try:
         if send.chat_type == ChatType.PRIVATE:
             stored = services.private_message_send(
@@ -51,12 +50,11 @@ def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
                 caller=caller, group_id=_group_id_of(send), msg_type=send.msg_type, msg=send.msg,
                 client_msg_id=send.client_msg_id,
             )
-        elif send.chat_type == ChatType.SERVICE:
-            stored = _send_service(caller, send)
         else:
-            raise bad_request(f"chat_type: {send.chat_type} is not available yet")
+            stored = _send_service(caller, send)
     except IntegrityError:
-        # The same client_msg_id raced in from another socket or process: answer with that one.
+        # The same client_msg_id was stored before (a resend, or a race from another socket or
+        # process): answer with that one.
         existing = services.message_find_sent(sender_id=caller.uid, client_msg_id=send.client_msg_id)
         if existing is None:
             raise

@@ -8,19 +8,17 @@ for users who were offline when it was sent, and nothing is written per user at 
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from chat import ids, realtime
 from chat.models import ChatType, Conversation, Message, MsgType, Notice, Participant, SentAs
 from chat.payloads import message_result, party_display
-from chat.services import message_append
+from chat.services import NOBODY, message_append
 from imchat.errors import Code, bad_request
 from imchat.links import default_base_url
 
 EVERYONE = 0
-NOBODY = Q(pk__in=[])
 
 
 def _box(user_id: int) -> Conversation:

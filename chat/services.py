@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, PositiveBigIntegerField, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -20,7 +20,24 @@ from chat.protocol import Caller
 from imchat.errors import Code, bad_request, forbidden, not_found
 
 SUMMARY_CHARS = 255
-SEQ_FIELD = PositiveBigIntegerField()
+
+
+@dataclass(frozen=True)
+class Side:
+    """Whose read marker a new message moves: a user's row, a shop's shared row, or nobody's."""
+
+    user_id: int | None = None
+    shop_id: int | None = None
+
+    def sql(self) -> tuple[str, list]:
+        if self.user_id is not None:
+            return "user_id = %s", [self.user_id]
+        if self.shop_id is not None:
+            return "(user_id IS NULL AND shop_id = %s)", [self.shop_id]
+        return "1 = 0", []
+
+
+NOBODY = Side()
 
 
 @dataclass(frozen=True)
@@ -76,7 +93,7 @@ def message_append(
     chat_id: str,
     chat_type: int,
     sender_id: int | None,
-    sender_side: Q,
+    sender_side: "Side",
     sent_as: int,
     msg_type: int,
     msg: str,
@@ -107,14 +124,15 @@ def message_append(
         client_msg_id=client_msg_id,
         created_at=now,
     )
-    Participant.objects.filter(
-        Q(conversation_id=conversation_id) & (sender_side | Q(hidden=True, left_seq__isnull=True))
-    ).update(
-        hidden=False,
-        last_read_seq=Case(
-            When(sender_side, then=Value(seq, output_field=SEQ_FIELD)), default=F("last_read_seq"), output_field=SEQ_FIELD
-        ),
-    )
+    # The sender's side has read up to here; hidden rows (not of members who left) come back.
+    side, side_params = sender_side.sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Participant._meta.db_table} SET hidden = %s, "
+            f"last_read_seq = CASE WHEN {side} THEN %s ELSE last_read_seq END "
+            f"WHERE conversation_id = %s AND ({side} OR (hidden = %s AND left_seq IS NULL))",
+            [False, *side_params, seq, conversation_id, *side_params, True],
+        )
     stored = Stored(msg_id=message.pk, chat_id=chat_id, seq=seq, createtime=unix(now), client_msg_id=client_msg_id)
     return stored, conversation_id
 
@@ -170,7 +188,7 @@ def private_message_send(
         chat_id=chat_id,
         chat_type=ChatType.PRIVATE,
         sender_id=sender.pk,
-        sender_side=Q(user_id=sender.pk),
+        sender_side=Side(user_id=sender.pk),
         sent_as=SentAs.USER,
         msg_type=msg_type,
         msg=msg,

@@ -4,7 +4,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -12,7 +11,7 @@ from chat import ids, realtime
 from chat.models import ChatType, Conversation, Participant, SentAs
 from chat.payloads import message_result
 from chat.protocol import Caller
-from chat.services import Stored, message_append, push_message
+from chat.services import NOBODY, Side, Stored, message_append, push_message
 from customer_service import routing, webhooks
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
 from customer_service.selectors import can_serve
@@ -254,7 +253,7 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
             base_url=caller.base_url,
         )
         stored, _ = message_append(
-            chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=consumer.pk, sender_side=Q(user_id=consumer.pk),
+            chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=consumer.pk, sender_side=Side(user_id=consumer.pk),
             sent_as=SentAs.USER, msg_type=msg_type, msg=msg, to_uid=routed.agent_id, shop_id=shop.pk,
             client_msg_id=client_msg_id, now=now,
         )
@@ -289,7 +288,7 @@ def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int
     chat_id = ids.service_chat_id(shop.pk, consumer_id)
     stored, _ = message_append(
         # An automatic notice reads nothing for the shop: the consumer's question stays unread there.
-        chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=None, sender_side=Q(pk__in=[]),
+        chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=None, sender_side=NOBODY,
         sent_as=SentAs.SYSTEM, msg_type=1, msg=shop.offline_notice, to_uid=consumer_id, shop_id=shop.pk, now=now,
     )
     result = message_result(
@@ -332,7 +331,7 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
         ServiceSession.objects.filter(pk=session.pk).update(**updates)
         stored, _ = message_append(
             chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=caller.uid,
-            sender_side=Q(user__isnull=True, shop_id=shop.pk), sent_as=SentAs.SERVICE, msg_type=msg_type, msg=msg,
+            sender_side=Side(shop_id=shop.pk), sent_as=SentAs.SERVICE, msg_type=msg_type, msg=msg,
             to_uid=consumer.pk, shop_id=shop.pk, client_msg_id=client_msg_id, now=now,
         )
         result = message_result(
