@@ -425,8 +425,10 @@ export class ImClient extends EventTarget {
   advance(chatId, seq, source) {
     if (!chatId || typeof seq !== "number") return;
     const have = this.cursors.get(chatId);
-    if (have !== undefined && seq > have + 1 && source === "push") {
-      this.syncChats({ [chatId]: have }).catch(() => {}); // a push skipped ahead: fetch what lies between
+    // A push, an echo of our own message or an ack that skips ahead: fetch what lies between (an
+    // ack may land on a new socket before the sync of what the old one missed).
+    if (have !== undefined && seq > have + 1 && source !== "sync" && source !== "history") {
+      this.syncChats({ [chatId]: have }).catch(() => {});
     }
     if (have === undefined || seq > have) this.cursors.set(chatId, seq);
   }
