@@ -6,7 +6,7 @@ A message in a session that stays with its agent takes no lock.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -32,8 +32,6 @@ class Routed:
 
     session: ServiceSession
     agent_id: int
-    newly_queued: bool = False
-    events: list = field(default_factory=list)
 
 
 def session_event(session: ServiceSession, event: str, *, agent_id: int = 0, position: int = 0) -> dict:
@@ -182,7 +180,7 @@ def route_consumer_message(*, shop: Shop, conversation, consumer_id: int, next_s
     if session is not None and session.state == State.OPEN:
         idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
         if session.last_activity_at < idle_cutoff:
-            session_close(session, now, reason="idle")
+            session_close(session, now)
             queue_drain(shop.pk, base_url=base_url, now=now)  # its place goes to the queue first
             session = None
         else:
@@ -212,10 +210,10 @@ def route_consumer_message(*, shop: Shop, conversation, consumer_id: int, next_s
         previous = session.agent_id
         agent_id = route_new_assignment(session, shop, now, exclude_agent=previous,
                                         detail=f"agent {previous} unavailable", base_url=base_url)
-    return Routed(session, agent_id, newly_queued=agent_id == 0)
+    return Routed(session, agent_id)
 
 
-def session_close(session: ServiceSession, now: datetime, *, reason: str = "") -> None:
+def session_close(session: ServiceSession, now: datetime) -> None:
     """End a session; the shop's agents and the consumer get 305 closed."""
     was_queued = session.state == State.QUEUED
     ServiceSession.objects.filter(pk=session.pk).update(state=State.CLOSED, closed_at=now)
@@ -276,7 +274,7 @@ def sessions_close_idle(*, base_url: str, now: datetime | None = None) -> int:
             .filter(state__in=[State.OPEN, State.QUEUED], last_activity_at__lt=cutoff)[:500]
         )
         for session in idle:
-            session_close(session, now, reason="idle")
+            session_close(session, now)
     # Also a safety net: any shop with a queue gets a drain, whatever freed its agents.
     waiting = set(ServiceSession.objects.filter(state=State.QUEUED).values_list("shop_id", flat=True).distinct())
     for shop_id in {session.shop_id for session in idle} | waiting:

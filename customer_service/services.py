@@ -179,7 +179,7 @@ def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int,
 def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> ServiceSession:
     session = _locked_live_session(chat_id)
     now = timezone.now()
-    routing.session_close(session, now, reason=f"closed by {caller.uid}")
+    routing.session_close(session, now)
     routing.queue_drain(session.shop_id, base_url=base_url, now=now)
     return session
 
@@ -190,6 +190,9 @@ def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> Se
 def conversation_open_service(*, shop: Shop, consumer: User) -> Conversation:
     """The consumer's conversation with a shop, with the consumer's row and the shared shop-side row."""
     chat_id = ids.service_chat_id(shop.pk, consumer.pk)
+    existing = Conversation.objects.filter(chat_id=chat_id).first()
+    if existing is not None:  # every message after the first: one SELECT, no savepoint
+        return existing
     try:
         with transaction.atomic():
             conversation, created = Conversation.objects.get_or_create(

@@ -237,6 +237,13 @@ export class MessageList {
     this.scrollToEnd();
   }
 
+  /** What this page wrote here and the server has not acknowledged yet (offline, say) shows as pending. */
+  showUnacknowledged(client) {
+    for (const content of client.unacknowledged()) {
+      if (content.chat_id === this.chatId) this.addPending({ ...content, createtime: Math.floor(client.serverNow()) });
+    }
+  }
+
   async older() {
     if (this.done || this.loading || !this.chatId) return;
     const chatId = this.chatId;

@@ -163,10 +163,7 @@ async function openChat(target) {
     showBanner(t("error", { reason: error.message }));
   }
   if (active !== target) return;
-  // Messages written here earlier and not acknowledged yet (offline, say) show as pending again.
-  for (const content of client.unacknowledged()) {
-    if (content.chat_id === target.chatId) messages.addPending({ ...content, createtime: Math.floor(client.serverNow()) });
-  }
+  messages.showUnacknowledged(client);
   markRead();
 }
 
