@@ -33,14 +33,17 @@ def py_spy() -> str | None:
     return str(here) if here.exists() else shutil.which("py-spy")
 
 
-def start(pid: int, seconds: float, raw_path: Path) -> subprocess.Popen | None:
-    """Sample `pid` for `seconds` at 250 Hz into a raw collapsed-stack file; None without py-spy."""
+def start(pid: int, seconds: float, raw_path: Path, gil: bool = False) -> subprocess.Popen | None:
+    """Sample `pid` for `seconds` at 250 Hz into a raw collapsed-stack file; None without py-spy.
+
+    With `gil`, only the thread holding the GIL is sampled: where the CPU goes, without the time
+    threads spend waiting for the GIL or for I/O."""
     binary = py_spy()
     if binary is None:
         return None
     return subprocess.Popen(
         [binary, "record", "--pid", str(pid), "--duration", str(max(1, int(round(seconds)))), "--rate", "250",
-         "--format", "raw", "--output", str(raw_path), "--nonblocking", "--threads", "--nolineno"],
+         "--format", "raw", "--output", str(raw_path), "--nonblocking", "--threads", "--nolineno", *(["--gil"] if gil else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
 

@@ -44,6 +44,7 @@ class Config:
     progress: bool = True
     keep_logs: bool = False
     profile: str | None = None
+    profile_gil: bool = False
 
 
 def users_needed(config: Config) -> dict:
@@ -186,7 +187,8 @@ def _phase(kind: str, config: Config, plan: Plan, deployment: Deployment) -> tup
         def start_profile() -> None:
             if profile_path is not None:
                 profile_path.parent.mkdir(parents=True, exist_ok=True)
-                sampler["process"] = profiling.start(monitor.processes[0].pid, config.duration, profile_path)
+                sampler["process"] = profiling.start(monitor.processes[0].pid, config.duration, profile_path,
+                                                     gil=config.profile_gil)
 
         try:
             outcome, server_figures = asyncio.run(

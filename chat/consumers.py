@@ -5,15 +5,12 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import background, handlers, protocol, realtime, throttling
+from chat import background, dispatch, handlers, protocol, realtime, throttling
 from chat.protocol import Caller
 from imchat.errors import AppError, CloseCode, Code
 from imchat.links import base_url_from_scope
 
 logger = logging.getLogger(__name__)
-
-SERVER_FAULT = AppError(Code.SERVER_FAULT, "server error; nothing was stored, you may resend")
-
 
 class ChatConsumer(AsyncWebsocketConsumer):
     def __init__(self, *args, **kwargs):
@@ -83,7 +80,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.caller is None:
             return
-        pushes: list[realtime.Push] = []
         try:
             envelope = protocol.parse(text_data, bytes_data)
         except protocol.Pong:
@@ -101,11 +97,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             error = AppError(Code.RATE_LIMITED, "too many requests", {"retry_after": round(wait, 3)})
             await self.send(protocol.dumps(protocol.error_reply(error, envelope)))
             return
-        try:
-            frame, pushes = await database_sync_to_async(handlers.run)(self.caller, envelope)
-        except Exception:
-            logger.exception("%s.%s failed for user %s", envelope.cls, envelope.action, self.caller.uid)
-            frame = protocol.error_reply(SERVER_FAULT, envelope)
+        frame, pushes = await dispatch.run(self.caller, envelope)
         await self.send(protocol.dumps(frame))
         if pushes:
             await realtime.deliver(pushes)

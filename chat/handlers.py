@@ -4,6 +4,7 @@ A handler reads its content, calls one service or selector, and returns (code, r
 raised as AppError; `run` renders them. This module is the wiring between the apps.
 """
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,11 @@ from customer_service import webhooks as service_webhooks
 from imchat.errors import AppError, Code, bad_request, forbidden
 from imchat.links import default_base_url
 
+logger = logging.getLogger(__name__)
+
 Handler = Callable[[Caller, dict], tuple[int, Any]]
+
+SERVER_FAULT = AppError(Code.SERVER_FAULT, "server error; nothing was stored, you may resend")
 
 LAST_UNIX_SECOND = 253402300799  # 9999-12-31T23:59:59Z: datetime cannot go further
 
@@ -291,6 +296,52 @@ def run(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.Push]]:
         except AppError as error:
             frame = error_reply(error, envelope)
     return frame, pushes
+
+
+# Requests worth storing together when many arrive at once (see chat/dispatch.py).
+BATCHED = {("chat", "sendmsg")}
+
+
+def run_batch(requests: list[tuple[Caller, Envelope]]) -> tuple[list[dict], list[realtime.Push]]:
+    """Many chat.sendmsg requests: the reply frames, in order, and the pushes of all of them.
+
+    Private messages to existing conversations are stored in one transaction; everything else (a
+    first message, another chat type, a batch that hit a resent client_msg_id) runs one by one.
+    """
+    frames: list[dict | None] = [None] * len(requests)
+    drafts: dict[int, services.PrivateDraft] = {}
+    for index, (caller, envelope) in enumerate(requests):
+        try:
+            send = read_send(envelope.content)
+            if send.chat_type == ChatType.PRIVATE:
+                drafts[index] = services.private_draft(
+                    caller=caller, to_uid=send.to_uid, chat_id=send.chat_id, msg_type=send.msg_type, msg=send.msg,
+                    client_msg_id=send.client_msg_id)
+        except AppError as error:
+            frames[index] = error_reply(error, envelope)
+    with realtime.collecting() as pushes:
+        if drafts:
+            try:
+                stored = services.private_messages_send_batch(list(drafts.values()))
+            except IntegrityError:  # a resent client_msg_id: one by one finds which
+                stored = [None] * len(drafts)
+            for index, message in zip(drafts, stored):
+                if message is not None:
+                    frames[index] = reply(Code.OK, message.as_reply(), None, requests[index][1].req_id)
+    for index, frame in enumerate(frames):
+        if frame is None:
+            frames[index], alone = run_safely(*requests[index])
+            pushes.extend(alone)
+    return frames, pushes
+
+
+def run_safely(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.Push]]:
+    """`run`, with an unexpected failure answered as a server fault (and logged) instead of raised."""
+    try:
+        return run(caller, envelope)
+    except Exception:
+        logger.exception("%s.%s failed for user %s", envelope.cls, envelope.action, caller.uid)
+        return error_reply(SERVER_FAULT, envelope), []
 
 
 def call(caller: Caller, key: tuple[str, str], content: dict) -> Any:

@@ -137,9 +137,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub keeps delivering under overload; the core layer drops pushes once its
-            # per-process capacity fills (see PITFALLS.md). Pushes are never the only way a message
-            # arrives: chat.sync fills any gap by seq.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # per-process capacity fills (see PITFALLS.md). Ours pipelines the publishes of one
+            # event-loop tick (imchat/layers.py). Pushes are never the only way a message arrives:
+            # chat.sync fills any gap by seq.
+            "BACKEND": "imchat.layers.PipelinedPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
@@ -267,6 +268,9 @@ IM_RATE_LIMIT = env_int("IM_RATE_LIMIT", 20)
 IM_RATE_BURST = env_int("IM_RATE_BURST", 40)
 IM_USER_RATE_LIMIT = env_int("IM_USER_RATE_LIMIT", 30)
 IM_MAX_SOCKETS_PER_USER = env_int("IM_MAX_SOCKETS_PER_USER", 10)
+# chat.sendmsg requests that wait while the database thread is busy are stored together, this many
+# at most per transaction (chat/dispatch.py).
+IM_SEND_BATCH_MAX = env_int("IM_SEND_BATCH_MAX", 64)
 IM_SYSTEM_NAME = os.environ.get("IM_SYSTEM_NAME", "System notices")
 IM_AGENT_GRACE_SECONDS = env_int("IM_AGENT_GRACE_SECONDS", 60)
 IM_OFFLINE_NOTICE_SECONDS = env_int("IM_OFFLINE_NOTICE_SECONDS", 300)

@@ -65,6 +65,8 @@ class Command(BaseCommand):
         output.add_argument("--profile", default=None, metavar="DIR",
                             help="py-spy each target's first server during the measured window (needs py-spy); "
                                  "raw stacks in DIR, summary printed")
+        output.add_argument("--profile-gil", action="store_true",
+                            help="with --profile: sample only the thread holding the GIL (where the CPU goes)")
         output.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
     def handle(self, *args, **options):
@@ -78,6 +80,7 @@ class Command(BaseCommand):
             server_cpus=options["server_cpus"], client_cpus=options["client_cpus"],
             sync_check=options["sync_check"], progress=not options["quiet"], keep_logs=options["keep_logs"],
             profile=options["profile"],
+            profile_gil=options["profile_gil"],
         )
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:

@@ -1,0 +1,77 @@
+"""How a socket request reaches the database thread.
+
+All ORM work of a process runs on one thread (`database_sync_to_async`), one call at a time, so
+under load that thread is the wall. `chat.sendmsg` requests that arrive while it is busy wait
+together and go as one call and one transaction (`handlers.run_batch`): no added latency when the
+server is idle, and per-message cost falls as load rises. Everything else goes one by one.
+"""
+
+import asyncio
+import logging
+from weakref import WeakKeyDictionary
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from chat import handlers, realtime
+from chat.protocol import Caller, Envelope, error_reply
+
+logger = logging.getLogger(__name__)
+
+
+async def run(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.Push]]:
+    """The reply frame and the pushes the consumer still has to send."""
+    if envelope.key in handlers.BATCHED:
+        return await _batcher().run(caller, envelope), []
+    return await database_sync_to_async(handlers.run_safely)(caller, envelope)
+
+
+class Batcher:
+    """Queues requests; one worker at a time takes up to `max_size` of them to the database thread.
+
+    The worker sends each batch's pushes without waiting for them, so the next batch is not held up.
+    """
+
+    def __init__(self, max_size: int):
+        self.max_size = max_size
+        self.pending: list[tuple[Caller, Envelope, asyncio.Future]] = []
+        self.worker: asyncio.Task | None = None
+        self.deliveries: set[asyncio.Task] = set()
+
+    async def run(self, caller: Caller, envelope: Envelope) -> dict:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((caller, envelope, future))
+        if self.worker is None:
+            self.worker = asyncio.ensure_future(self._work())
+        return await future
+
+    async def _work(self) -> None:
+        try:
+            while self.pending:
+                batch, self.pending = self.pending[: self.max_size], self.pending[self.max_size:]
+                requests = [(caller, envelope) for caller, envelope, _ in batch]
+                try:
+                    frames, pushes = await database_sync_to_async(handlers.run_batch)(requests)
+                except Exception:
+                    logger.exception("a batch of %d requests failed", len(batch))
+                    frames, pushes = [error_reply(handlers.SERVER_FAULT, envelope) for _, envelope in requests], []
+                for (_, _, future), frame in zip(batch, frames):
+                    if not future.done():  # its socket may have gone meanwhile
+                        future.set_result(frame)
+                if pushes:
+                    delivery = asyncio.ensure_future(realtime.deliver(pushes))
+                    self.deliveries.add(delivery)
+                    delivery.add_done_callback(self.deliveries.discard)
+        finally:
+            self.worker = None
+
+
+_batchers: "WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]" = WeakKeyDictionary()
+
+
+def _batcher() -> Batcher:
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = Batcher(settings.IM_SEND_BATCH_MAX)
+    return batcher
