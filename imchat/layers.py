@@ -1,66 +1,186 @@
-"""The channel layer: channels-redis' pub/sub layer, with publishes pipelined per event-loop tick.
+"""The channel layer: groups routed per process through Redis.
 
-The stock layer sends each `group_send` as its own PUBLISH behind a lock, one round trip each, so
-under load every push waits for all the pushes before it. Here every `group_send` made while the
-previous round trip is in flight goes out in the next pipeline: one write and one round trip for
-all of them, in the order they were made. Subscriptions and receiving are the stock layer's.
+channels-redis' pub/sub layer publishes every `group_send` to Redis, and every process subscribed to
+the group reads it back, its own sockets included: a publish, a parse and a queue per push, even when
+sender and receiver share a process. PITFALLS.md measured that per-push path as the wall. Here Redis
+holds, per group, the set of processes with members in it. A push goes straight into the queues of
+this process's members, and the pushes of one event-loop tick bound for other processes cost one
+lookup round trip and one pipeline with one PUBLISH per process.
+
+If Redis restarts without its data, each process sees within `resync_seconds` that its heartbeat key
+is gone and registers its groups again. Pushes in that gap reach only local sockets; clients fill
+gaps by seq (chat.sync), as for any missed push.
 """
 
 import asyncio
-from weakref import WeakKeyDictionary
+import logging
+import uuid
 
-from channels_redis.pubsub import RedisPubSubChannelLayer
-from channels_redis.utils import create_pool
+import msgpack
+from channels_redis.utils import create_pool, decode_hosts
 from redis import asyncio as aioredis
 
-
-class PipelinedPubSubChannelLayer(RedisPubSubChannelLayer):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._publishers: WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Publisher]] = WeakKeyDictionary()
-
-    async def group_send(self, group, message):
-        layer = self._get_layer()
-        channel = layer._get_group_channel_name(group)
-        shard = layer._get_shard(channel)
-        publishers = self._publishers.setdefault(asyncio.get_running_loop(), {})
-        publisher = publishers.get(id(shard))
-        if publisher is None:
-            publisher = publishers[id(shard)] = Publisher(shard.host)
-        await publisher.publish(channel, self.serialize(message))
-
-    async def flush(self):
-        for publisher in self._publishers.pop(asyncio.get_running_loop(), {}).values():
-            await publisher.close()
-        await super().flush()
+logger = logging.getLogger(__name__)
 
 
-class Publisher:
-    """One Redis connection's worth of PUBLISHes, sent a pipeline at a time."""
+class RoutedChannelLayer:
+    """The Channels layer interface (channels and groups, flush); one `LoopLayer` per event loop."""
 
-    def __init__(self, host: dict):
+    extensions = ["groups", "flush"]
+
+    def __init__(self, hosts=None, prefix: str = "asgi", resync_seconds: float = 2.0, **kwargs):
+        self.host = decode_hosts(hosts)[0]
+        self.prefix = prefix
+        self.resync_seconds = resync_seconds
+        self._layers: dict[asyncio.AbstractEventLoop, LoopLayer] = {}
+
+    def _layer(self) -> "LoopLayer":
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = self._layers[loop] = LoopLayer(self.host, self.prefix, self.resync_seconds)
+        return layer
+
+    async def new_channel(self, prefix: str = "specific") -> str:
+        return self._layer().new_channel(prefix)
+
+    async def receive(self, channel: str) -> dict:
+        return await self._layer().receive(channel)
+
+    async def send(self, channel: str, message: dict) -> None:
+        await self._layer().send(channel, message)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await self._layer().group_add(group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        await self._layer().group_discard(group, channel)
+
+    async def group_send(self, group: str, message: dict) -> None:
+        await self._layer().group_send_many([(group, message)])
+
+    async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
+        """Many group_sends at once (one wait, no task each); raises if other processes missed them."""
+        await self._layer().group_send_many(sends)
+
+    async def flush(self) -> None:
+        layer = self._layers.pop(asyncio.get_running_loop(), None)
+        if layer is not None:
+            await layer.close()
+
+
+class LoopLayer:
+    """One process's (one event loop's) channels, groups and Redis connections."""
+
+    def __init__(self, host: dict, prefix: str, resync_seconds: float):
+        self.process = uuid.uuid4().hex
+        self.prefix = prefix
+        self.resync_seconds = resync_seconds
         self.redis = aioredis.Redis(connection_pool=create_pool(host))
-        self.outbox: list[tuple[str, bytes, asyncio.Future]] = []
+        self.channels: dict[str, asyncio.Queue] = {}
+        self.groups: dict[str, set[str]] = {}
+        self.outbox: list[tuple[str, dict, asyncio.Future]] = []
         self.sender: asyncio.Task | None = None
+        self.background: list[asyncio.Task] = []
+        self.tasks: set[asyncio.Task] = set()
+        self.starting = asyncio.Lock()
+        self.registering = asyncio.Lock()  # SADD/SREM in the order they were asked for
 
-    async def publish(self, channel: str, data: bytes) -> None:
-        """Returns once Redis took the message; raises what the round trip raised."""
+    # --- keys ---------------------------------------------------------------------------------
+    def group_key(self, group: str) -> str:
+        return f"{self.prefix}:layer:group:{group}"
+
+    def inbox(self, process: str) -> str:
+        return f"{self.prefix}:layer:inbox:{process}"
+
+    def alive_key(self, process: str) -> str:
+        return f"{self.prefix}:layer:alive:{process}"
+
+    # --- channels -----------------------------------------------------------------------------
+    def new_channel(self, prefix: str) -> str:
+        name = f"{prefix}.{self.process}!{uuid.uuid4().hex}"
+        self.channels[name] = asyncio.Queue()
+        return name
+
+    async def receive(self, channel: str) -> dict:
+        queue = self.channels[channel]
+        try:
+            return await queue.get()
+        except asyncio.CancelledError:  # the consumer is gone: so is its channel
+            self._forget_channel(channel)
+            raise
+
+    async def send(self, channel: str, message: dict) -> None:
+        if channel in self.channels:
+            self.channels[channel].put_nowait(message)
+            return
+        process = channel.partition(".")[2].partition("!")[0]
+        await self._start()
+        await self.redis.publish(self.inbox(process), msgpack.packb([("channel", channel, message)]))
+
+    def _forget_channel(self, channel: str) -> None:
+        self.channels.pop(channel, None)
+        for group in [group for group, members in self.groups.items() if channel in members]:
+            self._spawn(self.group_discard(group, channel))
+
+    # --- groups -------------------------------------------------------------------------------
+    async def group_add(self, group: str, channel: str) -> None:
+        members = self.groups.setdefault(group, set())
+        members.add(channel)
+        if len(members) > 1:
+            return
+        await self._start()
+        try:
+            async with self.registering:
+                if self.groups.get(group):
+                    await self.redis.sadd(self.group_key(group), self.process)
+        except Exception:
+            members.discard(channel)
+            if not members:
+                self.groups.pop(group, None)
+            raise
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        members = self.groups.get(group)
+        if members is None or channel not in members:
+            return
+        members.discard(channel)
+        if members:
+            return
+        del self.groups[group]
+        async with self.registering:
+            if group not in self.groups:  # nobody joined again meanwhile
+                await self.redis.srem(self.group_key(group), self.process)
+
+    async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
+        """Local members now; other processes in this tick's pipeline (raises if that failed)."""
+        if not sends:
+            return
         sent = asyncio.get_running_loop().create_future()
-        self.outbox.append((channel, data, sent))
+        for group, message in sends:
+            self._deliver(group, message)
+            self.outbox.append((group, message, sent))
         if self.sender is None:
-            self.sender = asyncio.ensure_future(self._send())
+            self.sender = asyncio.ensure_future(self._send_outbox())
         await sent
 
-    async def _send(self) -> None:
+    def _deliver(self, group: str, message: dict) -> None:
+        # Our pushes name the socket that caused them (`exclude`): it is not woken for nothing.
+        skip = message.get("exclude")
+        for channel in self.groups.get(group, ()):
+            if channel != skip:
+                queue = self.channels.get(channel)
+                if queue is not None:
+                    queue.put_nowait(message)
+
+    async def _send_outbox(self) -> None:
         try:
             while self.outbox:
                 batch, self.outbox = self.outbox, []
                 try:
-                    async with self.redis.pipeline(transaction=False) as pipe:
-                        for channel, data, _ in batch:
-                            pipe.publish(channel, data)
-                        await pipe.execute()
-                except Exception as error:  # every waiter of this round trip learns it
+                    await self._start()
+                    await self._send_remote(batch)
+                except Exception as error:
                     for _, _, sent in batch:
                         if not sent.done():
                             sent.set_exception(error)
@@ -71,5 +191,109 @@ class Publisher:
         finally:
             self.sender = None
 
+    async def _send_remote(self, batch: list[tuple[str, dict, asyncio.Future]]) -> None:
+        groups = list(dict.fromkeys(group for group, _, _ in batch))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for group in groups:
+                pipe.smembers(self.group_key(group))
+            processes_of = dict(zip(groups, await pipe.execute()))
+        parcels: dict[str, list] = {}
+        for group, message, _ in batch:
+            for process in processes_of[group]:
+                process = process.decode()
+                if process != self.process:
+                    parcels.setdefault(process, []).append(("group", group, message))
+        if not parcels:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for process, items in parcels.items():
+                pipe.publish(self.inbox(process), msgpack.packb(items))
+            receivers = await pipe.execute()
+        unheard = [process for process, count in zip(parcels, receivers) if count == 0]
+        if unheard:
+            await self._drop_dead(unheard, processes_of)
+
+    async def _drop_dead(self, processes: list[str], processes_of: dict[str, set]) -> None:
+        """A process nobody hears whose heartbeat expired has died: take it out of these groups."""
+        for process in processes:
+            if await self.redis.exists(self.alive_key(process)):
+                continue
+            for group, members in processes_of.items():
+                if process.encode() in members:
+                    await self.redis.srem(self.group_key(group), process)
+
+    # --- background: the inbox and the heartbeat ---------------------------------------------
+    async def _start(self) -> None:
+        if self.background:
+            return
+        async with self.starting:  # once, however many callers arrive at the same time
+            if not self.background:
+                await self._start_background()
+
+    async def _start_background(self) -> None:
+        await self.redis.set(self.alive_key(self.process), 1, ex=self._alive_ttl())
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(self.inbox(self.process))
+        self.background = [self._spawn(self._read_inbox(pubsub)), self._spawn(self._heartbeat())]
+
+    def _alive_ttl(self) -> int:
+        return max(10, int(self.resync_seconds * 5))
+
+    async def _read_inbox(self, pubsub) -> None:
+        while True:
+            try:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    continue
+                for kind, name, event in msgpack.unpackb(message["data"]):
+                    if kind == "group":
+                        self._deliver(name, event)
+                    elif name in self.channels:
+                        self.channels[name].put_nowait(event)
+            except asyncio.CancelledError:
+                await pubsub.aclose()
+                raise
+            except Exception:
+                logger.warning("channel layer inbox: reading failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            try:
+                still_there = await self.redis.set(self.alive_key(self.process), 1, ex=self._alive_ttl(), xx=True)
+                if not still_there:  # Redis forgot us (restarted without data): register again
+                    await self.redis.set(self.alive_key(self.process), 1, ex=self._alive_ttl())
+                    async with self.registering:
+                        groups = list(self.groups)
+                        async with self.redis.pipeline(transaction=False) as pipe:
+                            for group in groups:
+                                pipe.sadd(self.group_key(group), self.process)
+                            await pipe.execute()
+                    logger.warning("channel layer: Redis had lost this process's groups; %d registered again",
+                                   len(groups))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("channel layer heartbeat failed; retrying", exc_info=True)
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self.tasks.discard)
+        return task
+
     async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        self.background = []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for group in self.groups:
+                    pipe.srem(self.group_key(group), self.process)
+                pipe.delete(self.alive_key(self.process))
+                await pipe.execute()
+        except Exception:
+            logger.warning("channel layer: could not unregister on close", exc_info=True)
         await self.redis.aclose(close_connection_pool=True)

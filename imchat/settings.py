@@ -136,11 +136,12 @@ IM_REDIS_PREFIX = os.environ.get("IM_REDIS_PREFIX", "imchat")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            # Pub/sub keeps delivering under overload; the core layer drops pushes once its
-            # per-process capacity fills (see PITFALLS.md). Ours pipelines the publishes of one
-            # event-loop tick (imchat/layers.py). Pushes are never the only way a message arrives:
-            # chat.sync fills any gap by seq.
-            "BACKEND": "imchat.layers.PipelinedPubSubChannelLayer",
+            # Ours (imchat/layers.py): local sockets get pushes directly, other processes through
+            # Redis, one PUBLISH per process per event-loop tick. channels-redis' core layer drops
+            # pushes once its per-process capacity fills, its pub/sub layer sends every push through
+            # Redis (see PITFALLS.md). Pushes are never the only way a message arrives: chat.sync
+            # fills any gap by seq.
+            "BACKEND": "imchat.layers.RoutedChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
