@@ -19,7 +19,7 @@ migrate: install
 
 run: migrate
 	$(BIN)/python manage.py seeddemo
-	$(BIN)/daphne -b 0.0.0.0 -p $(IM_PORT) --websocket_timeout -1 imchat.asgi:application
+	$(BIN)/python -m imchat.serve -b 0.0.0.0 -p $(IM_PORT) --websocket_timeout -1 imchat.asgi:application
 
 test: install
 	$(BIN)/python -m pytest

@@ -51,7 +51,7 @@ import websockets  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
 BIN = Path(sys.executable).parent
-DAPHNE = str(BIN / "daphne") if (BIN / "daphne").exists() else shutil.which("daphne") or "daphne"
+DAPHNE = [sys.executable, "-m", "imchat.serve"]  # daphne on uvloop, as production starts it
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 POSTGRES_URL = os.environ.get("IM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 FAULTS = ("redis", "daphne", "postgres")
@@ -284,7 +284,7 @@ class Stack:
         log_path = self.work_dir / f"daphne-{port}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", "imchat.asgi:application"],
+                [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", "imchat.asgi:application"],
                 cwd=ROOT, env=self.server_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
         daphne = Daphne(port=port, process=process, log_path=log_path)

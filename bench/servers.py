@@ -203,7 +203,9 @@ class Deployment:
             if kind == "relay":
                 args = [sys.executable, "-m", "bench.relay", "--port", str(port)]
             else:
-                args = [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", ASGI[kind]]
+                # Ours as production starts it (daphne on uvloop); the naive one with the stock command.
+                launcher = [sys.executable, "-m", "imchat.serve"] if kind == "imchat" else [DAPHNE]
+                args = [*launcher, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", ASGI[kind]]
             cpus = self._cpus_of(index)
             log_path = self.work_dir / f"{kind}-{port}.log"
             with open(log_path, "wb") as log:

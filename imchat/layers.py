@@ -83,6 +83,7 @@ class LoopLayer:
         self.sender: asyncio.Task | None = None
         self.background: list[asyncio.Task] = []
         self.tasks: set[asyncio.Task] = set()
+        self.closing = False
         self.starting = asyncio.Lock()
         self.registering = asyncio.Lock()  # SADD/SREM in the order they were asked for
 
@@ -121,7 +122,10 @@ class LoopLayer:
     def _forget_channel(self, channel: str) -> None:
         self.channels.pop(channel, None)
         for group in [group for group, members in self.groups.items() if channel in members]:
-            self._spawn(self.group_discard(group, channel))
+            if self.closing:  # close() unregisters every group itself
+                self.groups[group].discard(channel)
+            else:
+                self._spawn(self.group_discard(group, channel))
 
     # --- groups -------------------------------------------------------------------------------
     async def group_add(self, group: str, channel: str) -> None:
@@ -165,8 +169,9 @@ class LoopLayer:
         await sent
 
     def _deliver(self, group: str, message: dict) -> None:
-        # Our pushes name the socket that caused them (`exclude`): it is not woken for nothing.
-        skip = message.get("exclude")
+        # Our pushes name the socket that caused them (`exclude`): it is not woken for nothing,
+        # unless the event also makes sockets join or leave a group (that socket too).
+        skip = None if "join" in message or "leave" in message else message.get("exclude")
         for channel in self.groups.get(group, ()):
             if channel != skip:
                 queue = self.channels.get(channel)
@@ -284,9 +289,11 @@ class LoopLayer:
         return task
 
     async def close(self) -> None:
+        self.closing = True
+        tasks = [*self.background, *self.tasks]
         for task in self.background:
             task.cancel()
-        await asyncio.gather(*self.background, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)  # discards still running finish first
         self.background = []
         try:
             async with self.redis.pipeline(transaction=False) as pipe:

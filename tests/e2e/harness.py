@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The project's venv when there is one (daphne is its console script), else this interpreter's.
 BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv" / "bin" / "daphne").exists() else Path(sys.executable).parent
 PYTHON = str(BIN / "python")
-DAPHNE = str(BIN / "daphne")
+DAPHNE = [PYTHON, "-m", "imchat.serve"]  # daphne on uvloop, as `make run` and production start it
 MANAGE = str(ROOT / "manage.py")
 
 JWT_SECRET = "e2e-only-jwt-secret-" + "0123456789abcdef" * 4
@@ -175,7 +175,7 @@ class Site:
             log_path = Path(self.env["IM_VAR_DIR"]) / f"daphne-{port}.log"
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
-                    [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
+                    [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
                      "imchat.asgi:application"],
                     cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
