@@ -86,6 +86,7 @@ class LoopLayer:
         self.closing = False
         self.starting = asyncio.Lock()
         self.registering = asyncio.Lock()  # SADD/SREM in the order they were asked for
+        self.registrations: dict[str, asyncio.Future] = {}  # group -> its SADD (done once done)
 
     # --- keys ---------------------------------------------------------------------------------
     def group_key(self, group: str) -> str:
@@ -129,20 +130,27 @@ class LoopLayer:
 
     # --- groups -------------------------------------------------------------------------------
     async def group_add(self, group: str, channel: str) -> None:
+        """Returns once other processes route the group here (for a later member too)."""
         members = self.groups.setdefault(group, set())
         members.add(channel)
-        if len(members) > 1:
-            return
-        await self._start()
+        registration = self.registrations.get(group)
+        if registration is None:
+            registration = self.registrations[group] = asyncio.ensure_future(self._register(group))
         try:
-            async with self.registering:
-                if self.groups.get(group):
-                    await self.redis.sadd(self.group_key(group), self.process)
+            await asyncio.shield(registration)
         except Exception:
             members.discard(channel)
             if not members:
                 self.groups.pop(group, None)
+            if self.registrations.get(group) is registration:
+                del self.registrations[group]  # the next member tries again
             raise
+
+    async def _register(self, group: str) -> None:
+        await self._start()
+        async with self.registering:
+            if self.groups.get(group):
+                await self.redis.sadd(self.group_key(group), self.process)
 
     async def group_discard(self, group: str, channel: str) -> None:
         members = self.groups.get(group)
@@ -152,6 +160,7 @@ class LoopLayer:
         if members:
             return
         del self.groups[group]
+        self.registrations.pop(group, None)
         async with self.registering:
             if group not in self.groups:  # nobody joined again meanwhile
                 await self.redis.srem(self.group_key(group), self.process)

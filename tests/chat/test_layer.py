@@ -377,3 +377,25 @@ def test_a_process_registers_its_groups_again_when_redis_forgot_them(make_layer,
         await sender.flush()
 
     run(scenario())
+
+
+def test_a_member_that_joins_while_its_group_is_being_registered_waits_for_it(make_layer):
+    """group_add returns only once other processes route the group here, for the second member too
+    (a socket joins its groups before its handshake completes: nothing may pass it by)."""
+    here, there = make_layer(), make_layer()
+
+    async def scenario():
+        first, second = await here.new_channel(), await here.new_channel()
+        async with here._layer().registering:  # Redis is slow to take the first member's SADD
+            joining_first = asyncio.ensure_future(here.group_add("user.40", first))
+            await asyncio.sleep(0.05)
+            joining_second = asyncio.ensure_future(here.group_add("user.40", second))
+            await asyncio.sleep(0.05)
+            assert not joining_second.done()
+        await asyncio.wait_for(asyncio.gather(joining_first, joining_second), WAIT)
+        await there.group_send("user.40", push(40))
+        assert (await next_message(here, second))["text"] == push(40)["text"]
+        await here.flush()
+        await there.flush()
+
+    run(scenario())
