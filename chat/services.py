@@ -112,19 +112,15 @@ def message_append(
     if bumped is None:
         return None
     conversation_id, seq = bumped
-    message = Message.objects.create(
-        conversation_id=conversation_id,
-        seq=seq,
-        sender_id=sender_id,
-        sent_as=sent_as,
-        chat_type=chat_type,
-        msg_type=msg_type,
-        msg=msg,
-        to_uid=to_uid,
-        shop_id=shop_id,
-        client_msg_id=client_msg_id,
-        created_at=now,
-    )
+    with connection.cursor() as cursor:  # a plain INSERT: the ORM's create costs more than the round trip
+        cursor.execute(
+            f"INSERT INTO {Message._meta.db_table} (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, "
+            f"msg, to_uid, shop_id, client_msg_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"RETURNING id",
+            [conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id,
+             connection.ops.adapt_datetimefield_value(now)],
+        )
+        msg_id = cursor.fetchone()[0]
     # The sender's side has read up to here; hidden rows (not of members who left) come back.
     side, side_params = sender_side.sql()
     with connection.cursor() as cursor:
@@ -134,7 +130,7 @@ def message_append(
             f"WHERE conversation_id = %s AND ({side} OR (hidden = %s AND left_seq IS NULL))",
             [False, *side_params, seq, conversation_id, *side_params, True],
         )
-    stored = Stored(msg_id=message.pk, chat_id=chat_id, seq=seq, createtime=unix(now), client_msg_id=client_msg_id)
+    stored = Stored(msg_id=msg_id, chat_id=chat_id, seq=seq, createtime=unix(now), client_msg_id=client_msg_id)
     return stored, conversation_id
 
 

@@ -54,13 +54,17 @@ def push_session_event(session: ServiceSession, event: str, *, to_users: list[in
     )
 
 
-def live_session(conversation_id: int, *, lock: bool = False) -> ServiceSession | None:
-    query = ServiceSession.objects.select_related("conversation").filter(
-        conversation_id=conversation_id, state__in=[State.QUEUED, State.OPEN]
-    )
+def live_session(conversation_id: int, *, lock: bool = False, conversation=None) -> ServiceSession | None:
+    """The conversation's queued or open session; pass the `conversation` when you have it (no join)."""
+    query = ServiceSession.objects.filter(conversation_id=conversation_id, state__in=[State.QUEUED, State.OPEN])
+    if conversation is None:
+        query = query.select_related("conversation")
     if lock:
         query = query.select_for_update(of=("self",))
-    return query.first()
+    session = query.first()
+    if session is not None and conversation is not None:
+        session.conversation = conversation
+    return session
 
 
 def lock_shop(shop_id: int) -> Shop:
@@ -176,7 +180,7 @@ def route_new_assignment(session: ServiceSession, shop: Shop, now: datetime, *, 
 def route_consumer_message(*, shop: Shop, conversation, consumer_id: int, next_seq: int, now: datetime,
                            base_url: str) -> Routed:
     """Find or open the session for a consumer's message and decide which agent it goes to."""
-    session = live_session(conversation.pk, lock=True)
+    session = live_session(conversation.pk, lock=True, conversation=conversation)
     if session is not None and session.state == State.OPEN:
         idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
         if session.last_activity_at < idle_cutoff:
