@@ -1,8 +1,9 @@
 """Every chat write: one atomic function each, pushing only after commit.
 
-The hot path (`message_append`) is three statements whatever the conversation's size: bump the
-conversation's seq and summary (the row lock orders concurrent senders, so seqs are gap-free),
-insert the message, move the sender's read marker and unhide the others.
+`message_append` is three statements whatever the conversation's size: bump the conversation's seq
+and summary (the row lock orders concurrent senders, so seqs are gap-free), insert the message, move
+the sender's read marker and unhide the others. Under load, private messages take the batch path
+(`private_messages_send_batch`): the same three steps for many messages in one statement.
 """
 
 from dataclasses import dataclass
