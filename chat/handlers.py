@@ -259,11 +259,14 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 def socket_opened(caller: Caller) -> list[str]:
     """Presence, and the channel-layer groups a new socket joins (presence last: nothing to undo)."""
     shop_groups = service_sockets.agent_groups(caller.user)
+    caller.cache["serves_shops"] = bool(shop_groups)
     return sockets.socket_opened(caller) + shop_groups
 
 
 def socket_joined(caller: Caller) -> list[realtime.Push]:
     """Once the socket is in its groups: an agent may now take queued sessions."""
+    if not caller.cache.get("serves_shops", True):  # a consumer: no shop's queue to look at
+        return []
     with realtime.collecting() as pushes:
         service_sockets.agent_connected(caller.user, caller.base_url)
     return pushes
