@@ -104,7 +104,10 @@ def test_a_consumer_and_an_agent_chat_both_ways(alice, amy):
     assert row.locator(".badge").inner_text(timeout=WAIT_MS).startswith("1")
     row.click()
     amy.wait_for_message("Is the red kettle in stock?")
-    assert amy.page.locator("#customer-body").inner_text(timeout=WAIT_MS).startswith("Alice (consumer)")
+    # The customer panel is filled by its own request: wait for it, not just for the element.
+    customer = amy.page.locator("#customer-body", has_text="Alice (consumer)")
+    customer.wait_for(timeout=WAIT_MS)
+    assert customer.inner_text().startswith("Alice (consumer)")
     amy.say("Yes, three left.")
     alice.wait_for_message("Yes, three left.")
     reply = alice.messages("Yes, three left.")
