@@ -201,27 +201,14 @@ def private_message_send(
 ) -> Stored:
     draft = private_draft(caller=caller, to_uid=to_uid, chat_id=chat_id, msg_type=msg_type, msg=msg,
                           client_msg_id=client_msg_id)
-    sender = caller.user
-    append = dict(
-        chat_id=draft.chat_id,
-        chat_type=ChatType.PRIVATE,
-        sender_id=sender.pk,
-        sender_side=Side(user_id=sender.pk),
-        sent_as=SentAs.USER,
-        msg_type=msg_type,
-        msg=msg,
-        to_uid=draft.peer_id,
-        client_msg_id=client_msg_id,
-    )
     with transaction.atomic():
-        appended = message_append(**append)
-        if appended is None:
+        stored = _append_private(draft)
+        if stored is None:
             peer = User.objects.filter(pk=draft.peer_id, is_active=True).first()
             if peer is None:
                 raise not_found("to_uid: no such user")
-            conversation_open_private(user=sender, peer=peer)
-            appended = message_append(**append)
-        stored, _ = appended
+            conversation_open_private(user=caller.user, peer=peer)
+            stored = _append_private(draft)
         _push_private(draft, stored)
     return stored
 
@@ -257,28 +244,24 @@ def private_messages_send_batch(drafts: list[PrivateDraft]) -> list[Stored | Non
     """
     now = timezone.now()
     if connection.vendor == "postgresql":
-        placed = _append_private_batch(drafts, now)
+        stored = _append_private_batch(drafts, now)
     else:
         with transaction.atomic():
-            placed = [_append_private(draft, now) for draft in drafts]
-    stored: list[Stored | None] = []
-    for draft, where in zip(drafts, placed):
-        if where is None:
-            stored.append(None)
-            continue
-        stored.append(Stored(msg_id=where[0], chat_id=draft.chat_id, seq=where[1], createtime=unix(now),
-                             client_msg_id=draft.client_msg_id))
-        _push_private(draft, stored[-1])
+            stored = [_append_private(draft, now) for draft in drafts]
+    for draft, one in zip(drafts, stored):  # after the commit (inside an outer transaction: on its commit)
+        if one is not None:
+            _push_private(draft, one)
     return stored
 
 
-def _append_private(draft: PrivateDraft, now: datetime) -> tuple[int, int] | None:
+def _append_private(draft: PrivateDraft, now: datetime | None = None) -> Stored | None:
+    """message_append for one private draft; None if its conversation does not exist yet."""
     appended = message_append(
         chat_id=draft.chat_id, chat_type=ChatType.PRIVATE, sender_id=draft.caller.uid,
         sender_side=Side(user_id=draft.caller.uid), sent_as=SentAs.USER, msg_type=draft.msg_type, msg=draft.msg,
         to_uid=draft.peer_id, client_msg_id=draft.client_msg_id, now=now,
     )
-    return None if appended is None else (appended[0].msg_id, appended[0].seq)
+    return None if appended is None else appended[0]
 
 
 # message_append for a batch, in one PostgreSQL statement. Conversations are locked in id order
@@ -323,8 +306,8 @@ SELECT p.ord, m.id, m.seq FROM inserted m JOIN placed p ON p.conversation_id = m
 """
 
 
-def _append_private_batch(drafts: list[PrivateDraft], now: datetime) -> list[tuple[int, int] | None]:
-    """(msg_id, seq) per draft, or None where the conversation does not exist."""
+def _append_private_batch(drafts: list[PrivateDraft], now: datetime) -> list[Stored | None]:
+    """What was stored per draft, or None where the conversation does not exist."""
     params = {
         "chat_id": [draft.chat_id for draft in drafts],
         "sender_id": [draft.caller.uid for draft in drafts],
@@ -340,10 +323,12 @@ def _append_private_batch(drafts: list[PrivateDraft], now: datetime) -> list[tup
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_PRIVATE_BATCH_SQL, params, prepare=True)
         rows = cursor.fetchall()
-    placed: list[tuple[int, int] | None] = [None] * len(drafts)
+    stored: list[Stored | None] = [None] * len(drafts)
     for ord_, msg_id, seq in rows:
-        placed[ord_ - 1] = (msg_id, seq)
-    return placed
+        draft = drafts[ord_ - 1]
+        stored[ord_ - 1] = Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=unix(now),
+                                  client_msg_id=draft.client_msg_id)
+    return stored
 
 
 def push_message(result: dict, *, receivers: list[str], caller: Caller | None) -> None:

@@ -79,6 +79,7 @@ class LoopLayer:
         self.redis = aioredis.Redis(connection_pool=create_pool(host))
         self.channels: dict[str, asyncio.Queue] = {}
         self.groups: dict[str, set[str]] = {}
+        self.memberships: dict[str, set[str]] = {}  # channel -> its groups (the index of `groups`)
         self.outbox: list[tuple[str, dict, asyncio.Future]] = []
         self.sender: asyncio.Task | None = None
         self.background: list[asyncio.Task] = []
@@ -122,9 +123,9 @@ class LoopLayer:
 
     def _forget_channel(self, channel: str) -> None:
         self.channels.pop(channel, None)
-        for group in [group for group, members in self.groups.items() if channel in members]:
+        for group in self.memberships.pop(channel, set()):
             if self.closing:  # close() unregisters every group itself
-                self.groups[group].discard(channel)
+                self.groups.get(group, set()).discard(channel)
             else:
                 self._spawn(self.group_discard(group, channel))
 
@@ -133,6 +134,7 @@ class LoopLayer:
         """Returns once other processes route the group here (for a later member too)."""
         members = self.groups.setdefault(group, set())
         members.add(channel)
+        self.memberships.setdefault(channel, set()).add(group)
         registration = self.registrations.get(group)
         if registration is None:
             registration = self.registrations[group] = asyncio.ensure_future(self._register(group))
@@ -140,6 +142,7 @@ class LoopLayer:
             await asyncio.shield(registration)
         except Exception:
             members.discard(channel)
+            self._unindex(channel, group)
             if not members:
                 self.groups.pop(group, None)
             if self.registrations.get(group) is registration:
@@ -157,6 +160,7 @@ class LoopLayer:
         if members is None or channel not in members:
             return
         members.discard(channel)
+        self._unindex(channel, group)
         if members:
             return
         del self.groups[group]
@@ -164,6 +168,13 @@ class LoopLayer:
         async with self.registering:
             if group not in self.groups:  # nobody joined again meanwhile
                 await self.redis.srem(self.group_key(group), self.process)
+
+    def _unindex(self, channel: str, group: str) -> None:
+        groups = self.memberships.get(channel)
+        if groups is not None:
+            groups.discard(group)
+            if not groups:
+                del self.memberships[channel]
 
     async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
         """Local members now; other processes in this tick's pipeline (raises if that failed)."""

@@ -399,3 +399,27 @@ def test_a_member_that_joins_while_its_group_is_being_registered_waits_for_it(ma
         await there.flush()
 
     run(scenario())
+
+
+def test_a_consumer_that_goes_away_without_leaving_is_taken_out_of_its_groups(make_layer, prefix, redis_url):
+    """Its receive is cancelled: the layer drops it from every group it was in (and from Redis once a
+    group has no member left here), while the other members keep getting pushes."""
+    here, there = make_layer(), make_layer()
+
+    async def scenario():
+        gone, staying = await member_of(here, "user.50"), await member_of(here, "chatgroup.50")
+        await here.group_add("chatgroup.50", gone)
+        waiting = asyncio.ensure_future(here.receive(gone))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await asyncio.sleep(0.2)  # the discards it started
+        store = redis.Redis.from_url(redis_url)
+        assert store.smembers(f"{prefix}:layer:group:user.50") == set()
+        assert store.smembers(f"{prefix}:layer:group:chatgroup.50") != set()
+        store.close()
+        await there.group_send("chatgroup.50", push(50))
+        assert (await next_message(here, staying))["text"] == push(50)["text"]
+        await here.flush()
+        await there.flush()
+
+    run(scenario())
