@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 IM_PORT ?= 9504
+IM_BIND ?= 127.0.0.1
 
 .PHONY: install run test migrate clean
 
@@ -17,9 +18,12 @@ $(VENV)/.installed: requirements.txt
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-run: migrate
+# A development server: DEBUG on, secrets generated once into var/ (production sets them: README).
+run: export DJANGO_DEBUG ?= 1
+run: install
+	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seeddemo
-	$(BIN)/python -m imchat.serve -b 0.0.0.0 -p $(IM_PORT) --websocket_timeout -1 imchat.asgi:application
+	$(BIN)/python -m imchat.serve -b $(IM_BIND) -p $(IM_PORT) --websocket_timeout -1 imchat.asgi:application
 
 test: install
 	$(BIN)/python -m pytest

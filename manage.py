@@ -4,6 +4,13 @@ import sys
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imchat.settings")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    try:
+        from django.conf import settings
+
+        settings.SECRET_KEY  # a missing production secret: one clear line, not a traceback
+    except ImproperlyConfigured as error:
+        sys.exit(f"imchat: {error}")
     execute_from_command_line(sys.argv)

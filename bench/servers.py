@@ -144,8 +144,9 @@ class Deployment:
             env["DJANGO_DEBUG"] = "0"  # as in production: no query log, no debug pages
         if self.own_servers and env["DJANGO_DEBUG"].lower() not in {"1", "true", "yes", "on"}:
             for name in ("DJANGO_SECRET_KEY", "IM_JWT_SECRET"):
-                if len(env.get(name, "")) < 32:
+                if len(env.get(name, "")) < 50:
                     env[name] = "imbench-" + secrets.token_hex(24)
+            env.setdefault("IM_HTTPS", "0")  # the benchmark speaks plain HTTP to its own servers
         if self.own_servers:
             # The product's request rate limits are policy, not capacity: one benchmark pair sends
             # hundreds of messages a second. Set these variables to measure with the limits on.

@@ -7,12 +7,21 @@ serves the same application (on the stock loop).
 """
 
 import asyncio
+import os
 import sys
 
 import uvloop
+from django.core.exceptions import ImproperlyConfigured
 
 
 def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imchat.settings")
+    try:
+        from django.conf import settings
+
+        settings.SECRET_KEY  # a missing production secret: one clear line, not a traceback
+    except ImproperlyConfigured as error:
+        sys.exit(f"imchat: {error}")
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from daphne.cli import CommandLineInterface  # after the policy: daphne makes its loop on import
 

@@ -4,7 +4,9 @@ Nothing is production-only: PostgreSQL switches on with DATABASE_URL, Redis with
 DEBUG off the server refuses to start on a development secret.
 """
 
+import json
 import os
+import secrets
 import warnings
 from pathlib import Path
 
@@ -31,24 +33,69 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Production is the default: DEBUG (tracebacks, the demo hint, a generated development secret)
+# only with DJANGO_DEBUG=1, which `make run` sets.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 
-DEV_SECRET_KEY = "dev-only-django-secret-key-do-not-use-in-production"
-DEV_JWT_SECRET = "dev-only-jwt-secret-do-not-use-in-production"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or DEV_SECRET_KEY
-IM_JWT_SECRET = os.environ.get("IM_JWT_SECRET") or DEV_JWT_SECRET
-if not DEBUG:
-    for name, value, dev_value in (
-        ("DJANGO_SECRET_KEY", SECRET_KEY, DEV_SECRET_KEY),
-        ("IM_JWT_SECRET", IM_JWT_SECRET, DEV_JWT_SECRET),
-    ):
-        if value == dev_value or len(value) < 32:
-            raise ImproperlyConfigured(
-                f"{name} must be set to a random value of 32+ characters when DJANGO_DEBUG is off"
-            )
+# Secrets that were once written in this repository (or its docs) are public: never accepted.
+PUBLISHED_SECRETS = frozenset({
+    "dev-only-django-secret-key-do-not-use-in-production",
+    "dev-only-jwt-secret-do-not-use-in-production",
+})
+# Django's own deploy check asks 50 characters of its key; HS256 wants 256 bits (32 bytes).
+SECRET_MIN_CHARS = {"DJANGO_SECRET_KEY": 50, "IM_JWT_SECRET": 32}
+
+
+def _development_secrets(path: Path) -> dict[str, str]:
+    """Random secrets for a development server, made once per checkout (var/), so that `make run`
+    and the `manage.py` commands beside it (mintoken) share them. Never used without DEBUG."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    made = {name: secrets.token_urlsafe(48) for name in ("DJANGO_SECRET_KEY", "IM_JWT_SECRET")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump(made, file)
+    return made
+
+
+def secret_setting(name: str) -> str:
+    """A secret from the environment; without one the server refuses to start unless DEBUG is on."""
+    value = os.environ.get(name, "")
+    if value:
+        if value in PUBLISHED_SECRETS or len(value) < SECRET_MIN_CHARS[name] or len(set(value)) < 5:
+            raise ImproperlyConfigured(f"{name} must be a random value of {SECRET_MIN_CHARS[name]}+ characters "
+                                       "(e.g. `openssl rand -hex 32`), not a published or short one")
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"{name} is not set. In production set DJANGO_SECRET_KEY and IM_JWT_SECRET (random values of 50 and "
+            "32+ characters, e.g. `openssl rand -hex 32`; IM_JWT_SECRET is the one the mall mints tokens with). "
+            "For a development server set DJANGO_DEBUG=1 (`make run` does)."
+        )
+    return _development_secrets(VAR_DIR / "dev-secrets.json")[name]
+
+
+SECRET_KEY = secret_setting("DJANGO_SECRET_KEY")
+IM_JWT_SECRET = secret_setting("IM_JWT_SECRET")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+
+# --- HTTPS, behind a TLS-terminating proxy (the production default) ----------------------------
+# nginx terminates TLS and sets X-Forwarded-Proto (it must overwrite any the client sent); Django
+# then redirects plain HTTP to HTTPS, marks its cookies Secure and sends HSTS. IM_HTTPS=0 serves
+# plain HTTP: development, or a deployment whose original H5 client still talks http://.
+IM_HTTPS = env_bool("IM_HTTPS", not DEBUG)
+if IM_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = IM_HTTPS
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = IM_HTTPS
+SECURE_HSTS_SECONDS = env_int("IM_HSTS_SECONDS", 365 * 24 * 3600) if IM_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
 
 INSTALLED_APPS = [
     "daphne",

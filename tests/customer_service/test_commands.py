@@ -169,7 +169,17 @@ def test_setagentstatus_refuses_an_unknown_status(shop):
 # --- seeddemo ------------------------------------------------------------------------------------
 
 
-def test_seeddemo_creates_a_shop_with_two_online_agents_and_is_idempotent(db):
+def test_seeddemo_refuses_to_make_published_passwords_without_debug(db, settings):
+    settings.DEBUG = False
+
+    with pytest.raises(CommandError, match="DJANGO_DEBUG=1"):
+        run("seeddemo")
+
+    assert not User.objects.filter(username="merchant").exists()
+
+
+def test_seeddemo_creates_a_shop_with_two_online_agents_and_is_idempotent(db, settings):
+    settings.DEBUG = True
     out, _ = run("seeddemo")
 
     counts = (User.objects.count(), Shop.objects.count(), ServiceAgent.objects.count())

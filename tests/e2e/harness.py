@@ -32,7 +32,9 @@ PYTHON = str(BIN / "python")
 DAPHNE = [PYTHON, "-m", "imchat.serve"]  # daphne on uvloop, as `make run` and production start it
 MANAGE = str(ROOT / "manage.py")
 
-JWT_SECRET = "e2e-only-jwt-secret-" + "0123456789abcdef" * 4
+# This run's own secrets: a server under test never accepts a value written anywhere.
+JWT_SECRET = secrets.token_urlsafe(48)
+SECRET_KEY = secrets.token_urlsafe(48)
 JWT_ISSUER = "imchat"
 STARTUP_SECONDS = 20
 WAIT_SECONDS = 8
@@ -43,14 +45,17 @@ PUSH_CODES = frozenset({200, 301, 302, 303, 304, 305, 306, 307})
 
 # Environment that must not leak from the developer's shell into a server under test.
 SCRUBBED = ("DATABASE_URL", "REDIS_URL", "IM_REDIS_PREFIX", "IM_PUBLIC_URL", "IM_VAR_DIR", "ALLOWED_HOSTS",
-            "CORS_ALLOWED_ORIGINS", "IM_JWT_AUTO_CREATE", "IM_PORT", "DJANGO_SECRET_KEY")
+            "CORS_ALLOWED_ORIGINS", "IM_JWT_AUTO_CREATE", "IM_PORT", "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "IM_HTTPS")
 
 
 def base_env(var_dir: str, **extra: str) -> dict[str, str]:
+    """A server as production runs it (DEBUG off, secrets set), over plain HTTP as the tests speak."""
     env = {name: value for name, value in os.environ.items() if name not in SCRUBBED}
     env.update(
         DJANGO_SETTINGS_MODULE="imchat.settings",
-        DJANGO_DEBUG="1",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=SECRET_KEY,
+        IM_HTTPS="0",
         IM_JWT_SECRET=JWT_SECRET,
         IM_JWT_ISSUER=JWT_ISSUER,
         IM_VAR_DIR=var_dir,

@@ -73,10 +73,11 @@ def world(db, fast_password_hashing) -> World:
 
 @pytest.fixture(scope="module")
 def demo_site() -> Iterator[Site]:
-    """SQLite in a fresh directory, one daphne, and `manage.py seeddemo` (alice, bob, amy, ben, merchant)."""
+    """SQLite in a fresh directory, one daphne, and `manage.py seeddemo` (alice, bob, amy, ben, merchant):
+    the development server of `make run` (DEBUG on; seeddemo refuses to run without it)."""
     require_chromium()
     with tempfile.TemporaryDirectory(prefix="imchat-web-") as var_dir:
-        site = Site(env=base_env(var_dir))
+        site = Site(env=base_env(var_dir, DJANGO_DEBUG="1"))
         site.migrate()
         site.manage("seeddemo")
         try:

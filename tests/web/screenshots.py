@@ -41,7 +41,7 @@ def say(page, text: str) -> None:
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="imchat-shots-") as var_dir, sync_playwright() as playwright:
-        site = Site(env=base_env(var_dir, IM_OFFLINE_NOTICE_SECONDS="0"))
+        site = Site(env=base_env(var_dir, DJANGO_DEBUG="1", IM_OFFLINE_NOTICE_SECONDS="0"))
         site.migrate()
         site.manage("seeddemo")
         server = site.start(1)[0]

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from accounts.models import User
@@ -36,6 +36,9 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
+        if not settings.DEBUG:
+            raise CommandError("seeddemo makes accounts whose password is published in the README (a staff "
+                               "merchant among them): it runs only on a development server (DJANGO_DEBUG=1)")
         users = {}
         for username, user_id, nickname, staff in DEMO_USERS:
             user = User.objects.filter(username=username).first()
