@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.http.request import split_domain_port, validate_host
 
 from accounts import services
 from accounts.tokens import InvalidToken, token_from_header
@@ -29,6 +30,22 @@ class NativeClientOriginValidator(OriginValidator):
         if parsed is not None and self.validate_origin(parsed):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)
+
+
+class AllowedHostsValidator:
+    """The handshake's Host checked against ALLOWED_HOSTS, as Django checks every HTTP request's: the
+    host flows into the absolute URLs other users receive (avatars, images) when IM_PUBLIC_URL is unset."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        hosts = [value for name, value in scope.get("headers", []) if name == b"host"]
+        if hosts:
+            domain, _ = split_domain_port(hosts[0].decode("latin1"))
+            if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+                return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
 
 
 def socket_token(scope) -> str | None:
@@ -64,5 +81,5 @@ class SocketAuthMiddleware:
 
 
 def SocketAuthStack(application):
-    """Origin rule, session cookie, then tokens (a token wins over the session)."""
-    return NativeClientOriginValidator(AuthMiddlewareStack(SocketAuthMiddleware(application)))
+    """Host and origin rules, session cookie, then tokens (a token wins over the session)."""
+    return AllowedHostsValidator(NativeClientOriginValidator(AuthMiddlewareStack(SocketAuthMiddleware(application))))

@@ -282,3 +282,50 @@ async def test_an_origin_is_accepted_when_the_whole_origin_is_in_cors_allowed_or
     if connected:
         assert await logged_in_as(communicator) == alice.pk
         await communicator.disconnect()
+
+
+# --- Host ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host, accepted",
+    [
+        (b"chat.example.com", True),
+        (b"chat.example.com:9504", True),
+        (b"evil.example.net", False),
+        (b"chat.example.com.evil.net:9504", False),
+        (b"", False),
+        (b"[broken", False),
+    ],
+)
+@synchronously
+async def test_the_handshake_host_must_be_one_of_allowed_hosts_as_for_http(alice, settings, host, accepted):
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+    communicator = socket(f"/?token={token_for(alice)}", headers=[(b"host", host)], application=fresh_socket_stack())
+
+    connected, _ = await communicator.connect()
+
+    assert connected is accepted
+    if connected:
+        await communicator.disconnect()
+
+
+@synchronously
+async def test_a_forged_host_cannot_reach_the_urls_other_users_receive(alice, bob, settings):
+    # given a server without IM_PUBLIC_URL, whose URLs follow the handshake's host
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+    settings.IM_PUBLIC_URL = ""
+    forged = socket(f"/?token={token_for(alice)}", headers=[(b"host", b"evil.example.net")],
+                    application=fresh_socket_stack())
+    honest = socket(f"/?token={token_for(alice)}", headers=[(b"host", b"chat.example.com")],
+                    application=fresh_socket_stack())
+
+    # when alice tries both
+    forged_connected, _ = await forged.connect()
+    honest_connected, _ = await honest.connect()
+
+    # then only the honest one is in, and her avatar's URL names the real host
+    assert not forged_connected and honest_connected
+    reply = await request(honest, "user", "friendList")
+    assert reply["result"]["mine"]["avatar"].startswith("http://chat.example.com/")
+    await honest.disconnect()
