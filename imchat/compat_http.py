@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.authentication import CSRFCheck
 
 from accounts import services as account_services
 from accounts.tokens import InvalidToken, token_from_header
@@ -41,14 +42,30 @@ def request_body(request: HttpRequest) -> dict:
 
 
 def request_user(request: HttpRequest):
-    """The user of `authorizations`/`Authorization` (bear/bearer/bare token), else the session's."""
+    """The user of `authorizations`/`Authorization` (bear/bearer/bare token), else the session's.
+
+    The compat endpoints are csrf-exempt for the original client, which sends a token and no
+    cookie; a request that leans on the session cookie (our own pages) must pass Django's CSRF
+    check, as DRF's SessionAuthentication asks, or it is not logged in.
+    """
     header = request.headers.get("Authorizations") or request.headers.get("Authorization")
     if header:
         try:
             return account_services.user_from_token(token_from_header(header))
         except InvalidToken:
             return None
-    return request.user if request.user.is_authenticated else None
+    if not request.user.is_authenticated:
+        return None
+    if not _passes_csrf_check(request):
+        logger.warning("%s: session cookie without a valid CSRF token (user %s)", request.path, request.user.pk)
+        return None
+    return request.user
+
+
+def _passes_csrf_check(request: HttpRequest) -> bool:
+    check = CSRFCheck(lambda request: None)
+    check.process_request(request)
+    return check.process_view(request, None, (), {}) is None
 
 
 def compat_endpoint(*, login_required: bool = True) -> Callable:

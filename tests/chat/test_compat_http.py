@@ -273,6 +273,44 @@ def test_a_bad_token_is_refused_even_with_a_logged_in_session(client, alice):
     assert post(client, "/user/index", authorizations="bear not-a-token") == NOT_LOGGED_IN
 
 
+# --- The session cookie needs the CSRF token -----------------------------------------------------
+
+
+@pytest.fixture
+def browser_of(alice):
+    """A browser logged in to our pages as alice, which enforces CSRF as a real one is subject to it,
+    holding the csrftoken cookie a page of ours gave it."""
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    assert browser.get("/chat/").status_code == 200
+    return browser
+
+
+@pytest.mark.parametrize("path", ["/user/index", "/user/chatRecently", "/user/getChatRecord"])
+def test_a_cross_site_post_riding_the_session_cookie_is_not_logged_in(browser_of, path):
+    assert post(browser_of, path, {"chat_id": "1_2"}) == NOT_LOGGED_IN
+
+
+def test_the_session_cookie_with_its_csrf_token_is_logged_in(browser_of, alice):
+    token = browser_of.cookies["csrftoken"].value
+
+    reply = post(browser_of, "/user/index", **{"X-CSRFToken": token})
+
+    assert reply["result"]["mine"]["id"] == alice.pk
+
+
+def test_an_upload_riding_the_session_cookie_without_the_csrf_token_is_refused(browser_of):
+    response = browser_of.post("/user/upload", {"file": b"not read"})
+
+    assert response.json() == NOT_LOGGED_IN
+
+
+def test_a_token_needs_no_csrf_token_as_the_original_client_sends_none(alice):
+    browser = Client(enforce_csrf_checks=True)
+
+    assert post(browser, "/user/index", user=alice)["result"]["mine"]["id"] == alice.pk
+
+
 # --- user/chatRecently --------------------------------------------------------------------------
 
 
