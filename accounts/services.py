@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from accounts.models import User
 from accounts.tokens import InvalidToken, token_claims, token_mint, token_user_id
 from imchat.errors import bad_request
+from imchat.inputs import ascii_int
 
 # The original's rule for usernames chosen at registration.
 USERNAME_RULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{4,15}$")
@@ -104,8 +105,9 @@ def user_from_token(token: str) -> User:
 def user_by_name_or_id(identifier: str) -> User:
     """For commands: `alice` or `7`."""
     query = User.objects.filter(username=identifier)
-    if identifier.isdigit():
-        query = User.objects.filter(pk=int(identifier)) | query
+    user_id = ascii_int(identifier)
+    if user_id is not None:
+        query = User.objects.filter(pk=user_id) | query
     user = query.first()
     if user is None:
         raise User.DoesNotExist(f"no user {identifier!r}")

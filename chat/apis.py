@@ -15,7 +15,7 @@ from chat.payloads import message_result_from_row
 from chat.protocol import read_bool, read_int_list, read_str
 from imchat.api import caller_of, ok
 from imchat.errors import bad_request
-from imchat.inputs import body_of, validated
+from imchat.inputs import QueryIntegerField, body_of, validated
 from imchat.openapi import INT64_MAX, api
 
 PAGE_DEFAULT = 50
@@ -148,8 +148,8 @@ class ConversationListApi(APIView):
     class ConversationFilterSerializer(serializers.Serializer):
         is_service = serializers.BooleanField(
             default=False, help_text="true: the customer-service conversations of the shops I answer for")
-        shop_id = serializers.IntegerField(required=False, min_value=1, max_value=INT64_MAX,
-                                           help_text="with is_service: only this shop")
+        shop_id = QueryIntegerField(required=False, min_value=1, max_value=INT64_MAX,
+                                    help_text="with is_service: only this shop")
 
     @api(name="ConversationList", result=ConversationListOut, parameters=[ConversationFilterSerializer],
          tags=["conversations"])
@@ -222,11 +222,11 @@ class ConversationMessagesApi(APIView):
     """GET: history by seq cursor. POST: send into this conversation (as chat.sendMsg)."""
 
     class MessagePageFilterSerializer(serializers.Serializer):
-        before = serializers.IntegerField(required=False, min_value=1, max_value=INT64_MAX,
-                                          help_text="messages with a smaller seq (the page just before)")
-        after = serializers.IntegerField(required=False, min_value=0, max_value=INT64_MAX,
-                                         help_text="messages with a larger seq (the page just after)")
-        limit = serializers.IntegerField(default=PAGE_DEFAULT, min_value=1, max_value=PAGE_MAX)
+        before = QueryIntegerField(required=False, min_value=1, max_value=INT64_MAX,
+                                   help_text="messages with a smaller seq (the page just before)")
+        after = QueryIntegerField(required=False, min_value=0, max_value=INT64_MAX,
+                                  help_text="messages with a larger seq (the page just after)")
+        limit = QueryIntegerField(default=PAGE_DEFAULT, min_value=1, max_value=PAGE_MAX)
         role_type = ROLE_TYPE
 
         def validate(self, attrs):

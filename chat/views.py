@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from imchat.inputs import query_int
 from imchat.links import absolute_url, base_url_from_request
 
 # Strings the page scripts show, translated on the server ({name} is filled in by the script).
@@ -72,10 +73,9 @@ def page_config(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 @login_required
 def chat_page(request: HttpRequest) -> HttpResponse:
     """Conversations, private and group chat, and "contact a shop" (?shop=ID opens that shop)."""
-    shop = request.GET.get("shop", "")
     config = page_config(
         request,
-        open_shop=int(shop) if shop.isdigit() else None,
+        open_shop=query_int(request, "shop"),
         # The image upload of PROTOCOL.md section 6 (multipart `file`; the session cookie is enough).
         upload_url="/user/upload",
         shops_url=reverse("shop-directory"),

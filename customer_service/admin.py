@@ -12,6 +12,7 @@ from chat.realtime import layer_is_shared
 from customer_service import services
 from customer_service.models import Assignment, QuickReply, ServiceAgent, ServiceSession, Shop
 from imchat.errors import AppError
+from imchat.inputs import ascii_int
 from imchat.links import base_url_from_request
 
 LIVE_NOTE = "REDIS_URL is not set: connected agents see the change on their next fetch."
@@ -107,7 +108,8 @@ class AgentForm(forms.ModelForm):
 
     def clean_username(self):
         identifier = self.cleaned_data["username"].strip()
-        query = Q(username=identifier) | (Q(pk=int(identifier)) if identifier.isdigit() else Q())
+        user_id = ascii_int(identifier)
+        query = Q(username=identifier) | (Q(pk=user_id) if user_id is not None else Q())
         user = User.objects.filter(query, is_active=True).first()
         if user is None:
             raise ValidationError("No such user.")

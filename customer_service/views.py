@@ -24,6 +24,7 @@ from customer_service import reports
 from customer_service.models import ServiceAgent, Shop
 from customer_service.selectors import served_shop_ids
 from imchat.errors import AppError
+from imchat.inputs import query_int
 from imchat.links import absolute_url, base_url_from_request
 
 WORKSPACE_STRINGS = {
@@ -87,12 +88,10 @@ def json_login_required(view: Callable) -> Callable:
 
 def _only_shop(request: HttpRequest, allowed: list[int]) -> list[int] | None:
     """?shop=ID narrows to one of the allowed shops; None when that shop is not allowed."""
-    wanted = request.GET.get("shop", "")
-    if not wanted:
+    wanted = query_int(request, "shop")
+    if wanted is None:
         return allowed
-    if not wanted.isdigit() or int(wanted) not in allowed:
-        return None
-    return [int(wanted)]
+    return [wanted] if wanted in allowed else None
 
 
 @login_required

@@ -3,9 +3,43 @@
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import BadRequest
 from rest_framework import serializers
 
 from imchat.errors import bad_request
+
+INT64_DIGITS = 18  # at most this many digits always fit a signed 64-bit integer
+
+
+def ascii_int(text: str) -> int | None:
+    """`text` as a non-negative integer when it is ASCII digits only, else None.
+
+    `str.isdigit()` also holds for "²" or "٣", which `int()` then refuses or reads as 3.
+    """
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= INT64_DIGITS:
+        return int(text)
+    return None
+
+
+def query_int(request, name: str) -> int | None:
+    """An optional number from a page's query string; anything but ASCII digits is a 400."""
+    raw = request.GET.get(name, "")
+    if raw == "":
+        return None
+    value = ascii_int(raw)
+    if value is None:
+        raise BadRequest(f"{name}: must be a number")
+    return value
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """An integer from a query string: ASCII digits only, as everywhere else a number is read."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and not data.strip().lstrip("-").isascii():
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 def body_of(request) -> Mapping[str, Any]:

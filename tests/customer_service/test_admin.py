@@ -379,3 +379,12 @@ def test_a_script_in_a_message_is_shown_escaped(merchant_client, world, shop_a):
         assert XSS not in page
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert Conversation.objects.get(shop_id=shop_a.pk).last_msg == XSS
+
+
+@pytest.mark.parametrize("identifier", ["²", "٣", "9" * 5000])
+def test_an_agent_id_that_is_not_ascii_digits_is_a_form_error_not_a_500(merchant_client, world, shop_a, identifier):
+    response = merchant_client.post(url("customer_service_serviceagent_add"),
+                                    {"shop": shop_a.pk, "username": identifier, "status": "online", "max_sessions": 3})
+
+    assert response.status_code == 200
+    assert "username" in response.context["adminform"].form.errors

@@ -194,3 +194,9 @@ def test_seeddemo_creates_a_shop_with_two_online_agents_and_is_idempotent(db, se
 
     assert (User.objects.count(), Shop.objects.count(), ServiceAgent.objects.count()) == counts
     assert User.objects.get(username="alice").check_password("imchat-demo")
+
+
+@pytest.mark.parametrize("identifier", ["²", "9" * 5000])
+def test_a_user_given_as_something_that_only_looks_like_digits_is_no_such_user(db, identifier):
+    with pytest.raises(CommandError, match="no user"):
+        run("mintoken", identifier)

@@ -270,3 +270,25 @@ def test_the_login_page_speaks_chinese_too(db):
     html = Client(HTTP_ACCEPT_LANGUAGE="zh-CN").get(reverse("login")).content.decode()
 
     assert "登录 imchat" in html and "用户名" in html
+
+
+# --- Numbers in query strings -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("digits", ["²", "٣", "１", "9" * 5000, "-1", "1e3"])
+@pytest.mark.parametrize("path", ["/chat/?shop={}", "/dashboard/?shop={}", "/dashboard/data/?shop={}"])
+def test_a_number_in_a_page_query_that_is_not_ascii_digits_is_a_400_not_a_500(world, path, digits):
+    response = client_for(world.owner_a).get(path.format(digits))
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("digits", ["²", "٣", "１"])
+@pytest.mark.parametrize("path", ["/api/v1/conversations/?is_service=true&shop_id={}",
+                                  "/api/v1/conversations/1_2/messages/?before={}",
+                                  "/api/v1/conversations/1_2/messages/?limit={}"])
+def test_a_number_in_an_api_query_that_is_not_ascii_digits_is_a_400(world, path, digits):
+    response = client_for(world.owner_a).get(path.format(digits))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == 0
