@@ -85,15 +85,15 @@ def collecting():
 
 def push_on_commit(groups: Iterable[str], code: int, result: Any, *, exclude_channel: str | None = None,
                    result_json: str | None = None, sender_uid: int | None = None, own_code: int | None = None,
-                   skip_sender: bool = False, join: str | None = None, leave: str | None = None) -> str:
+                   join: str | None = None, leave: str | None = None) -> str:
     """Push `{code, msg: null, result}` to groups after commit; returns the encoded result for reuse.
 
     With `sender_uid`, the sender's other sockets in those groups get `own_code` instead (the compat
-    client draws every 200 as the other person's bubble), or nothing with `skip_sender`.
+    client draws every 200 as the other person's bubble).
     """
     result_json = result_json if result_json is not None else dumps(result)
     text = push_text(code, result_json)
-    own_text = "" if skip_sender else push_text(own_code, result_json) if own_code is not None else None
+    own_text = push_text(own_code, result_json) if own_code is not None else None
     pushes = [Push(group, text, exclude_channel, sender_uid, own_text, join, leave) for group in groups]
     if pushes:
         transaction.on_commit(lambda: _emit(pushes))

@@ -389,20 +389,18 @@ def peer_groups(participant: Participant, *, exclude_user_id: int | None = None)
 
 
 def push_to_parties(participant: Participant, caller: Caller, code: int, payload: dict, *,
-                    shop_id: int | None = None, echo: bool = True) -> None:
-    """An event about what the caller just did: to the other parties and, with `echo`, to the
-    caller's other sockets (or the shop's other agents), never to the acting socket."""
+                    shop_id: int | None = None) -> None:
+    """An event about what the caller just did: to the other parties and to the caller's other
+    sockets (or the shop's other agents), never to the acting socket (PROTOCOL.md section 2)."""
     conversation = participant.conversation
     if conversation.chat_type == ChatType.GROUP:
         # One push to the group's channel group, which the caller's own sockets are in too.
         realtime.push_on_commit([realtime.chat_group(conversation.group_id)], code, payload,
-                                exclude_channel=caller.channel_name, sender_uid=caller.uid,
-                                own_code=code, skip_sender=not echo)
+                                exclude_channel=caller.channel_name)
         return
     realtime.push_on_commit(peer_groups(participant, exclude_user_id=caller.uid), code, payload)
-    if echo:
-        own = realtime.shop_agents_group(shop_id) if shop_id is not None else realtime.user_group(caller.uid)
-        realtime.push_on_commit([own], code, payload, exclude_channel=caller.channel_name)
+    own = realtime.shop_agents_group(shop_id) if shop_id is not None else realtime.user_group(caller.uid)
+    realtime.push_on_commit([own], code, payload, exclude_channel=caller.channel_name)
 
 
 @transaction.atomic
@@ -427,11 +425,11 @@ def conversation_hide(*, caller: Caller, chat_id: str, shop_id: int | None = Non
 
 
 def typing_relay(*, caller: Caller, chat_id: str, shop_id: int | None = None) -> None:
-    """302 to the other side; never stored."""
+    """302 to the other side and the typist's other sockets; never stored."""
     participant = participant_for(caller=caller, chat_id=chat_id, shop_id=shop_id, active=True)
     with transaction.atomic():
         push_to_parties(participant, caller, Code.TYPING, {"chat_id": chat_id, "uid": caller.uid},
-                        shop_id=shop_id, echo=False)
+                        shop_id=shop_id)
 
 
 RECALLED_TEXT = "[recalled]"

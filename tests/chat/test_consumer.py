@@ -133,6 +133,27 @@ async def test_typing_reaches_the_other_side_as_302(alice, bob):
 
 
 @synchronously
+async def test_typing_reaches_the_typists_other_sockets_but_not_the_typing_one(alice, bob):
+    # given alice on her phone and her laptop, chatting with bob
+    phone, laptop, bobs = await open_socket(alice), await open_socket(alice), await open_socket(bob)
+    await request(phone, "chat", "sendMsg", send_content(bob.pk))
+    await bobs.receive_json_from()
+    await laptop.receive_json_from()  # the 307 of her own message
+
+    # when she types on her phone
+    reply = await request(phone, "chat", "typing", {"chat_id": chat_id_of(alice, bob)})
+
+    # then her laptop and bob see it; the phone gets the reply only
+    typing = {"code": 302, "msg": None, "result": {"chat_id": chat_id_of(alice, bob), "uid": alice.pk}}
+    assert reply["code"] == 1
+    assert await laptop.receive_json_from() == typing
+    assert await bobs.receive_json_from() == typing
+    assert await phone.receive_nothing(timeout=0.1)
+
+    await close_all(phone, laptop, bobs)
+
+
+@synchronously
 async def test_the_friend_list_counts_friends_with_an_open_socket_as_online(alice, bob):
     # given alice and bob have chatted
     alices, bobs = await open_socket(alice), await open_socket(bob)

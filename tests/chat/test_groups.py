@@ -681,19 +681,20 @@ async def test_group_messages_reach_every_member_socket_once_and_the_senders_oth
 
 @pytest.mark.django_db(transaction=True)
 @synchronously
-async def test_typing_in_a_group_reaches_the_other_members_and_never_the_typing_socket(alice, bob, carol):
+async def test_typing_in_a_group_reaches_every_other_socket_and_never_the_typing_one(alice, bob, carol):
     group, sockets = await group_of_three(alice, bob, carol)
     phone, laptop, bobs, carols = sockets
 
     # when alice types on her phone
     reply = await request(phone, "chat", "typing", {"chat_id": group["chat_id"]})
 
-    # then bob and carol get one 302 each; alice's phone only the reply (her laptop is not checked:
-    # section 2 allows the echo there, section 4 says "to the other side")
+    # then bob, carol and alice's laptop get one 302 each (PROTOCOL.md section 2: chat.typing is no
+    # exception to the echo rule); alice's phone only the reply
     typing = {"code": 302, "msg": None, "result": {"chat_id": group["chat_id"], "uid": alice.pk}}
     assert reply["code"] == 1
-    received = {name: await drain(socket) for name, socket in zip(("phone", "bob", "carol"), (phone, bobs, carols))}
-    assert received == {"phone": [], "bob": [typing], "carol": [typing]}
+    names = ("phone", "laptop", "bob", "carol")
+    received = {name: await drain(socket) for name, socket in zip(names, sockets)}
+    assert received == {"phone": [], "laptop": [typing], "bob": [typing], "carol": [typing]}
     await close_all(*sockets)
 
 

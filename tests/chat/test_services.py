@@ -434,15 +434,19 @@ def test_a_conversation_hidden_by_the_sender_comes_back_when_the_sender_writes(a
     assert row_of(alice, chat_id_of(alice, bob))["last_msg"] == "two"
 
 
-def test_typing_is_relayed_as_302_to_the_other_side_and_never_stored(alice, bob, captured_pushes):
+def test_typing_is_relayed_as_302_to_the_other_side_and_the_typists_other_sockets_and_never_stored(
+    alice, bob, captured_pushes
+):
     send(alice, bob)
     chat_id = chat_id_of(alice, bob)
 
     with captured_pushes() as sent:
         services.typing_relay(caller=caller_of(alice, channel_name="alice-1"), chat_id=chat_id)
 
-    assert [(s.group, s.code, s.result) for s in sent] == [
-        (realtime.user_group(bob.pk), 302, {"chat_id": chat_id, "uid": alice.pk}),
+    typing = {"chat_id": chat_id, "uid": alice.pk}
+    assert [(s.group, s.code, s.result, s.exclude) for s in sent] == [
+        (realtime.user_group(bob.pk), 302, typing, None),
+        (realtime.user_group(alice.pk), 302, typing, "alice-1"),
     ]
     assert Message.objects.count() == 1
 
