@@ -336,6 +336,115 @@ def test_kicking_someone_who_is_not_a_member_is_not_found(alice, bob, carol):
     assert run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}).code == -404
 
 
+# --- Mute and kick survive leaving and being invited back -----------------------------------------
+
+
+def test_a_muted_member_who_leaves_and_is_invited_back_is_still_muted(alice, bob, carol):
+    # given the owner muted carol, and carol left
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "mute", {"group_id": group_id, "uid": carol.pk}))
+    ok(run(carol, "group", "leave", {"group_id": group_id}))
+
+    # when a plain member invites her back
+    ok(run(bob, "group", "invite", {"group_id": group_id, "uids": [carol.pk]}))
+
+    # then she is a member again, still muted, until the owner unmutes her
+    assert (carol.pk, "member") in members_of(alice, group_id)
+    assert say(carol, group_id, "I'm back").code == -403
+    ok(run(alice, "group", "mute", {"group_id": group_id, "uid": carol.pk, "muted": False}))
+    assert say(carol, group_id, "now I'm back").code == 1
+
+
+def test_a_plain_member_cannot_invite_back_someone_who_was_kicked(alice, bob, carol, dave):
+    # given the owner kicked carol
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+
+    # when bob invites her back, together with a newcomer
+    outcome = run(bob, "group", "invite", {"group_id": group_id, "uids": [dave.pk, carol.pk]})
+
+    # then nothing happens: not carol, not dave
+    assert (outcome.code, outcome.pushes) == (-403, [])
+    assert outcome.frame["msg"] == (f"uids: {carol.pk} was removed from this group; "
+                                    "only the owner or an admin may invite them back")
+    assert members_of(alice, group_id) == [(alice.pk, "owner"), (bob.pk, "member")]
+
+
+def test_a_kicked_user_cannot_invite_themself_back(alice, bob, carol):
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+
+    outcome = run(carol, "group", "invite", {"group_id": group_id, "uids": [carol.pk]})
+
+    assert (outcome.code, outcome.pushes) == (-403, [])
+    assert (carol.pk, "member") not in members_of(alice, group_id)
+
+
+def test_an_admin_invites_back_a_kicked_member_who_returns_a_plain_member_still_muted(alice, bob, carol):
+    # given carol, a muted admin, was kicked by the owner
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": bob.pk, "role": "admin"}))
+    ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": carol.pk, "role": "admin"}))
+    ok(run(alice, "group", "mute", {"group_id": group_id, "uid": carol.pk}))
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+
+    # when the admin bob invites her back
+    outcome = ok(run(bob, "group", "invite", {"group_id": group_id, "uids": [carol.pk]}))
+
+    # then she is back, as a plain member, and still muted
+    assert outcome.result["uids"] == [carol.pk]
+    assert members_of(alice, group_id) == [(alice.pk, "owner"), (bob.pk, "admin"), (carol.pk, "member")]
+    assert say(carol, group_id, "thanks").code == -403
+
+
+def test_a_kicked_member_the_owner_took_back_who_then_leaves_may_be_invited_by_anyone(alice, bob, carol):
+    # given carol was kicked, taken back by the owner, then left on her own
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+    ok(run(alice, "group", "invite", {"group_id": group_id, "uids": [carol.pk]}))
+    ok(run(carol, "group", "leave", {"group_id": group_id}))
+
+    # when a plain member invites her
+    outcome = run(bob, "group", "invite", {"group_id": group_id, "uids": [carol.pk]})
+
+    # then her last removal was her own choice, so she is back
+    assert (outcome.code, outcome.result["uids"]) == (1, [carol.pk])
+
+
+def test_an_admin_demoted_to_member_can_no_longer_invite_back_a_kicked_member(alice, bob, carol):
+    # given bob, an admin, kicked carol and was then made a plain member again
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": bob.pk, "role": "admin"}))
+    ok(run(bob, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+    ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": bob.pk, "role": "member"}))
+
+    outcome = run(bob, "group", "invite", {"group_id": group_id, "uids": [carol.pk]})
+
+    assert (outcome.code, outcome.pushes) == (-403, [])
+    assert (carol.pk, "member") not in members_of(alice, group_id)
+
+
+def test_a_kicked_member_who_is_invited_to_a_new_group_does_not_get_back_into_the_old_one(alice, bob, carol):
+    # given carol was kicked; bob makes a group of his own with her
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+    create(bob, carol, name="Bob's")
+
+    # then the old group still refuses her
+    assert say(carol, group_id, "hello?").code == -403
+    assert run(carol, "group", "members", {"group_id": group_id}).code == -403
+
+
+def test_nobody_invites_into_a_dissolved_group_not_even_its_owner(alice, bob, carol):
+    group_id = create(alice, bob)
+    ok(run(alice, "group", "dissolve", {"group_id": group_id}))
+
+    outcome = run(alice, "group", "invite", {"group_id": group_id, "uids": [carol.pk]})
+
+    assert (outcome.code, outcome.pushes) == (-404, [])
+    assert not Participant.objects.filter(user=carol).exists()
+
+
 # --- group.members / rename / setRole / mute ------------------------------------------------------
 
 
