@@ -68,13 +68,15 @@ def _check_size(conversation: Conversation, adding: int) -> None:
         raise bad_request(f"uids: a group has at most {settings.IM_MAX_GROUP_MEMBERS} members")
 
 
-def _push_invited(group: ChatGroup, added: list[int], caller: Caller) -> None:
-    """306 invited: to the members already in the channel group, and to the new members' sockets,
-    which join the group's channel group on the way (the acting socket joins but is not told)."""
-    event = _group_event(group, "invited", added)
+def _push_invited(group: ChatGroup, invited: list[int], caller: Caller, *, creator: int | None = None) -> None:
+    """306 invited, `uids` only the users just invited: to the members already in the channel group,
+    and to the sockets of the invited (and of the creator), which join the group's channel group on
+    the way (the acting socket joins but is not told)."""
+    event = _group_event(group, "invited", invited)
     realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, event,
                             exclude_channel=caller.channel_name)
-    realtime.push_on_commit([realtime.user_group(uid) for uid in added], Code.GROUP_EVENT, event,
+    joining = invited if creator is None else [creator, *invited]
+    realtime.push_on_commit([realtime.user_group(uid) for uid in joining], Code.GROUP_EVENT, event,
                             join=realtime.chat_group(group.pk), exclude_channel=caller.channel_name)
 
 
@@ -90,7 +92,7 @@ def group_create(*, caller: Caller, name: str, uids: list[int]) -> ChatGroup:
         [Participant(conversation=conversation, user_id=caller.uid, role=Role.OWNER)]
         + [Participant(conversation=conversation, user_id=uid) for uid in others]
     )
-    _push_invited(group, [caller.uid, *others], caller)
+    _push_invited(group, others, caller, creator=caller.uid)
     return group
 
 

@@ -117,12 +117,15 @@ def test_creating_a_group_makes_the_caller_owner_and_stores_no_message(alice, bo
     assert Conversation.objects.get(chat_id=f"g{group_id}").last_seq == 0
 
 
-def test_every_first_member_the_owner_included_gets_306_invited_and_joins_the_chat_group(alice, bob, carol):
-    outcome = run(alice, "group", "create", {"name": "Hikers", "uids": [bob.pk, carol.pk]}, channel="alice-1")
+def test_every_first_member_the_owner_included_gets_306_invited_naming_only_the_invited_and_joins_the_chat_group(
+        alice, bob, carol):
+    outcome = run(alice, "group", "create", {"name": "Hikers", "uids": [bob.pk, alice.pk, carol.pk]},
+                  channel="alice-1")
 
+    # the owner created the group, she was not invited: `uids` names bob and carol only
     group_id = outcome.result["group_id"]
     event = {"group_id": group_id, "chat_id": f"g{group_id}", "event": "invited",
-             "uids": [alice.pk, bob.pk, carol.pk], "name": "Hikers"}
+             "uids": [bob.pk, carol.pk], "name": "Hikers"}
     to_users = [p for p in outcome.pushes if p.group.startswith("user.")]
     assert sorted(p.group for p in to_users) == sorted(realtime.user_group(u.pk) for u in (alice, bob, carol))
     assert {p.join for p in to_users} == {realtime.chat_group(group_id)}
@@ -827,3 +830,46 @@ async def test_a_read_receipt_in_a_group_reaches_each_other_socket_once_and_not_
     received = {name: await drain(socket) for name, socket in zip(names, sockets)}
     assert received == {"phone": [], "laptop": [receipt], "bob": [receipt], "carol": [receipt]}
     await close_all(*sockets)
+
+
+@pytest.mark.django_db(transaction=True)
+@synchronously
+async def test_a_306_invited_lists_only_the_users_just_invited_on_every_socket(alice, bob, carol, dave):
+    phone, laptop = await open_socket(alice), await open_socket(alice)
+    bobs, carols, daves = await open_socket(bob), await open_socket(carol), await open_socket(dave)
+    sockets = {"phone": phone, "laptop": laptop, "bob": bobs, "carol": carols, "dave": daves}
+
+    async def received() -> dict[str, list[dict]]:
+        return {name: await drain(socket) for name, socket in sockets.items()}
+
+    # when alice creates a group from her phone, naming herself and bob twice
+    created = await request(phone, "group", "create",
+                            {"name": "Hikers", "uids": [alice.pk, bob.pk, bob.pk, carol.pk]})
+    group_id = created["result"]["group_id"]
+
+    # then her laptop, bob and carol hear that bob and carol were invited (she created it); dave nothing
+    def invited(*users) -> list[dict]:
+        return [{"code": 306, "msg": None, "result": {"group_id": group_id, "chat_id": f"g{group_id}",
+                                                      "event": "invited", "uids": [u.pk for u in users],
+                                                      "name": "Hikers"}}]
+    assert await received() == {"phone": [], "laptop": invited(bob, carol), "bob": invited(bob, carol),
+                                "carol": invited(bob, carol), "dave": []}
+
+    # when bob invites dave along with two who are already members
+    reply = await request(bobs, "group", "invite", {"group_id": group_id, "uids": [alice.pk, carol.pk, dave.pk]})
+
+    # then everyone else hears of dave alone
+    assert reply["result"] == {"group_id": group_id, "uids": [dave.pk]}
+    assert await received() == {"phone": invited(dave), "laptop": invited(dave), "bob": [],
+                                "carol": invited(dave), "dave": invited(dave)}
+
+    # when dave leaves and carol invites him back, with bob who never left
+    assert (await request(daves, "group", "leave", {"group_id": group_id}))["code"] == 1
+    await received()
+    reply = await request(carols, "group", "invite", {"group_id": group_id, "uids": [bob.pk, dave.pk]})
+
+    # then again only dave is named
+    assert reply["result"] == {"group_id": group_id, "uids": [dave.pk]}
+    assert await received() == {"phone": invited(dave), "laptop": invited(dave), "bob": invited(dave),
+                                "carol": [], "dave": invited(dave)}
+    await close_all(*sockets.values())
