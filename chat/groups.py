@@ -63,6 +63,13 @@ def _require_manager(member: Participant) -> None:
         raise forbidden("only the group's owner or an admin may do this")
 
 
+def _require_above(me: Participant, target: Participant) -> None:
+    """Kick and mute: nobody acts on the owner, and only the owner on an admin (so an admin muted by
+    the owner cannot unmute themself)."""
+    if target.role == Role.OWNER or (target.role == Role.ADMIN and me.role != Role.OWNER):
+        raise forbidden("uid: nobody may do this to the owner, and only the owner to an admin")
+
+
 def _check_size(conversation: Conversation, adding: int) -> None:
     if _active_members(conversation.pk).count() + adding > settings.IM_MAX_GROUP_MEMBERS:
         raise bad_request(f"uids: a group has at most {settings.IM_MAX_GROUP_MEMBERS} members")
@@ -155,8 +162,7 @@ def group_kick(*, caller: Caller, group_id: int, uid: int) -> None:
         raise not_found("uid: not a member of this group")
     if target.user_id == caller.uid:
         raise bad_request("uid: use group.leave to leave")
-    if target.role == Role.OWNER or (target.role == Role.ADMIN and me.role != Role.OWNER):
-        raise forbidden("cannot remove the owner, and only the owner removes admins")
+    _require_above(me, target)
     _remove(group, target, "kicked", caller)
 
 
@@ -188,11 +194,11 @@ def group_set_role(*, caller: Caller, group_id: int, uid: int, role: str) -> Non
 def group_mute(*, caller: Caller, group_id: int, uid: int, muted: bool) -> None:
     group, me = member_for(caller=caller, group_id=group_id)
     _require_manager(me)
-    updated = (
-        _active_members(me.conversation_id).filter(user_id=uid).exclude(role=Role.OWNER).update(muted=muted)
-    )
-    if not updated:
+    target = _active_members(me.conversation_id).filter(user_id=uid).first()
+    if target is None:
         raise not_found("uid: not a member of this group")
+    _require_above(me, target)
+    Participant.objects.filter(pk=target.pk).update(muted=muted)
 
 
 @transaction.atomic

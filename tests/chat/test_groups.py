@@ -534,6 +534,25 @@ def test_a_muted_member_cannot_send_until_unmuted(alice, bob, carol):
     assert list(Message.objects.order_by("seq").values_list("msg", flat=True)) == ["we can", "now you can"]
 
 
+def test_a_muted_admin_cannot_unmute_themself_and_only_the_owner_mutes_admins(alice, bob, carol):
+    # given bob and carol are admins, and the owner muted bob
+    group_id = create(alice, bob, carol)
+    for admin in (bob, carol):
+        ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": admin.pk, "role": "admin"}))
+    ok(run(alice, "group", "mute", {"group_id": group_id, "uid": bob.pk}))
+
+    # when bob unmutes himself, carol unmutes him, and bob mutes carol or the owner
+    by_himself = run(bob, "group", "mute", {"group_id": group_id, "uid": bob.pk, "muted": False})
+    by_admin = run(carol, "group", "mute", {"group_id": group_id, "uid": bob.pk, "muted": False})
+    of_admin = run(bob, "group", "mute", {"group_id": group_id, "uid": carol.pk})
+    of_owner = run(carol, "group", "mute", {"group_id": group_id, "uid": alice.pk})
+
+    # then all are refused, and only carol may still talk
+    assert [o.code for o in (by_himself, by_admin, of_admin, of_owner)] == [-403, -403, -403, -403]
+    assert (say(bob, group_id, "hello?").code, say(carol, group_id, "hi").code, say(alice, group_id, "hey").code) == (
+        -403, 1, 1)
+
+
 def test_a_plain_member_cannot_mute(alice, bob, carol):
     group_id = create(alice, bob, carol)
 
