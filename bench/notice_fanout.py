@@ -85,8 +85,8 @@ def give_everyone_a_read_marker(database_url: str) -> float:
         started = time.perf_counter()
         db.execute(
             "INSERT INTO chat_participant (conversation_id, user_id, role, last_read_seq, joined_seq, hidden, "
-            "muted, created_at) "
-            "SELECT c.id, u.id, 'member', c.last_seq, 0, false, false, now() "
+            "muted, kicked, created_at) "
+            "SELECT c.id, u.id, 'member', c.last_seq, 0, false, false, false, now() "
             "FROM accounts_user u CROSS JOIN chat_conversation c WHERE c.chat_id = 'sys_0' "
             "ON CONFLICT DO NOTHING"
         )

@@ -1,7 +1,8 @@
 """Group chat writes: create, invite, leave, kick, rename, mute, dissolve, and messages to a group.
 
 A member is a Participant of the group's conversation with a role. Leaving or being kicked sets
-`left_seq`, so the member keeps what they saw and nothing after. A group message is one
+`left_seq`, so the member keeps what they saw and nothing after; the row stays, and with it `muted`
+and `kicked`, so neither is undone by leaving and being invited back. A group message is one
 `group_send` to the group's channel-layer group, which members' sockets join on connect and on
 invite, on every process.
 """
@@ -20,6 +21,7 @@ from imchat.errors import Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
 
 Role = Participant.Role
+MANAGERS = (Role.OWNER, Role.ADMIN)
 NAME_CHARS = 64
 
 
@@ -57,27 +59,15 @@ def member_for(*, caller: Caller, group_id: int, lock: bool = False) -> tuple[Ch
 
 
 def _require_manager(member: Participant) -> None:
-    if member.role not in (Role.OWNER, Role.ADMIN):
+    if member.role not in MANAGERS:
         raise forbidden("only the group's owner or an admin may do this")
 
 
-def _join(conversation: Conversation, user_ids: list[int]) -> list[int]:
-    """Add or re-add members; they see messages from now on. Returns the ids that were added."""
-    existing = {p.user_id: p for p in Participant.objects.filter(conversation=conversation, user_id__in=user_ids)}
-    added = []
-    for uid in user_ids:
-        row = existing.get(uid)
-        if row is None:
-            Participant.objects.create(conversation=conversation, user_id=uid, joined_seq=conversation.last_seq,
-                                       last_read_seq=conversation.last_seq)
-            added.append(uid)
-        elif row.left_seq is not None:
-            Participant.objects.filter(pk=row.pk).update(
-                left_seq=None, joined_seq=conversation.last_seq, last_read_seq=conversation.last_seq,
-                hidden=False, role=Role.MEMBER, muted=False,
-            )
-            added.append(uid)
-    return added
+def _require_above(me: Participant, target: Participant) -> None:
+    """Kick and mute: nobody acts on the owner, and only the owner on an admin (so an admin muted by
+    the owner cannot unmute themself)."""
+    if target.role == Role.OWNER or (target.role == Role.ADMIN and me.role != Role.OWNER):
+        raise forbidden("uid: nobody may do this to the owner, and only the owner to an admin")
 
 
 def _check_size(conversation: Conversation, adding: int) -> None:
@@ -85,13 +75,15 @@ def _check_size(conversation: Conversation, adding: int) -> None:
         raise bad_request(f"uids: a group has at most {settings.IM_MAX_GROUP_MEMBERS} members")
 
 
-def _push_invited(group: ChatGroup, added: list[int], caller: Caller) -> None:
-    """306 invited: to the members already in the channel group, and to the new members' sockets,
-    which join the group's channel group on the way (the acting socket joins but is not told)."""
-    event = _group_event(group, "invited", added)
+def _push_invited(group: ChatGroup, invited: list[int], caller: Caller, *, creator: int | None = None) -> None:
+    """306 invited, `uids` only the users just invited: to the members already in the channel group,
+    and to the sockets of the invited (and of the creator), which join the group's channel group on
+    the way (the acting socket joins but is not told)."""
+    event = _group_event(group, "invited", invited)
     realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, event,
                             exclude_channel=caller.channel_name)
-    realtime.push_on_commit([realtime.user_group(uid) for uid in added], Code.GROUP_EVENT, event,
+    joining = invited if creator is None else [creator, *invited]
+    realtime.push_on_commit([realtime.user_group(uid) for uid in joining], Code.GROUP_EVENT, event,
                             join=realtime.chat_group(group.pk), exclude_channel=caller.channel_name)
 
 
@@ -107,18 +99,32 @@ def group_create(*, caller: Caller, name: str, uids: list[int]) -> ChatGroup:
         [Participant(conversation=conversation, user_id=caller.uid, role=Role.OWNER)]
         + [Participant(conversation=conversation, user_id=uid) for uid in others]
     )
-    _push_invited(group, [caller.uid, *others], caller)
+    _push_invited(group, others, caller, creator=caller.uid)
     return group
 
 
 @transaction.atomic
 def group_invite(*, caller: Caller, group_id: int, uids: list[int]) -> list[int]:
-    group, member = member_for(caller=caller, group_id=group_id)
+    """Any member adds newcomers and people who left; only the owner or an admin brings back someone
+    who was kicked. Members already in are skipped. Returns the ids added, who see messages from now on."""
+    group, me = member_for(caller=caller, group_id=group_id)
     wanted = _existing_users(uids)
-    conversation = Conversation.objects.select_for_update().get(pk=member.conversation_id)
-    already = set(_active_members(conversation.pk).filter(user_id__in=wanted).values_list("user_id", flat=True))
-    _check_size(conversation, len([uid for uid in wanted if uid not in already]))
-    added = _join(conversation, wanted)
+    conversation = Conversation.objects.select_for_update().get(pk=me.conversation_id)
+    rows = {p.user_id: p for p in Participant.objects.filter(conversation=conversation, user_id__in=wanted)}
+    added = [uid for uid in wanted if uid not in rows or rows[uid].left_seq is not None]
+    returning = [rows[uid] for uid in added if uid in rows]
+    kicked = [row.user_id for row in returning if row.kicked]
+    if kicked and me.role not in MANAGERS:
+        raise forbidden(f"uids: {kicked[0]} was removed from this group; "
+                        "only the owner or an admin may invite them back")
+    _check_size(conversation, len(added))
+    seq = conversation.last_seq
+    Participant.objects.bulk_create([Participant(conversation=conversation, user_id=uid, joined_seq=seq,
+                                                 last_read_seq=seq) for uid in added if uid not in rows])
+    # Back as a plain member; `muted` stays as it was.
+    Participant.objects.filter(pk__in=[row.pk for row in returning]).update(
+        left_seq=None, joined_seq=seq, last_read_seq=seq, hidden=False, role=Role.MEMBER, kicked=False,
+    )
     if added:
         _push_invited(group, added, caller)
     return added
@@ -126,7 +132,7 @@ def group_invite(*, caller: Caller, group_id: int, uids: list[int]) -> list[int]
 
 def _remove(group: ChatGroup, member: Participant, event: str, caller: Caller) -> None:
     conversation = Conversation.objects.select_for_update().get(pk=member.conversation_id)
-    Participant.objects.filter(pk=member.pk).update(left_seq=conversation.last_seq)
+    Participant.objects.filter(pk=member.pk).update(left_seq=conversation.last_seq, kicked=event == "kicked")
     payload = _group_event(group, event, [member.user_id])
     # Members (the removed one included, still in the channel group) hear it; then the removed
     # user's sockets leave the channel group.
@@ -156,8 +162,7 @@ def group_kick(*, caller: Caller, group_id: int, uid: int) -> None:
         raise not_found("uid: not a member of this group")
     if target.user_id == caller.uid:
         raise bad_request("uid: use group.leave to leave")
-    if target.role == Role.OWNER or (target.role == Role.ADMIN and me.role != Role.OWNER):
-        raise forbidden("cannot remove the owner, and only the owner removes admins")
+    _require_above(me, target)
     _remove(group, target, "kicked", caller)
 
 
@@ -189,11 +194,11 @@ def group_set_role(*, caller: Caller, group_id: int, uid: int, role: str) -> Non
 def group_mute(*, caller: Caller, group_id: int, uid: int, muted: bool) -> None:
     group, me = member_for(caller=caller, group_id=group_id)
     _require_manager(me)
-    updated = (
-        _active_members(me.conversation_id).filter(user_id=uid).exclude(role=Role.OWNER).update(muted=muted)
-    )
-    if not updated:
+    target = _active_members(me.conversation_id).filter(user_id=uid).first()
+    if target is None:
         raise not_found("uid: not a member of this group")
+    _require_above(me, target)
+    Participant.objects.filter(pk=target.pk).update(muted=muted)
 
 
 @transaction.atomic

@@ -86,6 +86,7 @@ class Participant(models.Model):
     left_seq = models.PositiveBigIntegerField(null=True, blank=True)
     hidden = models.BooleanField(default=False)
     muted = models.BooleanField(default=False, help_text="A group member the owner or an admin silenced")
+    kicked = models.BooleanField(default=False, help_text="Removed by the owner or an admin, who alone may invite back")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

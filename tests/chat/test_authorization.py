@@ -118,7 +118,7 @@ def fingerprint() -> tuple:
     return (
         list(Message.objects.order_by("pk").values_list("pk", "msg", "recalled_at")),
         list(Conversation.objects.order_by("pk").values_list("pk", "last_seq", "title")),
-        list(Participant.objects.order_by("pk").values_list("pk", "role", "muted", "hidden", "left_seq",
+        list(Participant.objects.order_by("pk").values_list("pk", "role", "muted", "kicked", "hidden", "left_seq",
                                                             "last_read_seq")),
         list(ChatGroup.objects.order_by("pk").values_list("pk", "name", "dissolved_at")),
         list(ServiceAgent.objects.order_by("pk").values_list("pk", "status")),

@@ -56,3 +56,39 @@ def test_the_api_refuses_requests_without_credentials_in_the_protocol_shape():
 
     assert response.status_code == 401
     assert response.json()["code"] == -200
+
+
+def test_over_http_a_plain_member_cannot_invite_back_someone_the_owner_kicked_and_the_owner_can(alice, bob, carol):
+    # given alice kicked carol
+    owner, member = client_for(alice), client_for(bob)
+    group_id = owner.post("/api/v1/groups/", {"name": "G", "uids": [bob.pk, carol.pk]},
+                          format="json").json()["result"]["group_id"]
+    assert owner.delete(f"/api/v1/groups/{group_id}/members/{carol.pk}/").status_code == 200
+
+    # when bob, then carol herself, then alice invite her back
+    by_member = member.post(f"/api/v1/groups/{group_id}/members/", {"uids": [carol.pk]}, format="json")
+    by_herself = client_for(carol).post(f"/api/v1/groups/{group_id}/members/", {"uids": [carol.pk]}, format="json")
+    by_owner = owner.post(f"/api/v1/groups/{group_id}/members/", {"uids": [carol.pk]}, format="json")
+
+    # then only the owner's request brings her back
+    assert (by_member.status_code, by_member.json()["code"]) == (403, -403)
+    assert (by_herself.status_code, by_herself.json()["code"]) == (403, -403)
+    assert by_owner.json()["result"] == {"group_id": group_id, "uids": [carol.pk]}
+
+
+def test_over_http_a_muted_member_who_leaves_and_is_invited_back_is_still_muted(alice, bob, carol):
+    # given alice muted carol, who then left
+    owner, member, muted = client_for(alice), client_for(bob), client_for(carol)
+    group_id = owner.post("/api/v1/groups/", {"name": "G", "uids": [bob.pk, carol.pk]},
+                          format="json").json()["result"]["group_id"]
+    assert owner.patch(f"/api/v1/groups/{group_id}/members/{carol.pk}/", {"muted": True},
+                       format="json").status_code == 200
+    assert muted.delete(f"/api/v1/groups/{group_id}/members/{carol.pk}/").status_code == 200
+
+    # when bob invites her back
+    assert member.post(f"/api/v1/groups/{group_id}/members/", {"uids": [carol.pk]}, format="json").status_code == 200
+
+    # then she still cannot send
+    sent = muted.post("/api/v1/messages/", {"to_uid": group_id, "chat_type": 2, "msg_type": 1, "msg": "back"},
+                      format="json")
+    assert (sent.status_code, sent.json()["code"]) == (403, -403)

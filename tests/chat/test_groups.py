@@ -117,12 +117,15 @@ def test_creating_a_group_makes_the_caller_owner_and_stores_no_message(alice, bo
     assert Conversation.objects.get(chat_id=f"g{group_id}").last_seq == 0
 
 
-def test_every_first_member_the_owner_included_gets_306_invited_and_joins_the_chat_group(alice, bob, carol):
-    outcome = run(alice, "group", "create", {"name": "Hikers", "uids": [bob.pk, carol.pk]}, channel="alice-1")
+def test_every_first_member_the_owner_included_gets_306_invited_naming_only_the_invited_and_joins_the_chat_group(
+        alice, bob, carol):
+    outcome = run(alice, "group", "create", {"name": "Hikers", "uids": [bob.pk, alice.pk, carol.pk]},
+                  channel="alice-1")
 
+    # the owner created the group, she was not invited: `uids` names bob and carol only
     group_id = outcome.result["group_id"]
     event = {"group_id": group_id, "chat_id": f"g{group_id}", "event": "invited",
-             "uids": [alice.pk, bob.pk, carol.pk], "name": "Hikers"}
+             "uids": [bob.pk, carol.pk], "name": "Hikers"}
     to_users = [p for p in outcome.pushes if p.group.startswith("user.")]
     assert sorted(p.group for p in to_users) == sorted(realtime.user_group(u.pk) for u in (alice, bob, carol))
     assert {p.join for p in to_users} == {realtime.chat_group(group_id)}
@@ -336,6 +339,115 @@ def test_kicking_someone_who_is_not_a_member_is_not_found(alice, bob, carol):
     assert run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}).code == -404
 
 
+# --- Mute and kick survive leaving and being invited back -----------------------------------------
+
+
+def test_a_muted_member_who_leaves_and_is_invited_back_is_still_muted(alice, bob, carol):
+    # given the owner muted carol, and carol left
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "mute", {"group_id": group_id, "uid": carol.pk}))
+    ok(run(carol, "group", "leave", {"group_id": group_id}))
+
+    # when a plain member invites her back
+    ok(run(bob, "group", "invite", {"group_id": group_id, "uids": [carol.pk]}))
+
+    # then she is a member again, still muted, until the owner unmutes her
+    assert (carol.pk, "member") in members_of(alice, group_id)
+    assert say(carol, group_id, "I'm back").code == -403
+    ok(run(alice, "group", "mute", {"group_id": group_id, "uid": carol.pk, "muted": False}))
+    assert say(carol, group_id, "now I'm back").code == 1
+
+
+def test_a_plain_member_cannot_invite_back_someone_who_was_kicked(alice, bob, carol, dave):
+    # given the owner kicked carol
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+
+    # when bob invites her back, together with a newcomer
+    outcome = run(bob, "group", "invite", {"group_id": group_id, "uids": [dave.pk, carol.pk]})
+
+    # then nothing happens: not carol, not dave
+    assert (outcome.code, outcome.pushes) == (-403, [])
+    assert outcome.frame["msg"] == (f"uids: {carol.pk} was removed from this group; "
+                                    "only the owner or an admin may invite them back")
+    assert members_of(alice, group_id) == [(alice.pk, "owner"), (bob.pk, "member")]
+
+
+def test_a_kicked_user_cannot_invite_themself_back(alice, bob, carol):
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+
+    outcome = run(carol, "group", "invite", {"group_id": group_id, "uids": [carol.pk]})
+
+    assert (outcome.code, outcome.pushes) == (-403, [])
+    assert (carol.pk, "member") not in members_of(alice, group_id)
+
+
+def test_an_admin_invites_back_a_kicked_member_who_returns_a_plain_member_still_muted(alice, bob, carol):
+    # given carol, a muted admin, was kicked by the owner
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": bob.pk, "role": "admin"}))
+    ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": carol.pk, "role": "admin"}))
+    ok(run(alice, "group", "mute", {"group_id": group_id, "uid": carol.pk}))
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+
+    # when the admin bob invites her back
+    outcome = ok(run(bob, "group", "invite", {"group_id": group_id, "uids": [carol.pk]}))
+
+    # then she is back, as a plain member, and still muted
+    assert outcome.result["uids"] == [carol.pk]
+    assert members_of(alice, group_id) == [(alice.pk, "owner"), (bob.pk, "admin"), (carol.pk, "member")]
+    assert say(carol, group_id, "thanks").code == -403
+
+
+def test_a_kicked_member_the_owner_took_back_who_then_leaves_may_be_invited_by_anyone(alice, bob, carol):
+    # given carol was kicked, taken back by the owner, then left on her own
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+    ok(run(alice, "group", "invite", {"group_id": group_id, "uids": [carol.pk]}))
+    ok(run(carol, "group", "leave", {"group_id": group_id}))
+
+    # when a plain member invites her
+    outcome = run(bob, "group", "invite", {"group_id": group_id, "uids": [carol.pk]})
+
+    # then her last removal was her own choice, so she is back
+    assert (outcome.code, outcome.result["uids"]) == (1, [carol.pk])
+
+
+def test_an_admin_demoted_to_member_can_no_longer_invite_back_a_kicked_member(alice, bob, carol):
+    # given bob, an admin, kicked carol and was then made a plain member again
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": bob.pk, "role": "admin"}))
+    ok(run(bob, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+    ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": bob.pk, "role": "member"}))
+
+    outcome = run(bob, "group", "invite", {"group_id": group_id, "uids": [carol.pk]})
+
+    assert (outcome.code, outcome.pushes) == (-403, [])
+    assert (carol.pk, "member") not in members_of(alice, group_id)
+
+
+def test_a_kicked_member_who_is_invited_to_a_new_group_does_not_get_back_into_the_old_one(alice, bob, carol):
+    # given carol was kicked; bob makes a group of his own with her
+    group_id = create(alice, bob, carol)
+    ok(run(alice, "group", "kick", {"group_id": group_id, "uid": carol.pk}))
+    create(bob, carol, name="Bob's")
+
+    # then the old group still refuses her
+    assert say(carol, group_id, "hello?").code == -403
+    assert run(carol, "group", "members", {"group_id": group_id}).code == -403
+
+
+def test_nobody_invites_into_a_dissolved_group_not_even_its_owner(alice, bob, carol):
+    group_id = create(alice, bob)
+    ok(run(alice, "group", "dissolve", {"group_id": group_id}))
+
+    outcome = run(alice, "group", "invite", {"group_id": group_id, "uids": [carol.pk]})
+
+    assert (outcome.code, outcome.pushes) == (-404, [])
+    assert not Participant.objects.filter(user=carol).exists()
+
+
 # --- group.members / rename / setRole / mute ------------------------------------------------------
 
 
@@ -420,6 +532,25 @@ def test_a_muted_member_cannot_send_until_unmuted(alice, bob, carol):
     assert while_muted.code == -403 and while_muted.pushes == []
     assert (others_still_talk.code, unmuted.code) == (1, 1)
     assert list(Message.objects.order_by("seq").values_list("msg", flat=True)) == ["we can", "now you can"]
+
+
+def test_a_muted_admin_cannot_unmute_themself_and_only_the_owner_mutes_admins(alice, bob, carol):
+    # given bob and carol are admins, and the owner muted bob
+    group_id = create(alice, bob, carol)
+    for admin in (bob, carol):
+        ok(run(alice, "group", "setRole", {"group_id": group_id, "uid": admin.pk, "role": "admin"}))
+    ok(run(alice, "group", "mute", {"group_id": group_id, "uid": bob.pk}))
+
+    # when bob unmutes himself, carol unmutes him, and bob mutes carol or the owner
+    by_himself = run(bob, "group", "mute", {"group_id": group_id, "uid": bob.pk, "muted": False})
+    by_admin = run(carol, "group", "mute", {"group_id": group_id, "uid": bob.pk, "muted": False})
+    of_admin = run(bob, "group", "mute", {"group_id": group_id, "uid": carol.pk})
+    of_owner = run(carol, "group", "mute", {"group_id": group_id, "uid": alice.pk})
+
+    # then all are refused, and only carol may still talk
+    assert [o.code for o in (by_himself, by_admin, of_admin, of_owner)] == [-403, -403, -403, -403]
+    assert (say(bob, group_id, "hello?").code, say(carol, group_id, "hi").code, say(alice, group_id, "hey").code) == (
+        -403, 1, 1)
 
 
 def test_a_plain_member_cannot_mute(alice, bob, carol):
@@ -719,3 +850,46 @@ async def test_a_read_receipt_in_a_group_reaches_each_other_socket_once_and_not_
     received = {name: await drain(socket) for name, socket in zip(names, sockets)}
     assert received == {"phone": [], "laptop": [receipt], "bob": [receipt], "carol": [receipt]}
     await close_all(*sockets)
+
+
+@pytest.mark.django_db(transaction=True)
+@synchronously
+async def test_a_306_invited_lists_only_the_users_just_invited_on_every_socket(alice, bob, carol, dave):
+    phone, laptop = await open_socket(alice), await open_socket(alice)
+    bobs, carols, daves = await open_socket(bob), await open_socket(carol), await open_socket(dave)
+    sockets = {"phone": phone, "laptop": laptop, "bob": bobs, "carol": carols, "dave": daves}
+
+    async def received() -> dict[str, list[dict]]:
+        return {name: await drain(socket) for name, socket in sockets.items()}
+
+    # when alice creates a group from her phone, naming herself and bob twice
+    created = await request(phone, "group", "create",
+                            {"name": "Hikers", "uids": [alice.pk, bob.pk, bob.pk, carol.pk]})
+    group_id = created["result"]["group_id"]
+
+    # then her laptop, bob and carol hear that bob and carol were invited (she created it); dave nothing
+    def invited(*users) -> list[dict]:
+        return [{"code": 306, "msg": None, "result": {"group_id": group_id, "chat_id": f"g{group_id}",
+                                                      "event": "invited", "uids": [u.pk for u in users],
+                                                      "name": "Hikers"}}]
+    assert await received() == {"phone": [], "laptop": invited(bob, carol), "bob": invited(bob, carol),
+                                "carol": invited(bob, carol), "dave": []}
+
+    # when bob invites dave along with two who are already members
+    reply = await request(bobs, "group", "invite", {"group_id": group_id, "uids": [alice.pk, carol.pk, dave.pk]})
+
+    # then everyone else hears of dave alone
+    assert reply["result"] == {"group_id": group_id, "uids": [dave.pk]}
+    assert await received() == {"phone": invited(dave), "laptop": invited(dave), "bob": [],
+                                "carol": invited(dave), "dave": invited(dave)}
+
+    # when dave leaves and carol invites him back, with bob who never left
+    assert (await request(daves, "group", "leave", {"group_id": group_id}))["code"] == 1
+    await received()
+    reply = await request(carols, "group", "invite", {"group_id": group_id, "uids": [bob.pk, dave.pk]})
+
+    # then again only dave is named
+    assert reply["result"] == {"group_id": group_id, "uids": [dave.pk]}
+    assert await received() == {"phone": invited(dave), "laptop": invited(dave), "bob": invited(dave),
+                                "carol": [], "dave": invited(dave)}
+    await close_all(*sockets.values())
