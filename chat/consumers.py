@@ -16,6 +16,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.caller: Caller | None = None
+        self.logged_out = False
         self.groups_joined: list[str] = []
 
     async def dispatch(self, message):
@@ -78,7 +79,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.caller = None
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.caller is None:
+        if self.caller is None or self.logged_out:
             return
         try:
             envelope = protocol.parse(text_data, bytes_data)
@@ -92,7 +93,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except AppError as error:
             await self.send(protocol.dumps(protocol.error_reply(error)))
             return
-        wait = self.bucket.take() or self.user_bucket.take()
+        wait = self.bucket.take() or self.user_bucket.take() or throttling.shared_user_budget().take(self.caller.uid)
         if wait:
             error = AppError(Code.RATE_LIMITED, "too many requests", {"retry_after": round(wait, 3)})
             await self.send(protocol.dumps(protocol.error_reply(error, envelope)))
@@ -101,6 +102,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(protocol.dumps(frame))
         if pushes:
             await realtime.deliver(pushes)
+
+    async def im_logout(self, event):
+        """The account was deactivated or deleted: say so, close, and handle nothing more."""
+        if self.caller is None:
+            return
+        self.logged_out = True
+        await self.send(protocol.dumps(protocol.reply(Code.NOT_LOGGED_IN, None, event["text"])))
+        await self.close(code=int(CloseCode.NOT_LOGGED_IN))
 
     async def im_push(self, event):
         if "join" in event and event["join"] not in self.groups_joined:

@@ -282,6 +282,7 @@ def close_idle_sessions() -> None:
 
 # (interval in seconds, job): run by every server process while it serves sockets.
 BACKGROUND_JOBS = [
+    (settings.IM_ACCOUNT_CHECK_SECONDS, sockets.sockets_close_of_inactive_users),
     (30.0, close_idle_sessions),
     (float(settings.IM_WEBHOOK_POLL_SECONDS), service_webhooks.deliver_in_background),
 ]

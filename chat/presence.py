@@ -50,6 +50,11 @@ class LocalPresence:
         with self._lock:
             return {uid for uid in user_ids if self._sockets.get(uid)}
 
+    def local_user_ids(self) -> set[int]:
+        """The users with a socket on this process."""
+        with self._lock:
+            return set(self._sockets)
+
     def socket_count(self, user_id: int) -> int:
         with self._lock:
             return len(self._sockets.get(user_id, ()))
@@ -149,6 +154,11 @@ class RedisPresence:
             logger.warning("presence unavailable at connect of %s; writing it later", user_id, exc_info=True)
             self._resync = True
             return 1
+
+    def local_user_ids(self) -> set[int]:
+        """The users with a socket on this process."""
+        with self._lock:
+            return set(self._local.values())
 
     def disconnected(self, user_id: int, channel_name: str) -> int:
         with self._lock:

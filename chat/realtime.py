@@ -23,6 +23,7 @@ from chat.protocol import dumps, push_text
 logger = logging.getLogger(__name__)
 
 PUSH_EVENT = "im.push"
+LOGOUT_EVENT = "im.logout"
 
 
 def user_group(user_id: int) -> str:
@@ -57,10 +58,11 @@ class Push:
     own_text: str | None = None
     join: str | None = None
     leave: str | None = None
+    kind: str = PUSH_EVENT
 
     @property
     def event(self) -> dict[str, Any]:
-        event = {"type": PUSH_EVENT, "text": self.text}
+        event = {"type": self.kind, "text": self.text}
         for key, value in (("exclude", self.exclude_channel), ("sender", self.sender_uid),
                            ("own_text", self.own_text), ("join", self.join), ("leave", self.leave)):
             if value is not None:
@@ -103,6 +105,13 @@ def push_on_commit(groups: Iterable[str], code: int, result: Any, *, exclude_cha
 def membership_on_commit(groups: Iterable[str], *, join: str | None = None, leave: str | None = None) -> None:
     """Make every socket in `groups` join or leave a chat group, sending the client nothing."""
     pushes = [Push(group, "", join=join, leave=leave) for group in groups]
+    if pushes:
+        transaction.on_commit(lambda: _emit(pushes))
+
+
+def logout_on_commit(user_ids: Iterable[int], why: str) -> None:
+    """Close every socket of these users, on every process, telling them why (-200, then 4401)."""
+    pushes = [Push(user_group(user_id), why, kind=LOGOUT_EVENT) for user_id in user_ids]
     if pushes:
         transaction.on_commit(lambda: _emit(pushes))
 

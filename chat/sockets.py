@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from accounts.models import User
 from chat import realtime
 from chat.groups import group_ids_of
 from chat.notices import announcements_box_ensure
@@ -26,3 +27,18 @@ def socket_opened(caller: Caller) -> list[str]:
 
 def socket_closed(caller: Caller) -> None:
     presence().disconnected(caller.uid, caller.channel_name)
+
+
+ACCOUNT_CLOSED = "account deactivated"
+
+
+def sockets_close_of_inactive_users() -> list[int]:
+    """Log out this process's sockets of users deactivated or deleted since they connected, by
+    whatever path (admin, mall, shell, SQL): a socket is authenticated once, at its handshake."""
+    local = presence().local_user_ids()
+    if not local:
+        return []
+    active = set(User.objects.filter(pk__in=local, is_active=True).values_list("pk", flat=True))
+    gone = sorted(local - active)
+    realtime.logout_on_commit(gone, ACCOUNT_CLOSED)
+    return gone

@@ -316,6 +316,9 @@ IM_RATE_LIMIT = env_int("IM_RATE_LIMIT", 20)
 IM_RATE_BURST = env_int("IM_RATE_BURST", 40)
 IM_USER_RATE_LIMIT = env_int("IM_USER_RATE_LIMIT", 30)
 IM_MAX_SOCKETS_PER_USER = env_int("IM_MAX_SOCKETS_PER_USER", 10)
+# Each process checks this often whether the users of its open sockets were deactivated or deleted
+# (a socket is authenticated at its handshake): theirs close with 4401.
+IM_ACCOUNT_CHECK_SECONDS = float(os.environ.get("IM_ACCOUNT_CHECK_SECONDS") or 3)
 # chat.sendmsg requests that wait while the database thread is busy are stored together, this many
 # at most per transaction (chat/dispatch.py).
 IM_SEND_BATCH_MAX = env_int("IM_SEND_BATCH_MAX", 64)

@@ -329,3 +329,62 @@ async def test_a_forged_host_cannot_reach_the_urls_other_users_receive(alice, bo
     reply = await request(honest, "user", "friendList")
     assert reply["result"]["mine"]["avatar"].startswith("http://chat.example.com/")
     await honest.disconnect()
+
+
+# --- An account closed while its sockets are open ------------------------------------------------
+
+
+async def run_account_check() -> list[int]:
+    """What every server process does every IM_ACCOUNT_CHECK_SECONDS (chat.handlers.BACKGROUND_JOBS)."""
+    from channels.db import database_sync_to_async
+
+    from chat import background, realtime, sockets
+
+    pushes = await database_sync_to_async(background._collect)(sockets.sockets_close_of_inactive_users)
+    await realtime.deliver(pushes)
+    return sorted({push.group for push in pushes})
+
+
+@pytest.mark.parametrize("how", ["deactivated", "deleted"])
+@synchronously
+async def test_an_account_closed_while_its_sockets_are_open_loses_them_at_the_next_check(alice, bob, how):
+    # given alice on two devices and bob, all connected
+    from channels.db import database_sync_to_async
+
+    from accounts.models import User
+
+    phone, laptop, bobs = await open_socket(alice), await open_socket(alice), await open_socket(bob)
+
+    # when alice's account is closed behind the server's back (admin, shell, SQL)
+    users = User.objects.filter(pk=alice.pk)
+    await database_sync_to_async(users.update if how == "deactivated" else users.delete)(
+        **({"is_active": False} if how == "deactivated" else {}))
+    closed_groups = await run_account_check()
+
+    # then both her sockets are told and closed 4401; bob's stays
+    assert f"user.{alice.pk}" in closed_groups and f"user.{bob.pk}" not in closed_groups
+    for device in (phone, laptop):
+        frame, code = await refusal(device)
+        assert frame == {"code": -200, "msg": "account deactivated", "result": None}
+        assert code == 4401
+    assert (await request(bobs, "user", "friendList"))["code"] == 100
+    await bobs.disconnect()
+
+
+@synchronously
+async def test_a_closed_accounts_socket_handles_nothing_more_while_it_closes(alice, bob):
+    from channels.db import database_sync_to_async
+
+    from accounts.models import User
+    from chat.models import Message
+
+    phone = await open_socket(alice)
+    await database_sync_to_async(User.objects.filter(pk=alice.pk).update)(is_active=False)
+    await run_account_check()
+    await phone.send_json_to({"class": "chat", "action": "sendMsg",
+                              "content": {"to_uid": bob.pk, "chat_type": 1, "msg_type": 1, "msg": "too late"}})
+
+    frame, code = await refusal(phone)
+
+    assert (frame["code"], code) == (-200, 4401)
+    assert not await database_sync_to_async(Message.objects.filter(msg="too late").exists)()

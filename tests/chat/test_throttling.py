@@ -59,3 +59,68 @@ async def test_a_socket_over_the_per_user_cap_is_told_why_and_closed_4429(settin
     assert (await request(kept[0], "user", "recentChat", {}))["code"] == 102
     for communicator in kept:
         await communicator.disconnect()
+
+
+# --- The user limit across processes (real Redis) -------------------------------------------------
+
+
+def allowed_over(budgets, *, seconds: float, attempts_per_second: float, tick: float) -> int:
+    """Each budget (one per process) sees `attempts_per_second` requests of one user for `seconds`,
+    settling every `tick`, on a shared clock; how many went through in all."""
+    from asgiref.sync import async_to_sync
+
+    clock = budgets[0].clock.__self__
+
+    async def drive() -> int:
+        passed, step, next_settle = 0, 1 / attempts_per_second, tick
+        while clock.now < seconds:
+            for budget in budgets:
+                passed += budget.take(7) == 0
+            clock.now += step
+            if clock.now >= next_settle:
+                for budget in budgets:
+                    await budget.settle()
+                next_settle += tick
+        for budget in budgets:
+            budget.worker.cancel() if budget.worker else None
+            await budget.client.aclose()
+        return passed
+
+    return async_to_sync(drive)()
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.mark.redis
+def test_the_user_limit_holds_across_processes_sharing_one_redis():
+    import secrets
+
+    import redis.asyncio
+
+    from chat.throttling import SharedUserBudget
+    from tests.services import require_redis
+
+    url = require_redis()
+    rate, burst, seconds = 5, 10, 4.0
+
+    def process(prefix: str, clock: FakeClock) -> SharedUserBudget:
+        return SharedUserBudget(redis.asyncio.Redis.from_url(url), prefix, rate=rate, burst=burst, tick=3600,
+                                clock=clock.time)
+
+    shared_clock = FakeClock()
+    prefix = f"imtest{secrets.token_hex(4)}"
+    together = allowed_over([process(prefix, shared_clock), process(prefix, shared_clock)],
+                            seconds=seconds, attempts_per_second=20, tick=0.1)
+    apart_clock = FakeClock()
+    apart = allowed_over([process(prefix + "a", apart_clock), process(prefix + "b", apart_clock)],
+                         seconds=seconds, attempts_per_second=20, tick=0.1)
+
+    budget = burst + rate * seconds  # what one user may do in 4 s
+    assert apart >= 2 * budget - 4  # each process alone would let the whole budget through
+    assert budget <= together <= budget + 2 * 20 * 0.1 + 2  # two processes: one budget, give or take a tick
