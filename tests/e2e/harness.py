@@ -14,14 +14,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
+import psycopg
 import pytest
+import redis
 import websockets
 from websockets.exceptions import ConnectionClosed
 
@@ -228,6 +233,39 @@ class Site:
 
     def mintoken(self, name_or_id: str, *extra: str) -> str:
         return self.manage("mintoken", name_or_id, *extra).strip()
+
+
+@contextmanager
+def postgres_redis_deployment(processes: int, **settings: str) -> Iterator[Site]:
+    """A fresh PostgreSQL database and Redis prefix, `processes` daphne processes sharing them."""
+    from tests.services import POSTGRES_URL, REDIS_URL, require_postgres, require_redis
+
+    require_postgres()
+    require_redis()
+    database = f"imchat_e2e_{secrets.token_hex(6)}"
+    prefix = f"imchat_e2e_{secrets.token_hex(6)}"
+    admin_url = POSTGRES_URL.replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    database_url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
+    try:
+        with tempfile.TemporaryDirectory(prefix="imchat-e2e-") as var_dir:
+            site = Site(env=base_env(var_dir, DATABASE_URL=database_url, REDIS_URL=REDIS_URL,
+                                     IM_REDIS_PREFIX=prefix, **settings))
+            site.migrate()
+            try:
+                site.start(processes)
+                yield site
+            finally:
+                site.stop()
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        store = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+        keys = list(store.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            store.delete(*keys)
+        store.close()
 
 
 # --- Socket client ----------------------------------------------------------------------------------
