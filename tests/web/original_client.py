@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -41,7 +42,7 @@ def client_dir() -> Path:
         if (candidate / "index.html").is_file():
             return candidate
     missing("The original H5 client", "looked in " + ", ".join(map(str, candidates))
-            + "; set IM_ORIGINAL_CLIENT_DIR")
+            + "; set IM_ORIGINAL_CLIENT_DIR to its folder")
     raise AssertionError("unreachable")
 
 
@@ -96,14 +97,13 @@ class ClientPage:
     errors and uncaught exceptions (the client swallows refused replies and errors in callbacks).
     """
 
-    def __init__(self, browser, origin: str, server: Server, token: str, *, is_service: bool = False,
-                 name: str = ""):
+    def __init__(self, browser, origin: str, server: Server, token: str, *, is_service: bool = False):
         self.origin = origin
         self.server = server
-        self.name = name
         self.context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
         # The vendor bundle asks a CDN for a shadow image; the network here is closed, so fail at once.
         self.context.route(lambda url: not url.startswith((origin, server.http_url)), lambda route: route.abort())
+        self.context.set_default_timeout(WAIT_MS)
         self.page = self.context.new_page()
         self.sent: list[dict] = []
         self.received: list[Any] = []
@@ -177,7 +177,7 @@ class ClientPage:
 
     def open_chat_by_link(self, to_uid: int, friend_name: str, *, shop_id: int | None = None) -> dict:
         """The mall's deep link into a chat; the history the client asked for."""
-        query = f"to_uid={to_uid}" + (f"&shop_id={shop_id}" if shop_id else "") + f"&friend_name={friend_name}"
+        query = f"to_uid={to_uid}" + (f"&shop_id={shop_id}" if shop_id else "") + f"&friend_name={quote(friend_name)}"
         with self.expect_answer("user/getChatRecord") as record:
             self.goto("/pages/chat_detail?" + query)
         return record.value.json()
@@ -235,6 +235,7 @@ class ClientPage:
 
 
 def is_mark_read(frame: dict) -> bool:
+    """chat.setChatRead, as the client sends it when a chat is opened or a message arrives in it."""
     return frame.get("action") == "setChatRead"
 
 

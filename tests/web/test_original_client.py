@@ -10,7 +10,7 @@ the client would hide: console errors, refused HTTP answers, refused socket repl
 import json
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,14 +50,11 @@ class Person:
 
 @dataclass
 class ClientSite:
+    site: Site
     server: Server
     origin: str
     shop_id: int
     people: dict[str, Person]
-
-    def open(self, browser, name: str, *, is_service: bool = False) -> ClientPage:
-        return ClientPage(browser, self.origin, self.server, self.people[name].token, is_service=is_service,
-                          name=name)
 
 
 @pytest.fixture(scope="module")
@@ -75,18 +72,27 @@ def client_site(browser) -> Iterator[ClientSite]:
             copy = patched_copy(source, Path(var_dir) / "client", server)
             with static_site(copy, files_port) as served:
                 assert served == origin
-                yield ClientSite(server, origin, shop_id, {name: Person(*pair) for name, pair in made.items()})
+                yield ClientSite(site, server, origin, shop_id, {name: Person(*pair) for name, pair in made.items()})
         finally:
             site.stop()
 
 
 @pytest.fixture
-def pages(browser, client_site) -> Iterator[dict[str, ClientPage]]:
-    """Opened pages by name; each is closed after the test, once checked for hidden problems (and the
-    server's log for errors and refused requests)."""
+def open_client(browser, client_site) -> Iterator[Callable[..., ClientPage]]:
+    """`open_client(name, is_service=False)`: that person's client, logged in on its list page.
+
+    After the test every page is checked for what the client hides (console errors, refused answers),
+    and the server's log for errors and refused requests."""
     opened: dict[str, ClientPage] = {}
     log_start = client_site.server.log_path.stat().st_size
-    yield opened
+
+    def open_as(name: str, *, is_service: bool = False) -> ClientPage:
+        person = client_site.people[name]
+        opened[name] = ClientPage(browser, client_site.origin, client_site.server, person.token,
+                                  is_service=is_service)
+        return opened[name]
+
+    yield open_as
     problems = {name: page.problems() for name, page in opened.items()}
     for page in opened.values():
         page.close()
@@ -96,14 +102,14 @@ def pages(browser, client_site) -> Iterator[dict[str, ClientPage]]:
     assert {name: found for name, found in problems.items() if found} == {}
 
 
-def test_an_agent_answers_a_customer_who_asked_through_the_shops_link(browser, client_site, pages):
+def test_an_agent_answers_a_customer_who_asked_through_the_shops_link(client_site, open_client):
     shop, cora = client_site.shop_id, client_site.people["cora"]
     chat_id = f"{shop}____{cora.id}"
 
     # given: the agent's list (isService=1) is open and empty; the customer is logged in
-    pages["anna"] = agent = client_site.open(browser, "anna", is_service=True)
+    agent = open_client("anna", is_service=True)
     agent.page.get_by_text(NO_CHATS).wait_for(timeout=WAIT_MS)
-    pages["cora"] = customer = client_site.open(browser, "cora")
+    customer = open_client("cora")
 
     # when: the customer opens the chat with the shop by link and asks
     history = customer.open_chat_by_link(shop, "Tea Shop", shop_id=shop)
@@ -164,11 +170,11 @@ def test_an_agent_answers_a_customer_who_asked_through_the_shops_link(browser, c
     customer.bubble("Yes, three tins left.", mine=False).wait_for(timeout=WAIT_MS)
 
 
-def test_two_customers_chat_with_each_other(browser, client_site, pages):
+def test_two_customers_chat_with_each_other(client_site, open_client):
     dan, eve = client_site.people["dan"], client_site.people["eve"]
     chat_id = f"{min(dan.id, eve.id)}_{max(dan.id, eve.id)}"
-    pages["eve"] = eve_page = client_site.open(browser, "eve")
-    pages["dan"] = dan_page = client_site.open(browser, "dan")
+    eve_page = open_client("eve")
+    dan_page = open_client("dan")
 
     # when: dan opens a chat with eve by link and writes
     dan_page.open_chat_by_link(eve.id, "Eve")
