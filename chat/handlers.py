@@ -130,9 +130,16 @@ def friend_list(caller: Caller, content: dict) -> tuple[int, Any]:
     return Code.FRIEND_LIST, selectors.friend_list(caller=caller)
 
 
+def _record_shop_side(caller: Caller, content: dict, chat_id: str) -> int | None:
+    """role_type decides when sent; the compat client sends an agent's chat_id alone (PROTOCOL.md 6)."""
+    if content.get("role_type") is not None:
+        return _shop_side(caller, content, chat_id)
+    return service_selectors.shop_side_unless_own(caller.user, chat_id)
+
+
 def chat_record(caller: Caller, content: dict) -> tuple[int, Any]:
     chat_id = read_str(content, "chat_id", max_length=64)
-    shop_side = _shop_side(caller, content, chat_id) if chat_id else None
+    shop_side = _record_shop_side(caller, content, chat_id) if chat_id else None
     participant = selectors.record_participant(
         caller=caller,
         chat_id=chat_id,

@@ -29,3 +29,16 @@ def shop_side_of(user: User, chat_id: str) -> int:
     if not can_serve(user, ref.a):
         raise forbidden("not an agent of this shop")
     return ref.a
+
+
+def shop_side_unless_own(user: User, chat_id: str) -> int | None:
+    """The shop of `<shop>____<someone else>` when the user serves that shop; None for any other chat.
+
+    What a chat_id alone means (the compat client asks for an agent's history without role_type):
+    the customer's own chat is their side, and a caller who does not serve the shop gets no shop side.
+    Only another user's customer-service chat costs a query.
+    """
+    ref = ids.parse_chat_id(chat_id)
+    if ref.chat_type != ChatType.SERVICE or ref.b == user.pk:
+        return None
+    return ref.a if can_serve(user, ref.a) else None

@@ -7,6 +7,8 @@ from django.test import Client
 from accounts.models import User
 from accounts.services import user_from_token
 from chat import services
+from customer_service import services as service_services
+from customer_service.models import ServiceAgent
 from tests.factories import PASSWORD, caller_of, make_user, open_socket, pyjwt_token, request, token_for
 
 pytestmark = pytest.mark.django_db
@@ -416,6 +418,89 @@ def test_chat_record_without_a_chat_id_or_to_uid_is_code_0(client, alice):
     reply = post(client, "/user/getChatRecord", {}, user=alice)
 
     assert reply["code"] == 0 and reply["msg"].startswith("chat_id")
+
+
+
+# --- user/getChatRecord of a customer-service chat, as the original client asks ------------------
+
+
+@pytest.fixture
+def tea_shop(db, alice, bob, carol):
+    """Tea shop: owner carol, agent bob; alice asked (bob was away: the shop's notice), bob answered."""
+    shop = service_services.shop_create(name="Tea shop", owner=carol)
+    service_services.agent_add(shop=shop, user=bob, status=ServiceAgent.Status.ONLINE)
+    service_services.consumer_message_send(caller=caller_of(alice), shop_id=shop.pk, msg_type=1,
+                                           msg="is oolong in stock?", client_msg_id=None)
+    service_services.agent_message_send(caller=caller_of(bob), shop_id=shop.pk, consumer_id=alice.pk, msg_type=1,
+                                        msg="three left", client_msg_id=None)
+    return shop
+
+
+def records(reply: dict) -> list[tuple[str, bool]]:
+    return [(row["msg"], row["mine"]) for row in reply["result"]["rows"]]
+
+
+@pytest.mark.parametrize("who", ["bob", "carol"])
+def test_an_agent_or_owner_asking_with_chat_id_alone_gets_the_shop_sides_history(client, tea_shop, alice, bob,
+                                                                                  carol, who):
+    # given: the original client sends an agent's request with chat_id alone, no role_type
+    server_of_the_shop = {"bob": bob, "carol": carol}[who]
+
+    # when
+    reply = post(client, "/user/getChatRecord", {"chat_id": f"{tea_shop.pk}____{alice.pk}"},
+                 user=server_of_the_shop)
+
+    # then
+    assert reply["code"] == 1 and reply["result"]["total"] == 3
+    assert records(reply) == [("three left", who == "bob"), (tea_shop.offline_notice, False),
+                              ("is oolong in stock?", False)]
+    assert reply == post(client, "/user/getChatRecord",
+                         {"chat_id": f"{tea_shop.pk}____{alice.pk}", "role_type": 1}, user=server_of_the_shop)
+
+
+def test_the_consumer_asking_with_chat_id_alone_gets_their_own_side(client, tea_shop, alice):
+    reply = post(client, "/user/getChatRecord", {"chat_id": f"{tea_shop.pk}____{alice.pk}"}, user=alice)
+
+    assert reply["code"] == 1
+    assert records(reply) == [("three left", False), (tea_shop.offline_notice, False), ("is oolong in stock?", True)]
+
+
+def test_an_agent_asking_for_their_own_chat_with_their_shop_gets_their_own_side(client, tea_shop, bob):
+    # given: bob, an agent of the shop, also asked it something as a customer
+    service_services.consumer_message_send(caller=caller_of(bob), shop_id=tea_shop.pk, msg_type=1,
+                                           msg="bob, as a customer", client_msg_id=None)
+
+    # when
+    reply = post(client, "/user/getChatRecord", {"chat_id": f"{tea_shop.pk}____{bob.pk}"}, user=bob)
+
+    # then
+    assert reply["code"] == 1
+    assert records(reply)[-1] == ("bob, as a customer", True)
+
+
+@pytest.mark.parametrize("body", [{}, {"role_type": 0}, {"role_type": "user"}])
+def test_someone_who_does_not_serve_the_shop_gets_nothing_of_another_users_chat_with_it(client, tea_shop, alice,
+                                                                                       body):
+    # given: dora serves another shop only
+    dora = make_user(username="dora")
+    other_shop = service_services.shop_create(name="Bike shop", owner=make_user(username="owner2"))
+    service_services.agent_add(shop=other_shop, user=dora, status=ServiceAgent.Status.ONLINE)
+    eve = make_user(username="eve")
+
+    for stranger in (dora, eve):
+        # when
+        reply = post(client, "/user/getChatRecord", {"chat_id": f"{tea_shop.pk}____{alice.pk}", **body},
+                     user=stranger)
+
+        # then
+        assert reply == {"code": 0, "msg": "chat_id: no such conversation", "result": None}
+
+
+def test_an_agent_saying_role_type_user_still_gets_only_their_own_side(client, tea_shop, alice, bob):
+    reply = post(client, "/user/getChatRecord", {"chat_id": f"{tea_shop.pk}____{alice.pk}", "role_type": 0},
+                 user=bob)
+
+    assert reply["code"] == 0 and reply["result"] is None
 
 
 # --- Paths: with and without the trailing slash, never a redirect -------------------------------
