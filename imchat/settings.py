@@ -228,7 +228,8 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Static and media ---------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "static"
+# `manage.py collectstatic` fills it; without DEBUG the app serves static files from here only.
+STATIC_ROOT = Path(os.environ.get("IM_STATIC_ROOT") or VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("IM_MEDIA_ROOT", VAR_DIR / "media"))

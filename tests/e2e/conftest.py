@@ -23,6 +23,9 @@ def sqlite_site() -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def scale_out_site() -> Iterator[Site]:
-    """A fresh PostgreSQL database and a Redis prefix of its own, two daphne processes sharing them."""
-    with postgres_redis_deployment(2) as site:
+    """A fresh PostgreSQL database and a Redis prefix of its own, two daphne processes sharing them.
+
+    Its users send bursts far past the per-user rate (which holds across processes and has tests of
+    its own), so the rate is lifted here."""
+    with postgres_redis_deployment(2, IM_USER_RATE_LIMIT="1000") as site:
         yield site

@@ -7,9 +7,12 @@ instead of hanging it. Tests are plain sync functions that run their coroutine w
 """
 
 import asyncio
+import atexit
+import functools
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -53,11 +56,27 @@ SCRUBBED = ("DATABASE_URL", "REDIS_URL", "IM_REDIS_PREFIX", "IM_PUBLIC_URL", "IM
             "CORS_ALLOWED_ORIGINS", "IM_JWT_AUTO_CREATE", "IM_PORT", "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "IM_HTTPS")
 
 
+@functools.cache
+def collected_static() -> str:
+    """`manage.py collectstatic` once per test run, as a deployment does before it starts (without
+    DEBUG the server serves static files, the default avatar among them, from there only)."""
+    root = tempfile.mkdtemp(prefix="imchat-static-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    env = {name: value for name, value in os.environ.items() if name not in SCRUBBED}
+    env.update(DJANGO_SETTINGS_MODULE="imchat.settings", DJANGO_SECRET_KEY=SECRET_KEY, IM_JWT_SECRET=JWT_SECRET,
+               IM_VAR_DIR=root, IM_STATIC_ROOT=root)
+    subprocess.run([PYTHON, MANAGE, "collectstatic", "--noinput"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=COMMAND_SECONDS)
+    return root
+
+
 def base_env(var_dir: str, **extra: str) -> dict[str, str]:
-    """A server as production runs it (DEBUG off, secrets set), over plain HTTP as the tests speak."""
+    """A server as production runs it (DEBUG off, secrets set, static files collected), over plain
+    HTTP as the tests speak."""
     env = {name: value for name, value in os.environ.items() if name not in SCRUBBED}
     env.update(
         DJANGO_SETTINGS_MODULE="imchat.settings",
+        IM_STATIC_ROOT=collected_static(),
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY=SECRET_KEY,
         IM_HTTPS="0",
@@ -68,8 +87,8 @@ def base_env(var_dir: str, **extra: str) -> dict[str, str]:
         IM_PRESENCE_TTL="3",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",
-        **extra,
     )
+    env.update(extra)
     return env
 
 
