@@ -123,7 +123,7 @@ def recent_row(participant: Participant, viewer_id: int, base_url: str) -> dict[
     }
 
 
-def record_row(message: Message, viewer_id: int, base_url: str) -> dict[str, Any]:
+def record_row(message: Message, base_url: str, *, mine: bool) -> dict[str, Any]:
     """A `user/getChatRecord` row; needs `conversation` and `sender` loaded."""
     pushed = message_result_from_row(message, base_url)
     return {
@@ -136,7 +136,7 @@ def record_row(message: Message, viewer_id: int, base_url: str) -> dict[str, Any
         "msg_type": pushed["msg_type"],
         "msg": pushed["msg"],
         "createtime": pushed["createtime"],
-        "mine": message.sender_id == viewer_id and message.sender_id is not None,
+        "mine": mine,
         "msg_id": pushed["msg_id"],
         "seq": pushed["seq"],
         **{key: pushed[key] for key in ("shop_id", "service_nickname", "service_avatar") if key in pushed},

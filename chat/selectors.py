@@ -7,7 +7,7 @@ from django.db.models import F, Q
 
 from accounts.models import User
 from chat import ids
-from chat.models import ChatType, Message, Participant
+from chat.models import ChatType, Message, Participant, SentAs
 from chat.payloads import message_result_from_row, recent_row, record_row, unix
 from chat.presence import presence
 from chat.protocol import Caller
@@ -76,7 +76,16 @@ def chat_record(*, caller: Caller, participant: Participant | None, page: int) -
     total = messages.count()
     start = (page - 1) * RECORD_PAGE_SIZE
     page_rows = messages.select_related("conversation", "sender").order_by("-seq")[start : start + RECORD_PAGE_SIZE]
-    return {"rows": [record_row(message, caller.uid, caller.base_url) for message in page_rows], "total": total}
+    rows = [record_row(message, caller.base_url, mine=_is_mine(message, participant, caller.uid)) for message in page_rows]
+    return {"rows": rows, "total": total}
+
+
+def _is_mine(message: Message, participant: Participant, viewer_id: int) -> bool:
+    """On the shop side of a customer-service chat everything the shop said is "mine" (any agent's
+    answer, the shop's notices): the original client draws the agent's own side from it."""
+    if participant.user_id is None:
+        return message.sent_as != SentAs.USER
+    return message.sender_id == viewer_id
 
 
 def record_participant(*, caller: Caller, chat_id: str | None, to_uid: int | None, chat_type: int | None,
