@@ -404,18 +404,6 @@ def test_checking_an_image_at_the_limit_takes_well_under_100_mb(tmp_path, make, 
 # --- Throttled per user, and a few decoded at once -----------------------------------------------
 
 
-@pytest.fixture
-def rates(settings):
-    """`rates(upload="2/minute")`: DRF throttle rates for this test."""
-
-    def set_rates(**scopes: str) -> None:
-        framework = settings.REST_FRAMEWORK
-        settings.REST_FRAMEWORK = {**framework,
-                                   "DEFAULT_THROTTLE_RATES": {**framework["DEFAULT_THROTTLE_RATES"], **scopes}}
-
-    return set_rates
-
-
 def test_uploads_are_throttled_per_user_on_both_endpoints(alice, bob, api, rates):
     # given
     rates(upload="3/minute")
