@@ -22,7 +22,8 @@ class ThrottledLogin:
         password = self.cleaned_data.get("password")
         if username is not None and password:
             try:
-                throttling.check(self.request, throttling.LoginThrottle)
+                if self.request is not None:  # a form made without a request has no address to count
+                    throttling.check(self.request, throttling.LoginThrottle)
                 self.user_cache = services.user_authenticate(username=username, password=password,
                                                              request=self.request)
             except AppError as error:
