@@ -175,7 +175,9 @@ def _save_params(image: Image.Image, frames: int, durations: list[int]) -> dict:
     if image_format in ("JPEG", "WEBP"):
         params["exif"] = _orientation_only(image)
     if image_format == "JPEG":
-        params["quality"] = "keep"  # the upload's own tables: no second loss, about the same size
+        # The upload's own tables: no second loss, about the size sent (a low-quality JPEG re-encoded
+        # at a fixed quality grew 3.5x); a JPEG without tables (lossless) gets a fixed one.
+        params["quality"] = "keep" if getattr(image, "quantization", None) else 90
     elif image_format == "WEBP":
         params.update(quality=90, method=0)  # libwebp's fastest method also takes the least memory
     if image_format in ("JPEG", "GIF"):
