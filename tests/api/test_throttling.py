@@ -1,6 +1,10 @@
 """HTTP rate limits (imchat/throttling.py): REST sends at about the socket's rate, other calls per user
 or per address, the compat endpoints behind the same throttles, 429 in the protocol's shape."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -140,3 +144,12 @@ def test_a_cache_that_cannot_be_reached_lets_requests_through(alice, api, settin
     # then
     assert [reply.status_code for reply in replies] == [200, 200]
     assert "the cache cannot be reached" in caplog.text
+
+
+def test_a_rate_that_is_not_one_fails_at_startup_not_at_the_first_request(tmp_path):
+    done = subprocess.run([sys.executable, "-c", "import imchat.settings"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], timeout=60,
+                          env={"IM_API_SEND_RATE": "lots/second", "IM_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+
+    assert done.returncode != 0
+    assert "IM_API_SEND_RATE must look like 10/minute" in done.stderr
