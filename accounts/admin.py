@@ -2,6 +2,10 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import User
+from accounts.views import AdminLoginForm
+
+# The admin's login counts against the same limits as every other login.
+admin.site.login_form = AdminLoginForm
 
 
 @admin.register(User)

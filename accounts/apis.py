@@ -10,15 +10,18 @@ from imchat.api import ok
 from imchat.inputs import body_of, validated
 from imchat.links import absolute_url, base_url_from_request
 from imchat.openapi import INT64_MAX, api
+from imchat.throttling import LoginThrottle
 
 MALL_BATCH = 1000
 
 
 class TokenApi(APIView):
-    """A JWT for a username and password (the same token the socket and the compat API take)."""
+    """A JWT for a username and password (the same token the socket and the compat API take).
+    Throttled per client address, and per username with backoff after failures."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
 
     class TokenInputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
@@ -67,6 +70,7 @@ class MallUsersApi(APIView):
 
     authentication_classes = [mall.MallKeyAuthentication]
     permission_classes = [mall.IsMall]
+    throttle_classes: list = []  # one trusted backend holding the key, syncing in bulk
 
     class MallUsersInputSerializer(serializers.Serializer):
         users = MallUserSerializer(many=True, min_length=1, max_length=MALL_BATCH)
@@ -77,7 +81,7 @@ class MallUsersApi(APIView):
         unchanged = serializers.ListField(child=serializers.IntegerField())
 
     @api(name="MallUsersUpsert", result=MallUsersOutputSerializer, request=MallUsersInputSerializer,
-         errors=(400, 401, 403), tags=["mall"])
+         errors=(400, 401, 403), tags=["mall"], throttled=False)
     def post(self, request):
         data = validated(self.MallUsersInputSerializer, body_of(request))
         return ok(mall.users_upsert(users=data["users"]))

@@ -8,9 +8,10 @@ from django.contrib.auth import authenticate, password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
+from accounts import throttling
 from accounts.models import User
 from accounts.tokens import InvalidToken, token_claims, token_mint, token_user_id
-from imchat.errors import bad_request
+from imchat.errors import bad_request, rate_limited
 from imchat.inputs import ascii_int
 
 # The original's rule for usernames chosen at registration.
@@ -66,12 +67,24 @@ def user_register(*, username: str, password: str) -> User:
         raise bad_request("username: already taken") from None
 
 
-def user_login(*, username: str, password: str) -> str:
-    """A token for the right password; the same message for a wrong name or password."""
-    user = authenticate(username=username or "", password=password or "")
+def user_authenticate(*, username: str, password: str, request=None) -> User:
+    """The user with this password; the same answer and the same work (Django's ModelBackend runs
+    the hasher for a name nobody has) for a wrong name or password. Refused with -429, unchecked,
+    while the name waits out its backoff (accounts/throttling.py)."""
+    wait = throttling.login_wait(username=username)
+    if wait:
+        raise rate_limited(wait, "too many failed logins for this username")
+    user = authenticate(request, username=username or "", password=password or "")
     if user is None:
+        throttling.login_failed(username=username)
         raise bad_request("用户名或密码错误")
-    return token_mint(user_id=user.pk)
+    throttling.login_succeeded(username=username)
+    return user
+
+
+def user_login(*, username: str, password: str) -> str:
+    """A token for the right password (see user_authenticate)."""
+    return token_mint(user_id=user_authenticate(username=username, password=password).pk)
 
 
 def user_from_token(token: str) -> User:

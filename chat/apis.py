@@ -17,6 +17,7 @@ from imchat.api import caller_of, ok
 from imchat.errors import bad_request
 from imchat.inputs import QueryIntegerField, body_of, validated
 from imchat.openapi import INT64_MAX, api
+from imchat.throttling import SendThrottle
 
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
@@ -211,7 +212,10 @@ class ConversationSendSerializer(serializers.Serializer):
 
 
 class MessageSendApi(APIView):
-    """Send a message: the socket's chat.sendMsg, same rules, same pushes, same reply."""
+    """Send a message: the socket's chat.sendMsg, same rules, same pushes, same reply, and about the
+    rate a user's sockets may send at (IM_API_SEND_RATE)."""
+
+    throttle_classes = [SendThrottle]
 
     @api(name="MessageSend", result=SentOut, status=201, request=SendInputSerializer, tags=["messages"])
     def post(self, request):
@@ -220,6 +224,9 @@ class MessageSendApi(APIView):
 
 class ConversationMessagesApi(APIView):
     """GET: history by seq cursor. POST: send into this conversation (as chat.sendMsg)."""
+
+    def get_throttles(self):
+        return [SendThrottle()] if self.request.method == "POST" else super().get_throttles()
 
     class MessagePageFilterSerializer(serializers.Serializer):
         before = QueryIntegerField(required=False, min_value=1, max_value=INT64_MAX,

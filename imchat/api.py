@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat.protocol import Caller
-from imchat.errors import AppError, Code
+from imchat.errors import AppError, Code, rate_limited
 from imchat.links import base_url_from_request
 
 HTTP_STATUS = {
@@ -19,9 +19,12 @@ HTTP_STATUS = {
 
 
 def exception_handler(error, context):
+    if isinstance(error, exceptions.Throttled):
+        error = rate_limited(error.wait or 1)
     if isinstance(error, AppError):
         return Response({"code": int(error.code), "msg": error.msg, "result": error.result},
-                        status=HTTP_STATUS.get(error.code, status.HTTP_400_BAD_REQUEST))
+                        status=HTTP_STATUS.get(error.code, status.HTTP_400_BAD_REQUEST),
+                        headers=retry_after_header(error))
     response = drf_exception_handler(error, context)
     if response is not None:
         code = Code.NOT_LOGGED_IN if isinstance(error, exceptions.NotAuthenticated | exceptions.AuthenticationFailed) \
@@ -30,6 +33,10 @@ def exception_handler(error, context):
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         response.data = {"code": int(code), "msg": str(detail or error), "result": None}
     return response
+
+
+def retry_after_header(error: AppError) -> dict[str, str]:
+    return {"Retry-After": str(error.retry_after)} if error.retry_after else {}
 
 
 def ok(result, http_status: int = status.HTTP_200_OK) -> Response:

@@ -14,6 +14,7 @@ from rest_framework.authentication import CSRFCheck
 from accounts import services as account_services
 from accounts.tokens import InvalidToken, token_from_header
 from chat.protocol import Caller
+from imchat import throttling
 from imchat.errors import AppError
 from imchat.links import base_url_from_request
 
@@ -24,6 +25,18 @@ NOT_LOGGED_IN = {"code": 401, "msg": "请登录", "result": None}
 
 def compat_reply(code: int, result: Any = None, msg: str | None = None) -> JsonResponse:
     return JsonResponse({"code": code, "msg": msg, "result": result}, json_dumps_params={"ensure_ascii": False})
+
+
+def compat_error(error: AppError) -> JsonResponse:
+    """Code 0 whatever the error (the compat client reads any truthy code, -429 too, as success);
+    a throttled request also gets Retry-After."""
+    return with_retry_after(compat_reply(0, None, error.msg), error)
+
+
+def with_retry_after(response: HttpResponse, error: AppError) -> HttpResponse:
+    if error.retry_after:
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def request_body(request: HttpRequest) -> dict:
@@ -68,8 +81,9 @@ def _passes_csrf_check(request: HttpRequest) -> bool:
     return check.process_view(request, None, (), {}) is None
 
 
-def compat_endpoint(*, login_required: bool = True) -> Callable:
-    """Wrap `view(request, caller_or_None, body) -> result | (msg, result)` in the compat shape."""
+def compat_endpoint(*, login_required: bool = True, throttles: tuple = (throttling.UserThrottle,)) -> Callable:
+    """Wrap `view(request, caller_or_None, body) -> result | (msg, result)` in the compat shape,
+    behind `throttles` (per user by default, as the REST API)."""
 
     def decorator(view: Callable) -> Callable:
         @csrf_exempt
@@ -82,11 +96,14 @@ def compat_endpoint(*, login_required: bool = True) -> Callable:
             user = request_user(request)
             if login_required and user is None:
                 return JsonResponse(NOT_LOGGED_IN)
+            if user is not None:
+                request.user = user  # the token's user, as DRF does: the throttles count per user
             caller = Caller(user=user, base_url=base_url_from_request(request)) if user else None
             try:
+                throttling.check(request, *throttles)
                 outcome = view(request, caller, request_body(request))
             except AppError as error:
-                return compat_reply(0, None, error.msg)
+                return compat_error(error)
             except Exception:
                 logger.exception("%s failed", request.path)
                 return compat_reply(0, None, "server error")

@@ -1,5 +1,6 @@
 """The protocol's reply codes and the one error type app code raises (rendered once per transport)."""
 
+import math
 from enum import IntEnum
 from typing import Any
 
@@ -47,6 +48,13 @@ class AppError(Exception):
         self.msg = msg
         self.result = result
 
+    @property
+    def retry_after(self) -> int | None:
+        """Seconds to wait before trying again, when a -429 says (HTTP sends them as Retry-After)."""
+        if self.code == Code.RATE_LIMITED and isinstance(self.result, dict):
+            return self.result.get("retry_after")
+        return None
+
 
 def bad_request(msg: str) -> AppError:
     return AppError(Code.BAD_REQUEST, msg)
@@ -58,3 +66,10 @@ def forbidden(msg: str = "forbidden") -> AppError:
 
 def not_found(msg: str = "not found") -> AppError:
     return AppError(Code.NOT_FOUND, msg)
+
+
+def rate_limited(retry_after: float, why: str = "too many requests") -> AppError:
+    """-429 with the whole seconds to wait, in the message (the compat client shows only that) and as
+    `result.retry_after` (the transports also send it as Retry-After)."""
+    seconds = max(1, math.ceil(retry_after))
+    return AppError(Code.RATE_LIMITED, f"{why}, try again in {seconds} s", {"retry_after": seconds})

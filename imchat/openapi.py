@@ -19,7 +19,8 @@ class ErrorSerializer(serializers.Serializer):
         help_text="0 bad request (msg names the field), -200 not logged in, -403 forbidden, -404 not found, "
                   "-429 rate limited")
     msg = serializers.CharField()
-    result = serializers.JSONField(allow_null=True)
+    result = serializers.JSONField(allow_null=True, help_text="-429: `{retry_after: seconds}` (also the Retry-After "
+                                                              "header)")
 
 
 def envelope(name: str, result: Any = None, *, many: bool = False) -> serializers.Serializer:
@@ -39,10 +40,11 @@ def envelope(name: str, result: Any = None, *, many: bool = False) -> serializer
 
 def api(*, name: str, result: Any = None, many: bool = False, status: int = 200, request: Any = None,
         parameters: Sequence | None = None, summary: str | None = None, tags: Sequence[str] | None = None,
-        errors: Sequence[int] = (400, 401, 403, 404), auth: Sequence | None = None):
-    """extend_schema for one operation whose reply is the envelope around `result`."""
+        errors: Sequence[int] = (400, 401, 403, 404), auth: Sequence | None = None, throttled: bool = True):
+    """extend_schema for one operation whose reply is the envelope around `result` (429 past a rate
+    limit, with Retry-After, unless the operation is not `throttled`)."""
     responses = {status: envelope(name + "Reply", result, many=many)}
-    responses.update({code: ErrorSerializer for code in errors})
+    responses.update({code: ErrorSerializer for code in (*errors, *((429,) if throttled else ()))})
     return extend_schema(operation_id=name[0].lower() + name[1:], request=request, responses=responses,
                          parameters=list(parameters or []), summary=summary, tags=list(tags or []), auth=auth)
 

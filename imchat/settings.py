@@ -6,6 +6,7 @@ DEBUG off the server refuses to start on a development secret.
 
 import json
 import os
+import re
 import secrets
 import warnings
 from pathlib import Path
@@ -31,6 +32,17 @@ def env_int(name: str, default: int) -> int:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+RATE_FORMAT = re.compile(r"^[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF rate, `<count>/<second|minute|hour|day>`; a typo fails at startup, not at the first request."""
+    value = os.environ.get(name) or default
+    if not RATE_FORMAT.fullmatch(value):
+        raise ImproperlyConfigured(f"{name} must look like 10/minute (count/second|minute|hour|day), not {value!r}")
+    return value
 
 
 # Production is the default: DEBUG (tracebacks, the demo hint, a generated development secret)
@@ -209,10 +221,28 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     if not DEBUG:
         warnings.warn(
-            "REDIS_URL is not set: the in-memory channel layer does not reach other processes",
+            "REDIS_URL is not set: the in-memory channel layer and rate-limit counters do not reach "
+            "other processes",
             RuntimeWarning,
             stacklevel=1,
         )
+
+# --- Cache (rate-limit counters) ---------------------------------------------------------------
+# With REDIS_URL the counters of imchat/throttling.py and accounts/throttling.py are shared by every
+# process, so a limit holds however many processes serve; without it each process counts alone.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"{IM_REDIS_PREFIX}:cache",
+            # A Redis that does not answer fails a request in a second, not after the OS's timeout
+            # (the throttles then let the request through: see imchat/throttling.py).
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "imchat"}}
 
 # --- Auth ---------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -312,7 +342,7 @@ IM_MAX_MSG_CHARS = env_int("IM_MAX_MSG_CHARS", 5000)
 IM_MAX_FRAME_BYTES = env_int("IM_MAX_FRAME_BYTES", 65536)
 IM_RECALL_SECONDS = env_int("IM_RECALL_SECONDS", 120)
 IM_MAX_GROUP_MEMBERS = env_int("IM_MAX_GROUP_MEMBERS", 500)
-# Requests per second per socket (with a burst), per user in one process, and sockets per user.
+# Requests per second per socket (with a burst), per user on all processes, and sockets per user.
 IM_RATE_LIMIT = env_int("IM_RATE_LIMIT", 20)
 IM_RATE_BURST = env_int("IM_RATE_BURST", 40)
 IM_USER_RATE_LIMIT = env_int("IM_USER_RATE_LIMIT", 30)
@@ -320,6 +350,28 @@ IM_MAX_SOCKETS_PER_USER = env_int("IM_MAX_SOCKETS_PER_USER", 10)
 # Each process checks this often whether the users of its open sockets were deactivated or deleted
 # (a socket is authenticated at its handshake): theirs close with 4401.
 IM_ACCOUNT_CHECK_SECONDS = float(os.environ.get("IM_ACCOUNT_CHECK_SECONDS") or 3)
+# HTTP rate limits (imchat/throttling.py, accounts/throttling.py), counted in CACHES: per user when
+# logged in, per client address otherwise; sends (what a user's sockets may send, IM_USER_RATE_LIMIT
+# a second), uploads, logins and registrations have their own. Past a rate: 429 with Retry-After.
+IM_API_RATE = env_rate("IM_API_RATE", "120/minute")
+IM_API_ANON_RATE = env_rate("IM_API_ANON_RATE", "60/minute")
+IM_API_SEND_RATE = env_rate("IM_API_SEND_RATE", f"{IM_USER_RATE_LIMIT}/second")
+IM_UPLOAD_RATE = env_rate("IM_UPLOAD_RATE", "10/minute")
+IM_LOGIN_RATE = env_rate("IM_LOGIN_RATE", "20/minute")
+IM_REGISTER_RATE = env_rate("IM_REGISTER_RATE", "10/hour")
+# After this many failed logins for one username, each further attempt waits twice as long as the
+# last (1 s, 2 s, 4 s ...) up to IM_LOGIN_BACKOFF_MAX seconds; a success starts over.
+IM_LOGIN_FREE_FAILURES = env_int("IM_LOGIN_FREE_FAILURES", 5)
+IM_LOGIN_BACKOFF_MAX = env_int("IM_LOGIN_BACKOFF_MAX", 900)
+# The client's address is REMOTE_ADDR; behind this many trusted proxies, the address the outermost
+# one saw (X-Forwarded-For counted from the right). Any other X-Forwarded-For is ignored: spoofable.
+IM_TRUSTED_PROXIES = env_int("IM_TRUSTED_PROXIES", 0)
+REST_FRAMEWORK.update(
+    DEFAULT_THROTTLE_CLASSES=["imchat.throttling.AnonThrottle", "imchat.throttling.UserThrottle"],
+    DEFAULT_THROTTLE_RATES={"anon": IM_API_ANON_RATE, "user": IM_API_RATE, "send": IM_API_SEND_RATE,
+                            "upload": IM_UPLOAD_RATE, "login": IM_LOGIN_RATE, "register": IM_REGISTER_RATE},
+    NUM_PROXIES=IM_TRUSTED_PROXIES,
+)
 # chat.sendmsg requests that wait while the database thread is busy are stored together, this many
 # at most per transaction (chat/dispatch.py).
 IM_SEND_BATCH_MAX = env_int("IM_SEND_BATCH_MAX", 64)
@@ -331,9 +383,13 @@ IM_SESSION_IDLE_SECONDS = env_int("IM_SESSION_IDLE_SECONDS", 1800)
 # online after IM_PRESENCE_TTL seconds.
 IM_PRESENCE_REFRESH_SECONDS = env_int("IM_PRESENCE_REFRESH_SECONDS", 5)
 IM_PRESENCE_TTL = env_int("IM_PRESENCE_TTL", 15)
-# Image uploads: the largest file, and the most pixels a decoded image may have (decompression bombs).
+# Image uploads: the largest file; the memory one image may take to check and re-encode,
+# IM_MAX_IMAGE_PIXELS x 4 bytes (an RGBA picture of that size: 64 MB, a 16-megapixel photo), formats
+# that cost more a pixel getting fewer pixels (imchat/images.py); and how many images one process
+# decodes at once (the others wait their turn).
 IM_MAX_UPLOAD_BYTES = env_int("IM_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
-IM_MAX_IMAGE_PIXELS = env_int("IM_MAX_IMAGE_PIXELS", 50_000_000)
+IM_MAX_IMAGE_PIXELS = env_int("IM_MAX_IMAGE_PIXELS", 16_000_000)
+IM_UPLOAD_CONCURRENCY = max(1, env_int("IM_UPLOAD_CONCURRENCY", 2))
 # The mall's server-to-server API (users and shops in bulk); refused entirely while unset.
 IM_MALL_API_KEY = os.environ.get("IM_MALL_API_KEY", "")
 # Webhooks to the mall (new customer-service sessions, messages while no agent is online): nothing

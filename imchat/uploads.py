@@ -1,35 +1,33 @@
 """Image uploads: the compat `user/upload` and `/api/v1/uploads/`.
 
 An upload is accepted only if Pillow decodes it as PNG, JPEG, GIF or WebP (the file name and the
-declared type are ignored), within IM_MAX_UPLOAD_BYTES and IM_MAX_IMAGE_PIXELS (decompression
-bombs are refused from the header, before any pixel is decoded). Still images are re-encoded (no
-metadata, no trailing payload); animated ones are stored as sent once every frame decoded. Files go
-through Django's default storage (MEDIA_ROOT, or S3-compatible storage with IM_STORAGE_BACKEND) under
-an unguessable name, and the reply carries an absolute URL.
+declared type are ignored), within IM_MAX_UPLOAD_BYTES and the memory budget of imchat/images.py
+(refused from the header before any pixel is decoded). What is stored is Pillow's re-encoding, never
+the bytes sent. Uploads are throttled per user (IM_UPLOAD_RATE). Files go through Django's default
+storage (MEDIA_ROOT, or S3-compatible storage with IM_STORAGE_BACKEND) under an unguessable name, and
+the reply carries an absolute URL.
 """
 
-import io
 import logging
 import secrets
-import warnings
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.static import serve
-from PIL import Image, ImageOps, UnidentifiedImageError
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.views import APIView
 
+from imchat import images, throttling
 from imchat.api import ok
-from imchat.compat_http import NOT_LOGGED_IN, request_user
+from imchat.compat_http import NOT_LOGGED_IN, request_user, with_retry_after
 from imchat.errors import AppError, bad_request
 from imchat.links import absolute_url, base_url_from_request
 from imchat.openapi import api
@@ -37,10 +35,9 @@ from imchat.openapi import api
 logger = logging.getLogger(__name__)
 
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp"}
-MAX_FRAMES = 300
 # Multipart framing around the file; a body larger than the limit plus this is refused unread.
 MULTIPART_SLACK = 64 * 1024
-NOT_AN_IMAGE = "file: not an image (PNG, JPEG, GIF or WebP)"
+NOT_AN_IMAGE = images.NOT_AN_IMAGE
 
 
 @dataclass(frozen=True)
@@ -61,10 +58,6 @@ def _too_large() -> AppError:
     return bad_request(f"file: larger than {settings.IM_MAX_UPLOAD_BYTES} bytes")
 
 
-def _too_many_pixels() -> AppError:
-    return bad_request(f"file: image larger than {settings.IM_MAX_IMAGE_PIXELS} pixels")
-
-
 def refuse_oversized_body(request: HttpRequest) -> None:
     """Refuse from Content-Length alone, before the body is read."""
     try:
@@ -73,57 +66,6 @@ def refuse_oversized_body(request: HttpRequest) -> None:
         length = 0
     if length > settings.IM_MAX_UPLOAD_BYTES + MULTIPART_SLACK:
         raise _too_large()
-
-
-def _decoded(data: bytes) -> Image.Image:
-    """The image, fully decoded, or AppError saying why not."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data), formats=list(EXTENSIONS))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _too_many_pixels() from None
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            raise bad_request(NOT_AN_IMAGE) from None
-        if image.width < 1 or image.height < 1:
-            raise bad_request(NOT_AN_IMAGE)
-        if image.width * image.height > settings.IM_MAX_IMAGE_PIXELS:
-            raise _too_many_pixels()
-        frames = getattr(image, "n_frames", 1)
-        if frames > MAX_FRAMES or image.width * image.height * frames > settings.IM_MAX_IMAGE_PIXELS * 4:
-            raise _too_many_pixels()
-        try:
-            for index in range(frames):
-                image.seek(index)
-                image.load()
-            image.seek(0)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise _too_many_pixels() from None
-        except (OSError, SyntaxError, ValueError, EOFError):
-            raise bad_request("file: a damaged or truncated image") from None
-    return image
-
-
-def _reencoded(image: Image.Image) -> tuple[bytes, tuple[int, int]]:
-    """The same picture without metadata or trailing bytes (EXIF orientation applied first), and its size."""
-    image_format = image.format
-    icc_profile = image.info.get("icc_profile")
-    if image_format == "JPEG":
-        image = ImageOps.exif_transpose(image)
-    out = io.BytesIO()
-    if image_format == "JPEG":
-        if image.mode not in ("RGB", "L", "CMYK"):
-            image = image.convert("RGB")
-        image.save(out, format="JPEG", quality=90, icc_profile=icc_profile)
-    elif image_format == "PNG":
-        params = {"transparency": image.info["transparency"]} if "transparency" in image.info else {}
-        image.save(out, format="PNG", icc_profile=icc_profile, **params)
-    elif image_format == "WEBP":
-        image.save(out, format="WEBP", quality=90, icc_profile=icc_profile)
-    else:
-        params = {"transparency": image.info["transparency"]} if "transparency" in image.info else {}
-        image.save(out, format="GIF", **params)
-    return out.getvalue(), image.size
 
 
 def image_store(*, upload) -> StoredImage:
@@ -138,16 +80,9 @@ def image_store(*, upload) -> StoredImage:
         raise _too_large()
     if not data:
         raise bad_request("file: empty")
-    image = _decoded(data)
-    image_format = image.format
-    animated = getattr(image, "n_frames", 1) > 1
-    try:
-        content, (width, height) = (data, image.size) if animated else _reencoded(image)
-    except (OSError, ValueError) as error:
-        logger.warning("could not re-encode an accepted %s: %s", image_format, error)
-        raise bad_request("file: this image could not be processed") from None
-    finally:
-        image.close()
+    with images.image_open(data) as image, images.decoding_slot():
+        image_format, (width, height) = image.format, image.size
+        content = images.image_reencoded(image)
     today = timezone.now()
     name = f"uploads/{today:%Y/%m}/{secrets.token_urlsafe(18)}.{EXTENSIONS[image_format]}"
     name = default_storage.save(name, ContentFile(content))
@@ -169,13 +104,16 @@ def compat_upload(request: HttpRequest) -> HttpResponse:
         return HttpResponse()
     if request.method != "POST":
         return refused("POST only")
-    if request_user(request) is None:
+    user = request_user(request)
+    if user is None:
         return JsonResponse(NOT_LOGGED_IN)
+    request.user = user  # the token's user, as DRF does: the throttle counts per user
     try:
+        throttling.check(request, throttling.UploadThrottle)
         refuse_oversized_body(request)
         stored = image_store(upload=request.FILES.get("file"))
     except AppError as error:
-        return refused(error.msg)
+        return with_retry_after(refused(error.msg), error)
     except (MultiPartParserError, SuspiciousOperation):
         return refused("file: a malformed multipart body")
     except Exception:
@@ -189,6 +127,7 @@ class UploadApi(APIView):
     """Upload an image (multipart field `file`): its absolute URL, to send as a msg_type 2 message."""
 
     parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [throttling.UploadThrottle]
 
     class UploadInputSerializer(serializers.Serializer):
         file = serializers.FileField(help_text="PNG, JPEG, GIF or WebP (decoded to check); at most "

@@ -28,11 +28,12 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import views as auth_views  # noqa: E402
 from django.urls import include  # noqa: E402
 
+from accounts import views as account_views  # noqa: E402
 from chat import views as chat_views  # noqa: E402
 from customer_service import views as service_views  # noqa: E402
 
 urlpatterns += [
-    path("accounts/login/", auth_views.LoginView.as_view(
+    path("accounts/login/", account_views.LoginView.as_view(
         redirect_authenticated_user=True, extra_context={"demo_hint": settings.DEBUG}), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("start/", service_views.start, name="start"),

@@ -5,6 +5,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 from channels.layers import channel_layers
+from django.core.cache import cache
 
 from chat import realtime
 from tests import factories
@@ -57,3 +58,24 @@ def fresh_channel_layer() -> Iterator[None]:
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(settings) -> None:
+    """Rate limits count in the cache: every test starts with nothing counted, in a cache of the
+    test process's own (never a Redis the shell's REDIS_URL names)."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": "imchat-tests"}}
+    cache.clear()
+
+
+@pytest.fixture
+def rates(settings) -> Callable[..., None]:
+    """`rates(upload="2/minute")`: DRF throttle rates (REST_FRAMEWORK) for this test."""
+
+    def set_rates(**scopes: str) -> None:
+        framework = settings.REST_FRAMEWORK
+        settings.REST_FRAMEWORK = {**framework,
+                                   "DEFAULT_THROTTLE_RATES": {**framework["DEFAULT_THROTTLE_RATES"], **scopes}}
+
+    return set_rates
