@@ -149,7 +149,8 @@ def test_a_cache_that_cannot_be_reached_lets_requests_through(alice, api, settin
 def test_a_rate_that_is_not_one_fails_at_startup_not_at_the_first_request(tmp_path):
     done = subprocess.run([sys.executable, "-c", "import imchat.settings"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2], timeout=60,
-                          env={"IM_API_SEND_RATE": "lots/second", "IM_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
+                          env={"IM_API_SEND_RATE": "lots/second", "IM_VAR_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
+                               "DJANGO_DEBUG": "1"})
 
     assert done.returncode != 0
     assert "IM_API_SEND_RATE must look like 10/minute" in done.stderr

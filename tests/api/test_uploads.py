@@ -392,7 +392,7 @@ def test_checking_an_image_at_the_limit_takes_well_under_100_mb(tmp_path, make, 
     done = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[2],
                           env={"DJANGO_SETTINGS_MODULE": "imchat.settings", "PATH": "/usr/bin:/bin",
-                               "IM_VAR_DIR": str(tmp_path)})
+                               "IM_VAR_DIR": str(tmp_path), "DJANGO_DEBUG": "1"})
 
     # then
     assert done.returncode == 0, done.stderr[-3000:]
