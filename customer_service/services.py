@@ -170,7 +170,7 @@ def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int,
                               detail=f"from agent {previous} by {caller.uid}")
     ServiceAgent.objects.filter(pk=target.pk).update(last_assigned_at=now)
     routing.push_session_event(session, "transferred", to_users=[previous, to_uid, session.consumer_id],
-                               agent_id=to_uid)
+                               agent_id=to_uid, exclude_channel=caller.channel_name)
     routing.queue_drain(shop_id, base_url=base_url, now=now)
     return session
 
@@ -179,7 +179,7 @@ def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int,
 def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> ServiceSession:
     session = _locked_live_session(chat_id)
     now = timezone.now()
-    routing.session_close(session, now)
+    routing.session_close(session, now, exclude_channel=caller.channel_name)
     routing.queue_drain(session.shop_id, base_url=base_url, now=now)
     return session
 
