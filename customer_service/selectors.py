@@ -1,8 +1,8 @@
-"""Customer-service reads: who serves which shop."""
+"""Customer-service reads: who serves which shop, and who is a shop's customer."""
 
 from accounts.models import User
 from chat import ids
-from chat.models import ChatType
+from chat.models import ChatType, Conversation
 from customer_service.models import ServiceAgent, Shop
 from imchat.errors import bad_request, forbidden
 
@@ -29,3 +29,12 @@ def shop_side_of(user: User, chat_id: str) -> int:
     if not can_serve(user, ref.a):
         raise forbidden("not an agent of this shop")
     return ref.a
+
+
+def customer_conversation(shop_id: int, user_id: int) -> Conversation | None:
+    """The user's conversation with the shop, or None when they are not its customer.
+
+    Only a consumer's own message opens it (a shop never writes first), so it exists exactly when
+    the user has written to the shop: the one test of "a customer of this shop" for the shop side.
+    """
+    return Conversation.objects.filter(chat_id=ids.service_chat_id(shop_id, user_id)).first()

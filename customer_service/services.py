@@ -14,7 +14,7 @@ from chat.protocol import Caller
 from chat.services import NOBODY, Side, Stored, message_append, push_message
 from customer_service import routing, webhooks
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
-from customer_service.selectors import can_serve
+from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
 
@@ -188,7 +188,10 @@ def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> Se
 
 
 def conversation_open_service(*, shop: Shop, consumer: User) -> Conversation:
-    """The consumer's conversation with a shop, with the consumer's row and the shared shop-side row."""
+    """The consumer's conversation with a shop, with the consumer's row and the shared shop-side row.
+
+    Only the consumer's message opens it: that makes them the shop's customer (customer_conversation).
+    """
     chat_id = ids.service_chat_id(shop.pk, consumer.pk)
     existing = Conversation.objects.filter(chat_id=chat_id).first()
     if existing is not None:  # every message after the first: one SELECT, no savepoint
@@ -304,16 +307,22 @@ def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int
 
 def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_type: int, msg: str,
                        client_msg_id: str | None) -> Stored:
-    """An agent (or the shop's owner) answers for the shop; a queued or closed session is claimed."""
+    """An agent (or the shop's owner) answers a customer for the shop; a queued or closed session is claimed.
+
+    The shop never writes first: to anyone who has not written to it, -404 (whether or not the id
+    is a user), so the shop's side can neither spam nor probe user ids.
+    """
     if not can_serve(caller.user, shop_id):
         raise forbidden("not an agent of this shop")
     shop = _shop(shop_id)
-    consumer = User.objects.filter(pk=consumer_id, is_active=True).first()
-    if consumer is None:
-        raise not_found("to_uid: no such user")
-    chat_id = ids.service_chat_id(shop.pk, consumer.pk)
     with transaction.atomic():
-        conversation = conversation_open_service(shop=shop, consumer=consumer)
+        conversation = customer_conversation(shop.pk, consumer_id)  # the lookup a reply makes anyway
+        if conversation is None:
+            raise not_found("to_uid: not a customer of this shop")
+        consumer = User.objects.filter(pk=consumer_id, is_active=True).first()
+        if consumer is None:
+            raise not_found("to_uid: no such user")
+        chat_id = conversation.chat_id
         now = timezone.now()
         session = routing.live_session(conversation.pk, lock=True)
         if session is None or session.state == State.QUEUED:

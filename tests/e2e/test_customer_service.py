@@ -629,7 +629,12 @@ def test_only_the_shops_agents_may_speak_for_it_and_nobody_writes_into_anothers_
             reply = await i.reply()
             assert reply["code"] in (0, -403) and "chat_id" in reply["msg"], reply
 
-            assert await stray(v, a, o, codes=(200, 305, 307)) == [[], [], []]
+            # The shop's own agent may not write first to someone who never wrote to the shop.
+            await a.send(as_agent(shop.id, impostor.id, "the shop writing first"))
+            reply = await a.reply()
+            assert reply["code"] == -404 and reply["result"] is None, reply
+
+            assert await stray(v, a, o, i, codes=(200, 305, 307)) == [[], [], [], []]
             for client, content in ((v, {"chat_id": chat_id}), (a, {"chat_id": chat_id, "role_type": "service"})):
                 record = await client.request("user", "chatRecord", content)
                 assert record["code"] == 201 and record["result"]["total"] == 1, record
