@@ -14,10 +14,11 @@ def served_shop_ids(user: User) -> list[int]:
     return sorted(set(agent_shops.union(owned)))  # one query: every socket opening asks
 
 
-def can_serve(user: User, shop_id: int) -> bool:
+def can_serve(user_id: int, shop_id: int) -> bool:
+    """Whether the user answers for the shop: as an agent, or as the owner."""
     return (
-        ServiceAgent.objects.filter(user=user, shop_id=shop_id).exists()
-        or Shop.objects.filter(pk=shop_id, owner=user).exists()
+        ServiceAgent.objects.filter(user_id=user_id, shop_id=shop_id).exists()
+        or Shop.objects.filter(pk=shop_id, owner_id=user_id).exists()
     )
 
 
@@ -26,7 +27,7 @@ def shop_side_of(user: User, chat_id: str) -> int:
     ref = ids.parse_chat_id(chat_id)
     if ref.chat_type != ChatType.SERVICE:
         raise bad_request("chat_id: not a customer-service chat")
-    if not can_serve(user, ref.a):
+    if not can_serve(user.pk, ref.a):
         raise forbidden("not an agent of this shop")
     return ref.a
 

@@ -39,12 +39,27 @@ def shop_create(*, name: str, owner: User, shop_id: int | None = None, logo: str
 
 @transaction.atomic
 def shop_update(*, shop: Shop, **changes) -> Shop:
-    """Change a shop's settings; its name and logo follow into every conversation list at once."""
+    """Change a shop's settings (the mall's sync, the admin); its name and logo follow into every
+    conversation list at once, and a new owner's open sockets take the old owner's place in the
+    shop's agent group."""
+    old_owner_id = None
+    if "owner" in changes or "owner_id" in changes:
+        # From the row, not `shop`: the admin hands over an instance its form has already changed.
+        old_owner_id = Shop.objects.select_for_update().values_list("owner_id", flat=True).get(pk=shop.pk)
     for name, value in changes.items():
         setattr(shop, name, value)
     shop.save()
     Conversation.objects.filter(chat_type=ChatType.SERVICE, shop_id=shop.pk).update(title=shop.name, avatar=shop.logo)
+    if old_owner_id is not None and shop.owner_id != old_owner_id:
+        realtime.membership_on_commit([realtime.user_group(shop.owner_id)], join=realtime.shop_agents_group(shop.pk))
+        _shop_group_leave_unless_serving(shop_id=shop.pk, user_id=old_owner_id)
     return shop
+
+
+def _shop_group_leave_unless_serving(*, shop_id: int, user_id: int) -> None:
+    """Someone who no longer answers for the shop (neither agent nor owner) stops hearing its events."""
+    if not can_serve(user_id, shop_id):
+        realtime.membership_on_commit([realtime.user_group(user_id)], leave=realtime.shop_agents_group(shop_id))
 
 
 @transaction.atomic
@@ -72,10 +87,8 @@ def agent_remove(*, agent: ServiceAgent, base_url: str = "") -> None:
     """A merchant removes an agent: their sessions go to colleagues (or the queue) and their open
     sockets leave the shop's agent group (unless they own the shop)."""
     sessions_hand_back(agent, timezone.now(), base_url)
-    user_id, shop_id = agent.user_id, agent.shop_id
     agent.delete()
-    if not Shop.objects.filter(pk=shop_id, owner_id=user_id).exists():
-        realtime.membership_on_commit([realtime.user_group(user_id)], leave=realtime.shop_agents_group(shop_id))
+    _shop_group_leave_unless_serving(shop_id=agent.shop_id, user_id=agent.user_id)
 
 
 @transaction.atomic
@@ -312,7 +325,7 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
     The shop never writes first: to anyone who has not written to it, -404 (whether or not the id
     is a user), so the shop's side can neither spam nor probe user ids.
     """
-    if not can_serve(caller.user, shop_id):
+    if not can_serve(caller.uid, shop_id):
         raise forbidden("not an agent of this shop")
     shop = _shop(shop_id)
     with transaction.atomic():

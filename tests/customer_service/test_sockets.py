@@ -7,7 +7,8 @@ other sockets get it, the acting socket only the reply. And a shop's push group 
 import pytest
 from channels.db import database_sync_to_async
 
-from customer_service import services
+from customer_service.mall import shops_upsert
+from tests import factories
 from tests.customer_service.conftest import consumer_frame
 from tests.factories import open_socket, request, synchronously
 
@@ -67,3 +68,36 @@ async def test_an_agents_own_close_and_transfer_reach_their_other_socket_not_the
         assert await socket.receive_nothing(timeout=QUIET)
 
     await close_all(phone, laptop, bens, cora)
+
+
+@synchronously
+async def test_a_new_owner_hears_the_shops_agent_events_and_the_old_owner_no_longer_does(
+        merchant, shop, amy, consumer, make_agent):
+    # given: the owner, the next owner, an agent and a consumer, each with an open socket
+    newcomer = await database_sync_to_async(factories.make_user)(username="newowner")
+    await database_sync_to_async(make_agent)(shop, amy)
+    old, new, amys, cora = (await open_socket(merchant), await open_socket(newcomer), await open_socket(amy),
+                            await open_socket(consumer))
+
+    async def a_session_closed() -> None:
+        """The consumer writes, amy closes: the shop's agent group hears 305 closed."""
+        await request(cora, "chat", "sendMsg", consumer_frame(shop.pk, "hi"))
+        assert await pushes(cora, 1) == [(305, "assigned")]
+        assert await pushes(amys, 2) == [(305, "assigned"), (200, None)]
+        assert (await request(amys, "service", "close", {"chat_id": chat_id(shop, consumer)}))["code"] == 1
+        assert await pushes(cora, 1) == [(305, "closed")]
+
+    await a_session_closed()
+    assert await pushes(old, 1) == [(305, "closed")]
+    assert await new.receive_nothing(timeout=QUIET)
+
+    # when the mall hands the shop to the newcomer
+    await database_sync_to_async(shops_upsert)(shops=[{"id": shop.pk, "owner_id": newcomer.pk}])
+    assert await old.receive_nothing(timeout=QUIET)  # membership changes send the client nothing
+
+    # then the shop's next agent event reaches the new owner, not the old one
+    await a_session_closed()
+    assert await pushes(new, 1) == [(305, "closed")]
+    assert await old.receive_nothing(timeout=QUIET)
+
+    await close_all(old, new, amys, cora)
