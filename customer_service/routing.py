@@ -45,12 +45,14 @@ def session_event(session: ServiceSession, event: str, *, agent_id: int = 0, pos
 
 
 def push_session_event(session: ServiceSession, event: str, *, to_users: list[int], agent_id: int = 0,
-                       position: int = 0, to_shop: bool = False) -> None:
+                       position: int = 0, to_shop: bool = False, exclude_channel: str | None = None) -> None:
+    """A 305; `exclude_channel` is the socket whose own close or transfer it echoes (it has the reply)."""
     groups = [realtime.user_group(uid) for uid in dict.fromkeys(to_users) if uid]
     if to_shop:
         groups.append(realtime.shop_agents_group(session.shop_id))
     realtime.push_on_commit(
-        groups, Code.SESSION_EVENT, session_event(session, event, agent_id=agent_id, position=position)
+        groups, Code.SESSION_EVENT, session_event(session, event, agent_id=agent_id, position=position),
+        exclude_channel=exclude_channel,
     )
 
 
@@ -217,14 +219,14 @@ def route_consumer_message(*, shop: Shop, conversation, consumer_id: int, next_s
     return Routed(session, agent_id)
 
 
-def session_close(session: ServiceSession, now: datetime) -> None:
-    """End a session; the shop's agents and the consumer get 305 closed."""
+def session_close(session: ServiceSession, now: datetime, *, exclude_channel: str | None = None) -> None:
+    """End a session; the shop's agents and the consumer get 305 closed (not the closing socket)."""
     was_queued = session.state == State.QUEUED
     ServiceSession.objects.filter(pk=session.pk).update(state=State.CLOSED, closed_at=now)
     session.state = State.CLOSED
     # The agent hears it through the shop's agent group, which every agent's socket joins.
     push_session_event(session, "closed", to_users=[session.consumer_id], agent_id=session.agent_id or 0,
-                       to_shop=True)
+                       to_shop=True, exclude_channel=exclude_channel)
     if was_queued:
         push_queue_positions(session.shop_id)
 

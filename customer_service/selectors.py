@@ -1,8 +1,8 @@
-"""Customer-service reads: who serves which shop."""
+"""Customer-service reads: who serves which shop, and who is a shop's customer."""
 
 from accounts.models import User
 from chat import ids
-from chat.models import ChatType
+from chat.models import ChatType, Conversation
 from customer_service.models import ServiceAgent, Shop
 from imchat.errors import bad_request, forbidden
 
@@ -14,10 +14,11 @@ def served_shop_ids(user: User) -> list[int]:
     return sorted(set(agent_shops.union(owned)))  # one query: every socket opening asks
 
 
-def can_serve(user: User, shop_id: int) -> bool:
+def can_serve(user_id: int, shop_id: int) -> bool:
+    """Whether the user answers for the shop: as an agent, or as the owner."""
     return (
-        ServiceAgent.objects.filter(user=user, shop_id=shop_id).exists()
-        or Shop.objects.filter(pk=shop_id, owner=user).exists()
+        ServiceAgent.objects.filter(user_id=user_id, shop_id=shop_id).exists()
+        or Shop.objects.filter(pk=shop_id, owner_id=user_id).exists()
     )
 
 
@@ -26,7 +27,7 @@ def shop_side_of(user: User, chat_id: str) -> int:
     ref = ids.parse_chat_id(chat_id)
     if ref.chat_type != ChatType.SERVICE:
         raise bad_request("chat_id: not a customer-service chat")
-    if not can_serve(user, ref.a):
+    if not can_serve(user.pk, ref.a):
         raise forbidden("not an agent of this shop")
     return ref.a
 
@@ -41,4 +42,13 @@ def shop_side_unless_own(user: User, chat_id: str) -> int | None:
     ref = ids.parse_chat_id(chat_id)
     if ref.chat_type != ChatType.SERVICE or ref.b == user.pk:
         return None
-    return ref.a if can_serve(user, ref.a) else None
+    return ref.a if can_serve(user.pk, ref.a) else None
+
+
+def customer_conversation(shop_id: int, user_id: int) -> Conversation | None:
+    """The user's conversation with the shop, or None when they are not its customer.
+
+    Only a consumer's own message opens it (a shop never writes first), so it exists exactly when
+    the user has written to the shop: the one test of "a customer of this shop" for the shop side.
+    """
+    return Conversation.objects.filter(chat_id=ids.service_chat_id(shop_id, user_id)).first()

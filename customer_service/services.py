@@ -14,7 +14,7 @@ from chat.protocol import Caller
 from chat.services import NOBODY, Side, Stored, message_append, push_message
 from customer_service import routing, webhooks
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
-from customer_service.selectors import can_serve
+from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
 
@@ -39,12 +39,27 @@ def shop_create(*, name: str, owner: User, shop_id: int | None = None, logo: str
 
 @transaction.atomic
 def shop_update(*, shop: Shop, **changes) -> Shop:
-    """Change a shop's settings; its name and logo follow into every conversation list at once."""
+    """Change a shop's settings (the mall's sync, the admin); its name and logo follow into every
+    conversation list at once, and a new owner's open sockets take the old owner's place in the
+    shop's agent group."""
+    old_owner_id = None
+    if "owner" in changes or "owner_id" in changes:
+        # From the row, not `shop`: the admin hands over an instance its form has already changed.
+        old_owner_id = Shop.objects.select_for_update().values_list("owner_id", flat=True).get(pk=shop.pk)
     for name, value in changes.items():
         setattr(shop, name, value)
     shop.save()
     Conversation.objects.filter(chat_type=ChatType.SERVICE, shop_id=shop.pk).update(title=shop.name, avatar=shop.logo)
+    if old_owner_id is not None and shop.owner_id != old_owner_id:
+        realtime.membership_on_commit([realtime.user_group(shop.owner_id)], join=realtime.shop_agents_group(shop.pk))
+        _shop_group_leave_unless_serving(shop_id=shop.pk, user_id=old_owner_id)
     return shop
+
+
+def _shop_group_leave_unless_serving(*, shop_id: int, user_id: int) -> None:
+    """Someone who no longer answers for the shop (neither agent nor owner) stops hearing its events."""
+    if not can_serve(user_id, shop_id):
+        realtime.membership_on_commit([realtime.user_group(user_id)], leave=realtime.shop_agents_group(shop_id))
 
 
 @transaction.atomic
@@ -72,10 +87,8 @@ def agent_remove(*, agent: ServiceAgent, base_url: str = "") -> None:
     """A merchant removes an agent: their sessions go to colleagues (or the queue) and their open
     sockets leave the shop's agent group (unless they own the shop)."""
     sessions_hand_back(agent, timezone.now(), base_url)
-    user_id, shop_id = agent.user_id, agent.shop_id
     agent.delete()
-    if not Shop.objects.filter(pk=shop_id, owner_id=user_id).exists():
-        realtime.membership_on_commit([realtime.user_group(user_id)], leave=realtime.shop_agents_group(shop_id))
+    _shop_group_leave_unless_serving(shop_id=agent.shop_id, user_id=agent.user_id)
 
 
 @transaction.atomic
@@ -170,7 +183,7 @@ def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int,
                               detail=f"from agent {previous} by {caller.uid}")
     ServiceAgent.objects.filter(pk=target.pk).update(last_assigned_at=now)
     routing.push_session_event(session, "transferred", to_users=[previous, to_uid, session.consumer_id],
-                               agent_id=to_uid)
+                               agent_id=to_uid, exclude_channel=caller.channel_name)
     routing.queue_drain(shop_id, base_url=base_url, now=now)
     return session
 
@@ -179,7 +192,7 @@ def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int,
 def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> ServiceSession:
     session = _locked_live_session(chat_id)
     now = timezone.now()
-    routing.session_close(session, now)
+    routing.session_close(session, now, exclude_channel=caller.channel_name)
     routing.queue_drain(session.shop_id, base_url=base_url, now=now)
     return session
 
@@ -188,7 +201,10 @@ def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> Se
 
 
 def conversation_open_service(*, shop: Shop, consumer: User) -> Conversation:
-    """The consumer's conversation with a shop, with the consumer's row and the shared shop-side row."""
+    """The consumer's conversation with a shop, with the consumer's row and the shared shop-side row.
+
+    Only the consumer's message opens it: that makes them the shop's customer (customer_conversation).
+    """
     chat_id = ids.service_chat_id(shop.pk, consumer.pk)
     existing = Conversation.objects.filter(chat_id=chat_id).first()
     if existing is not None:  # every message after the first: one SELECT, no savepoint
@@ -304,16 +320,22 @@ def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int
 
 def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_type: int, msg: str,
                        client_msg_id: str | None) -> Stored:
-    """An agent (or the shop's owner) answers for the shop; a queued or closed session is claimed."""
-    if not can_serve(caller.user, shop_id):
+    """An agent (or the shop's owner) answers a customer for the shop; a queued or closed session is claimed.
+
+    The shop never writes first: to anyone who has not written to it, -404 (whether or not the id
+    is a user), so the shop's side can neither spam nor probe user ids.
+    """
+    if not can_serve(caller.uid, shop_id):
         raise forbidden("not an agent of this shop")
     shop = _shop(shop_id)
-    consumer = User.objects.filter(pk=consumer_id, is_active=True).first()
-    if consumer is None:
-        raise not_found("to_uid: no such user")
-    chat_id = ids.service_chat_id(shop.pk, consumer.pk)
     with transaction.atomic():
-        conversation = conversation_open_service(shop=shop, consumer=consumer)
+        conversation = customer_conversation(shop.pk, consumer_id)  # the lookup a reply makes anyway
+        if conversation is None:
+            raise not_found("to_uid: not a customer of this shop")
+        consumer = User.objects.filter(pk=consumer_id, is_active=True).first()
+        if consumer is None:
+            raise not_found("to_uid: no such user")
+        chat_id = conversation.chat_id
         now = timezone.now()
         session = routing.live_session(conversation.pk, lock=True)
         if session is None or session.state == State.QUEUED:

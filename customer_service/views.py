@@ -22,7 +22,7 @@ from chat.presence import presence
 from chat.views import page_config
 from customer_service import reports
 from customer_service.models import ServiceAgent, Shop
-from customer_service.selectors import served_shop_ids
+from customer_service.selectors import customer_conversation, served_shop_ids
 from imchat.errors import AppError
 from imchat.inputs import query_int
 from imchat.links import absolute_url, base_url_from_request
@@ -130,7 +130,7 @@ def workspace_state(request: HttpRequest) -> HttpResponse:
 
 @json_login_required
 def workspace_customer(request: HttpRequest) -> HttpResponse:
-    """The consumer of a customer-service chat, and their last sessions with the shop."""
+    """The customer of a customer-service chat, and their last sessions with the shop."""
     try:
         ref = ids.parse_chat_id(request.GET.get("chat_id", ""))
     except AppError as error:
@@ -139,9 +139,10 @@ def workspace_customer(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"detail": "chat_id: not a customer-service chat"}, status=400)
     if ref.a not in served_shop_ids(request.user):
         return JsonResponse({"detail": "not an agent of this shop"}, status=403)
-    consumer = User.objects.filter(pk=ref.b).first()
+    # Only the shop's customers: the same 404 for a user who never wrote to it and for no user.
+    consumer = User.objects.filter(pk=ref.b).first() if customer_conversation(ref.a, ref.b) else None
     if consumer is None:
-        return JsonResponse({"detail": "no such user"}, status=404)
+        return JsonResponse({"detail": "not a customer of this shop"}, status=404)
     return JsonResponse(reports.customer_summary(shop_id=ref.a, consumer=consumer,
                                                  base_url=base_url_from_request(request)))
 

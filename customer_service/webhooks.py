@@ -2,10 +2,12 @@
 
 An event is a row written in the same transaction as what it reports (so a restart loses none), and
 delivered later by `webhooks_deliver`: POST IM_WEBHOOK_URL with the JSON body, signed
-`X-Imchat-Signature: sha256=<hex HMAC-SHA256 of the body with IM_WEBHOOK_SECRET>`, retried with
-exponential backoff until a 2xx (or IM_WEBHOOK_MAX_ATTEMPTS). Delivery runs in each server process
-(a periodic job, in a thread of its own so HTTP never holds the database thread) and in
-`manage.py deliverwebhooks`; rows are leased, so processes never send one event at the same time.
+`X-Imchat-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>" with IM_WEBHOOK_SECRET>`
+(Stripe's scheme: each attempt signs its own time, so the mall can refuse a captured delivery
+replayed later; README shows the check), retried with exponential backoff until a 2xx (or
+IM_WEBHOOK_MAX_ATTEMPTS). Delivery runs in each server process (a periodic job, in a thread of its
+own so HTTP never holds the database thread) and in `manage.py deliverwebhooks`; rows are leased, so
+processes never send one event at the same time.
 """
 
 import hashlib
@@ -41,10 +43,10 @@ def enabled() -> bool:
     return bool(settings.IM_WEBHOOK_URL)
 
 
-def sign(body: bytes, secret: str | None = None) -> str:
-    """The X-Imchat-Signature value of a body: `sha256=<hex>`."""
+def sign(body: bytes, *, timestamp: int, secret: str | None = None) -> str:
+    """The X-Imchat-Signature value of a body sent at `timestamp`: `t=<unix>,v1=<hex>`."""
     key = (settings.IM_WEBHOOK_SECRET if secret is None else secret).encode()
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1=" + hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def webhook_enqueue(*, event: str, data: dict[str, Any], now: datetime | None = None) -> WebhookDelivery | None:
@@ -94,8 +96,8 @@ def _claim(now: datetime, limit: int) -> list[WebhookDelivery]:
     return rows
 
 
-def _attempt(client: httpx.Client, row: WebhookDelivery) -> tuple[int | None, str]:
-    """POST one event: (HTTP status or None, error text; empty on success)."""
+def _attempt(client: httpx.Client, row: WebhookDelivery, now: datetime) -> tuple[int | None, str]:
+    """POST one event signed at `now`: (HTTP status or None, error text; empty on success)."""
     body = row.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -103,7 +105,7 @@ def _attempt(client: httpx.Client, row: WebhookDelivery) -> tuple[int | None, st
         "X-Imchat-Event": row.event,
         "X-Imchat-Delivery": row.delivery_id,
         "X-Imchat-Attempt": str(row.attempts + 1),
-        SIGNATURE_HEADER: sign(body),
+        SIGNATURE_HEADER: sign(body, timestamp=int(now.timestamp())),
     }
     try:
         response = client.post(settings.IM_WEBHOOK_URL, content=body, headers=headers)
@@ -141,7 +143,7 @@ def webhooks_deliver(*, limit: int = 100, now: datetime | None = None, client: h
             if not rows:
                 break
             for row in rows:
-                status, error = _attempt(client, row)
+                status, error = _attempt(client, row, now or timezone.now())
                 _record(row, status, error, now or timezone.now(), report)
             tried += len(rows)
     finally:

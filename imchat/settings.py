@@ -393,7 +393,8 @@ IM_UPLOAD_CONCURRENCY = max(1, env_int("IM_UPLOAD_CONCURRENCY", 2))
 # The mall's server-to-server API (users and shops in bulk); refused entirely while unset.
 IM_MALL_API_KEY = os.environ.get("IM_MALL_API_KEY", "")
 # Webhooks to the mall (new customer-service sessions, messages while no agent is online): nothing
-# is queued while IM_WEBHOOK_URL is unset. Bodies are signed with HMAC-SHA256 (X-Imchat-Signature).
+# is queued while IM_WEBHOOK_URL is unset. Each attempt is signed with its own time:
+# X-Imchat-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>"> (README: the mall's check).
 IM_WEBHOOK_URL = os.environ.get("IM_WEBHOOK_URL", "")
 IM_WEBHOOK_SECRET = os.environ.get("IM_WEBHOOK_SECRET", "")
 IM_WEBHOOK_TIMEOUT = float(os.environ.get("IM_WEBHOOK_TIMEOUT") or 5)

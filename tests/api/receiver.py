@@ -1,11 +1,30 @@
-"""A local HTTP receiver on 127.0.0.1 standing in for the mall's webhook endpoint."""
+"""A local HTTP receiver on 127.0.0.1 standing in for the mall's webhook endpoint.
 
+Given the secret, it checks each delivery the way the README tells the mall to, with the README's
+own code, and answers 400 to one that fails.
+"""
+
+import functools
 import json
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@functools.cache
+def documented_check() -> Callable[..., bool]:
+    """`imchat_signature_ok(secret, header, raw_body, now=None)`, run from the README's Python block."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    [source] = [block for block in blocks if "def imchat_signature_ok" in block]
+    namespace: dict = {}
+    exec(source, namespace)  # noqa: S102 - our own README's snippet, which is what the test proves
+    return namespace["imchat_signature_ok"]
 
 
 @dataclass
@@ -13,6 +32,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    signature_ok: bool | None = None  # None: the receiver was given no secret to check with
 
     @property
     def json(self) -> dict:
@@ -35,15 +55,21 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(*statuses: int) -> Iterator[Receiver]:
+def webhook_receiver(*statuses: int, secret: str | None = None) -> Iterator[Receiver]:
     receiver = Receiver(statuses=list(statuses))
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - the http.server hook
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            signature_ok = None
+            if secret is not None:
+                signature_ok = documented_check()(secret, self.headers.get("X-Imchat-Signature", ""), body)
             with receiver.arrived:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
-                receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                if signature_ok is False:
+                    status = 400
+                receiver.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, signature_ok))
                 receiver.arrived.notify_all()
             self.send_response(status)
             self.send_header("Content-Length", "2")

@@ -136,6 +136,21 @@ def test_a_consumer_and_an_agent_talk_through_a_shop_over_http(consumer, amy, sh
     assert refused.status_code == 403
 
 
+def test_over_http_too_an_agent_answers_customers_only_and_never_writes_first(consumer, amy, shop, make_agent,
+                                                                               api, captured_pushes):
+    make_agent(shop, amy)
+    stranger = factories.make_user(username="stranger")
+
+    with captured_pushes() as pushed:
+        by_body = api(amy).post("/api/v1/messages/", {**consumer_frame(stranger.pk, "our sale!"), "shop_id": shop.pk,
+                                                      "role_type": "service"}, format="json")
+        by_path = api(amy).post(f"/api/v1/conversations/{shop.pk}____{stranger.pk}/messages/",
+                                {"msg_type": 1, "msg": "our sale!", "role_type": "service"}, format="json")
+
+    assert [(r.status_code, r.json()["code"]) for r in (by_body, by_path)] == [(404, -404)] * 2
+    assert pushed == [] and not Message.objects.filter(msg="our sale!").exists()
+
+
 # --- History by seq --------------------------------------------------------------------------------
 
 

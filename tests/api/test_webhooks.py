@@ -1,16 +1,15 @@
 """Webhooks to the mall: stored with the message, signed, retried with backoff, never lost."""
 
-import hashlib
-import hmac
 from datetime import timedelta
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from customer_service import webhooks
 from customer_service.models import WebhookDelivery
-from tests.api.receiver import webhook_receiver
+from tests.api.receiver import documented_check, webhook_receiver
 from tests.customer_service.conftest import consumer_frame
 
 pytestmark = pytest.mark.django_db
@@ -19,11 +18,16 @@ SECRET = "webhook-secret-0123456789abcdef"
 
 @pytest.fixture
 def receiver(settings):
-    with webhook_receiver() as receiver:
+    """The mall's endpoint, checking every delivery with the README's code (400 when it fails)."""
+    with webhook_receiver(secret=SECRET) as receiver:
         settings.IM_WEBHOOK_URL = receiver.url
         settings.IM_WEBHOOK_SECRET = SECRET
         settings.IM_WEBHOOK_RETRY_SECONDS = 10
         yield receiver
+
+
+def signed_at(request) -> int:
+    return int(dict(part.split("=", 1) for part in request.headers["x-imchat-signature"].split(","))["t"])
 
 
 def say(api, consumer, shop, msg: str = "hello"):
@@ -59,8 +63,7 @@ def test_a_queued_consumer_tells_the_mall_of_the_new_session_and_each_unanswered
     assert [r.json["data"]["msg_id"] for r in got[1:]] == [first["msg_id"], second["msg_id"]]
     assert got[1].json["data"]["msg"] == "anyone there?" and got[1].json["data"]["chat_id"] == first["chat_id"]
     for request in got:
-        expected = "sha256=" + hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-        assert request.headers["x-imchat-signature"] == expected
+        assert request.signature_ok is True
         assert request.headers["x-imchat-event"] == request.json["event"]
         assert request.headers["x-imchat-delivery"] == request.json["id"]
         assert request.path == "/hooks/imchat"
@@ -105,9 +108,45 @@ def test_a_failing_receiver_gets_the_same_signed_event_again_with_growing_backof
         assert (last.delivered, row.state, row.attempts, row.last_error) == (1, "delivered", 3, "")
 
     bodies = {r.body for r in receiver.received}
-    signatures = {r.headers["x-imchat-signature"] for r in receiver.received}
-    assert len(receiver.received) == 3 and len(bodies) == 1 and len(signatures) == 1
+    assert len(receiver.received) == 3 and len(bodies) == 1
     assert [r.headers["x-imchat-attempt"] for r in receiver.received] == ["1", "2", "3"]
+    # Each attempt signs its own time (so a retry is never refused as a replay).
+    sent_at = int(now.timestamp())
+    assert [signed_at(r) for r in receiver.received] == [sent_at, sent_at + 10, sent_at + 30]
+    assert all(documented_check()(SECRET, r.headers["x-imchat-signature"], r.body, now=signed_at(r))
+               for r in receiver.received)
+
+
+def test_a_delivery_replayed_later_is_refused_by_the_documented_check(consumer, shop, api, receiver):
+    # given: two events, first sent ten minutes ago (as a captured delivery replayed now looks)
+    say(api, consumer, shop)
+    ten_minutes_ago = timezone.now() - timedelta(minutes=10)
+    WebhookDelivery.objects.update(next_attempt_at=ten_minutes_ago)
+
+    # when they reach the mall's check now
+    stale = webhooks.webhooks_deliver(now=ten_minutes_ago)
+
+    # then it refuses them (and imchat retries), though the body and its HMAC are intact
+    assert (stale.delivered, stale.retrying) == (0, 2)
+    assert [(r.signature_ok, r.headers["x-imchat-attempt"]) for r in receiver.received] == [(False, "1")] * 2
+    old = receiver.received[0]
+    assert documented_check()(SECRET, old.headers["x-imchat-signature"], old.body, now=signed_at(old))
+
+    # and the retry, signed at its own time, passes
+    fresh = webhooks.webhooks_deliver()
+    assert fresh.delivered == 2
+    new = receiver.received[2]
+    assert (new.signature_ok, new.body) == (True, old.body)
+
+    # while the same request sent again over 5 minutes later, or with another body, is refused
+    check, header = documented_check(), new.headers["x-imchat-signature"]
+    assert check(SECRET, header, new.body, now=signed_at(new) + 299)
+    assert not check(SECRET, header, new.body, now=signed_at(new) + 301)
+    assert not check(SECRET, header, new.body + b" ", now=signed_at(new))
+    assert not check("another-secret-0123456789", header, new.body, now=signed_at(new))
+    replayed = httpx.post(receiver.url, content=old.body, headers={"X-Imchat-Signature": old.headers[
+        "x-imchat-signature"], "Content-Type": "application/json"}, trust_env=False)
+    assert replayed.status_code == 400 and receiver.received[-1].signature_ok is False
 
 
 def test_an_unreachable_mall_is_retried_and_given_up_after_the_last_attempt(consumer, shop, api, settings):

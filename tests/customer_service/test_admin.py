@@ -5,6 +5,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.services import user_create
+from chat import realtime
 from chat.models import Conversation, Message
 from customer_service import services
 from customer_service.models import ServiceAgent, ServiceSession
@@ -362,6 +363,30 @@ def test_a_superuser_sees_every_shops_agents_sessions_and_messages(superuser_cli
     assert set(sessions.context["cl"].result_list) == {world["session_a"], world["session_b"]}
     assert {world["message_a"], world["message_b"]} <= set(messages.context["cl"].result_list)
     assert superuser_client.get(url("customer_service_serviceagent_change", world["agent_b"].pk)).status_code == 200
+
+
+def test_an_owner_changed_in_the_admin_hands_over_the_shops_push_group_unless_the_old_one_is_an_agent(
+        superuser_client, world, shop_a, merchant_a, merchant_b, make_agent, django_capture_on_commit_callbacks):
+    group = f"shop.{shop_a.pk}.agents"
+
+    def hand_over(to) -> set[tuple[str, str | None, str | None]]:
+        """Post the shop's change form with a new owner; the (group, join, leave) of the pushes it commits."""
+        with django_capture_on_commit_callbacks() as callbacks:
+            response = superuser_client.post(url("customer_service_shop_change", shop_a.pk), {
+                "name": shop_a.name, "logo": "", "strategy": "least_busy", "offline_notice": "away",
+                "owner": to.pk})
+        assert response.status_code == 302, html(response)[:2000]
+        with realtime.collecting() as pushes:
+            for callback in callbacks:
+                callback()
+        return {(push.group, push.join, push.leave) for push in pushes if push.join or push.leave}
+
+    # when merchant A's shop goes to merchant B: B's open sockets join the shop's group, A's leave it
+    assert hand_over(merchant_b) == {(f"user.{merchant_b.pk}", group, None), (f"user.{merchant_a.pk}", None, group)}
+
+    # and when it comes back while B is also an agent of it, B's sockets stay
+    make_agent(shop_a, merchant_b)
+    assert hand_over(merchant_a) == {(f"user.{merchant_a.pk}", group, None)}
 
 
 def test_a_script_in_a_message_is_shown_escaped(merchant_client, world, shop_a):

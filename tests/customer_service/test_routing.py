@@ -436,6 +436,56 @@ def test_an_agent_of_another_shop_cannot_speak_for_this_one(merchant, shop, amy,
     assert sent.code == Code.FORBIDDEN
 
 
+def test_the_shop_side_never_writes_first_to_a_user_who_has_not_written_to_the_shop(
+        merchant, shop, amy, consumer, consumer2, make_agent, ask, say, answer):
+    # given: consumer2 wrote only to another shop; nobody wrote to this one
+    make_agent(shop, amy)
+    other = services.shop_create(name="Other", owner=factories.make_user(username="otherowner"))
+    say(consumer2, other, "a question for the other shop")
+    stored = Message.objects.count()
+
+    # when amy (and the owner) write first as the shop: to that user, to a user of no shop, to no user
+    replies = [
+        answer(amy, shop, consumer2, "hello from us"),
+        answer(amy, shop, consumer, "have you seen our sale?"),
+        ask(amy, "chat", "sendMsg", agent_frame(shop.pk, 987654321, "anyone?")),
+        ask(amy, "chat", "sendMsg", {**agent_frame(shop.pk, consumer.pk, "by to_uid alone"), "chat_id": ""}),
+        answer(merchant, shop, consumer2, "the owner writing first"),
+    ]
+
+    # then: one answer for all of them (no probing which ids are users), nothing stored, nothing pushed
+    assert [(r.code, r.frame["msg"]) for r in replies] == [(Code.NOT_FOUND, "to_uid: not a customer of this shop")] * 5
+    assert all(r.sent == [] for r in replies)
+    assert Message.objects.count() == stored
+    assert not Conversation.objects.filter(shop_id=shop.pk).exists()
+    assert not ServiceSession.objects.filter(shop=shop).exists()
+
+    # and once the consumer has written, the shop answers
+    say(consumer, shop, "hi")
+    assert answer(amy, shop, consumer, "welcome").code == Code.OK
+
+
+def test_an_agent_cannot_reach_another_shops_customer_through_its_chat_id(shop, amy, consumer, make_agent, ask, say):
+    # given: amy serves this shop; the consumer wrote only to another shop
+    make_agent(shop, amy)
+    other = services.shop_create(name="Other", owner=factories.make_user(username="otherowner"))
+    say(consumer, other, "for the other shop")
+    theirs = chat_id(other, consumer)
+
+    # when amy uses the other shop's chat_id: alone, with her shop's id, with her shop's id in to_uid's place
+    alone = ask(amy, "chat", "sendMsg", {**agent_frame(other.pk, consumer.pk, "mine now"), "shop_id": 0})
+    mixed = ask(amy, "chat", "sendMsg", {**agent_frame(shop.pk, consumer.pk, "mine now"), "chat_id": theirs})
+    typing = ask(amy, "chat", "typing", {"chat_id": theirs, "role_type": "service"})
+    history = ask(amy, "user", "chatRecord", {"chat_id": theirs, "role_type": "service"})
+
+    # then
+    assert alone.code == Code.FORBIDDEN
+    assert mixed.code == Code.BAD_REQUEST and "chat_id" in mixed.frame["msg"]
+    assert typing.code == history.code == Code.FORBIDDEN
+    assert not Message.objects.filter(msg="mine now").exists()
+    assert alone.sent == mixed.sent == typing.sent == []
+
+
 def test_the_shop_owner_may_reply_as_the_service(merchant, shop, consumer, say, answer):
     say(consumer, shop, "hi")
 

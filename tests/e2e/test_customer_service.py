@@ -485,10 +485,9 @@ def test_an_agent_set_online_and_then_freeing_room_takes_the_oldest_queued_sessi
             reply = await a.request("service", "close", {"chat_id": chat_ids[0]})
             assert reply["code"] == 1, reply
             pushes = await collect(a, lambda fs: len(of_code(fs, 200)) >= 2, what="the next queued session")
+            # Its own close is an echo (only the reply); the session it frees up is a delivery (PROTOCOL.md 2).
             assert [f["result"] for f in of_code(pushes, 305)] == [
-                session_event(chat_ids[0], shop.id, "closed", agent.id),
-                session_event(chat_ids[1], shop.id, "assigned", agent.id),
-            ]
+                session_event(chat_ids[1], shop.id, "assigned", agent.id)]
             assert [(f["result"]["chat_id"], f["result"]["seq"]) for f in of_code(pushes, 200)] == [
                 (chat_ids[1], 1), (chat_ids[1], 2)]
             assert (await c2.expect(is_event("assigned", chat_ids[1])))["result"]["agent_uid"] == agent.id
@@ -541,16 +540,20 @@ def test_an_agent_transfers_a_session_to_an_online_colleague_and_closes_it(site)
     async def scenario():
         async with (
             await Client.as_user(spread(site, 0), first) as a1,
+            await Client.as_user(spread(site, 1), first) as a1_laptop,
             await Client.as_user(spread(site, 1), second) as a2,
+            await Client.as_user(spread(site, 0), second) as a2_laptop,
             await Client.as_user(spread(site, 1), away) as a3,
             await Client.as_user(spread(site, 0), consumer) as c,
         ):
-            agents = {first.id: a1, second.id: a2}
+            agents = {first.id: (a1, a1_laptop), second.id: (a2, a2_laptop)}
             await send_ok(c, to_shop(shop.id, "I need help"))
             serving_id = (await c.expect(is_event("assigned", chat_id)))["result"]["agent_uid"]
             target_id = second.id if serving_id == first.id else first.id
-            serving, target = agents[serving_id], agents[target_id]
-            await serving.expect(is_message(chat_id, 1))
+            (serving, serving_laptop), (target, target_laptop) = agents[serving_id], agents[target_id]
+            for client in (serving, serving_laptop):
+                await client.expect(is_event("assigned", chat_id))
+                await client.expect(is_message(chat_id, 1))
 
             refused = await serving.request("service", "transfer", {"chat_id": chat_id, "to_uid": away.id})
             assert refused["code"] == 0 and "to_uid" in refused["msg"], refused
@@ -560,18 +563,20 @@ def test_an_agent_transfers_a_session_to_an_online_colleague_and_closes_it(site)
             reply = await serving.request("service", "transfer", {"chat_id": chat_id, "to_uid": target_id})
             assert reply["code"] == 1 and reply["result"] == {"chat_id": chat_id, "agent_uid": target_id}, reply
             transferred = session_event(chat_id, shop.id, "transferred", target_id)
-            for client in (serving, target):
+            # PROTOCOL.md 2: an echo for the acting agent, so their other socket hears it, the acting one not.
+            for client in (serving_laptop, target, target_laptop, c):
                 assert (await client.expect(is_event("transferred", chat_id)))["result"] == transferred
 
             await send_ok(c, to_shop(shop.id, "after the transfer"))
             assert (await target.expect(is_message(chat_id, 2)))["result"]["to_uid"] == target_id
-            assert await stray(serving, codes=(200,)) == [[]]
+            assert await stray(serving, serving_laptop) == [[], []]
 
             reply = await target.request("service", "close", {"chat_id": chat_id})
             assert reply["code"] == 1 and reply["result"] == {"chat_id": chat_id}, reply
             closed = session_event(chat_id, shop.id, "closed", target_id)
-            for client in (serving, target, a3, c):
+            for client in (target_laptop, serving, serving_laptop, a3, c):
                 assert (await client.expect(is_event("closed", chat_id), what="305 closed"))["result"] == closed
+            assert await stray(serving, target) == [[], []]  # no 305 of its own action on the acting socket
 
             # A new session: back to the agent who served this consumer last, though the other has waited longer.
             await send_ok(c, to_shop(shop.id, "one more question"))
@@ -623,7 +628,12 @@ def test_only_the_shops_agents_may_speak_for_it_and_nobody_writes_into_anothers_
             reply = await i.reply()
             assert reply["code"] in (0, -403) and "chat_id" in reply["msg"], reply
 
-            assert await stray(v, a, o, codes=(200, 305, 307)) == [[], [], []]
+            # The shop's own agent may not write first to someone who never wrote to the shop.
+            await a.send(as_agent(shop.id, impostor.id, "the shop writing first"))
+            reply = await a.reply()
+            assert reply["code"] == -404 and reply["result"] is None, reply
+
+            assert await stray(v, a, o, i, codes=(200, 305, 307)) == [[], [], [], []]
             for client, content in ((v, {"chat_id": chat_id}), (a, {"chat_id": chat_id, "role_type": "service"})):
                 record = await client.request("user", "chatRecord", content)
                 assert record["code"] == 201 and record["result"]["total"] == 1, record

@@ -178,6 +178,21 @@ def test_an_agent_reads_the_customer_summary_of_their_own_shop_only(world):
     assert client.get(reverse("workspace-customer"), {"chat_id": "nonsense"}).status_code == 400
 
 
+def test_the_shop_side_opens_the_profile_of_its_own_customers_only(world):
+    # given: zed wrote only to shop B; nobody has id 987654321
+    not_theirs = f"{world.shop_a.pk}____{world.consumer_b.pk}"
+    nobody = f"{world.shop_a.pk}____987654321"
+
+    for viewer in (world.agent_a, world.owner_a):
+        client = client_for(viewer)
+
+        # when the agent or the owner of shop A asks for them under shop A
+        answers = [client.get(reverse("workspace-customer"), {"chat_id": chat_id}) for chat_id in (not_theirs, nobody)]
+
+        # then the same 404 for both, and nothing of the user in it
+        assert [(a.status_code, a.json()) for a in answers] == [(404, {"detail": "not a customer of this shop"})] * 2
+
+
 # --- merchant dashboard ------------------------------------------------------------------------------------
 
 
