@@ -26,10 +26,8 @@ from dataclasses import dataclass
 import httpx
 import psycopg
 import pytest
-import redis
 
-from tests.e2e.harness import Client, Server, Site, User, base_env, run, send_msg_frame
-from tests.services import POSTGRES_URL, REDIS_URL, require_postgres, require_redis
+from tests.e2e.harness import Client, Server, Site, User, base_env, postgres_redis_deployment, run, send_msg_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -53,37 +51,6 @@ def sqlite_deployment(**settings: str) -> Iterator[Site]:
             yield site
         finally:
             site.stop()
-
-
-@contextmanager
-def postgres_redis_deployment(processes: int, **settings: str) -> Iterator[Site]:
-    """A fresh PostgreSQL database and Redis prefix, `processes` daphne processes sharing them."""
-    require_postgres()
-    require_redis()
-    database = f"imchat_e2e_cs_{secrets.token_hex(6)}"
-    prefix = f"imchat_e2e_cs_{secrets.token_hex(6)}"
-    admin_url = POSTGRES_URL.replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-    database_url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
-    try:
-        with tempfile.TemporaryDirectory(prefix="imchat-e2e-cs-") as var_dir:
-            site = Site(env=base_env(var_dir, DATABASE_URL=database_url, REDIS_URL=REDIS_URL,
-                                     IM_REDIS_PREFIX=prefix, **settings))
-            site.migrate()
-            try:
-                site.start(processes)
-                yield site
-            finally:
-                site.stop()
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        store = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        keys = list(store.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            store.delete(*keys)
-        store.close()
 
 
 @pytest.fixture(scope="module")
