@@ -50,6 +50,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.caller = caller
         self.bucket = throttling.connection_bucket()
         self.user_bucket = throttling.user_buckets.acquire(user.pk)
+        self.shared_user_budget = throttling.shared_user_budget()
         try:
             for group in groups:
                 await self.channel_layer.group_add(group, self.channel_name)
@@ -93,7 +94,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except AppError as error:
             await self.send(protocol.dumps(protocol.error_reply(error)))
             return
-        wait = self.bucket.take() or self.user_bucket.take() or throttling.shared_user_budget().take(self.caller.uid)
+        wait = self.bucket.take() or self.user_bucket.take() or self.shared_user_budget.take(self.caller.uid)
         if wait:
             error = AppError(Code.RATE_LIMITED, "too many requests", {"retry_after": round(wait, 3)})
             await self.send(protocol.dumps(protocol.error_reply(error, envelope)))
