@@ -140,9 +140,10 @@ class Deployment:
         elif not env.get("DATABASE_URL"):
             # A throwaway SQLite file: the benchmark never writes into the developer's database.
             env["IM_VAR_DIR"] = str(self.work_dir)
-        if self.own_servers and env.get("DJANGO_DEBUG", "") == "":
-            env["DJANGO_DEBUG"] = "0"  # as in production: no query log, no debug pages
-        if self.own_servers and env["DJANGO_DEBUG"].lower() not in {"1", "true", "yes", "on"}:
+        if self.own_servers:
+            # As production runs them, whatever the command's own DEBUG (DJANGO_DEBUG=1 lets the
+            # command start without secrets): no query log, no debug pages, throwaway secrets.
+            env["DJANGO_DEBUG"] = "0"
             for name in ("DJANGO_SECRET_KEY", "IM_JWT_SECRET"):
                 if len(env.get(name, "")) < 50:
                     env[name] = "imbench-" + secrets.token_hex(24)
