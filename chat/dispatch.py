@@ -13,7 +13,7 @@ from weakref import WeakKeyDictionary
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from chat import handlers, realtime
+from chat import handlers, realtime, sending
 from chat.protocol import Caller, Envelope, error_reply
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Batcher:
                     frames, pushes = await database_sync_to_async(handlers.run_batch)(requests)
                 except Exception:
                     logger.exception("a batch of %d requests failed", len(batch))
-                    frames, pushes = [error_reply(handlers.SERVER_FAULT, envelope) for _, envelope in requests], []
+                    frames, pushes = [error_reply(sending.SERVER_FAULT, envelope) for _, envelope in requests], []
                 for (_, _, future), frame in zip(batch, frames):
                     if not future.done():  # its socket may have gone meanwhile
                         future.set_result(frame)

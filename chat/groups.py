@@ -14,10 +14,10 @@ from django.utils import timezone
 from accounts.models import User
 from chat import ids, realtime
 from chat.models import ChatGroup, ChatType, Conversation, Participant, SentAs
-from chat.payloads import message_result
 from chat.protocol import Caller
-from chat.services import Side, Stored, message_append
-from imchat.errors import Code, bad_request, forbidden, not_found
+from chat.inputs import SendInput
+from chat.messages import Author, Draft, Plan, Side, Stored, message_store
+from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
 
 Role = Participant.Role
@@ -226,28 +226,63 @@ def group_members(*, caller: Caller, group_id: int) -> dict:
     }
 
 
+def group_draft(*, caller: Caller, group_id: int, msg_type: int, msg: str, client_msg_id: str | None) -> Draft:
+    """A message to a group: one push to the group's channel group reaches every member's sockets."""
+    return Draft(
+        chat_id=ids.group_chat_id(group_id), chat_type=ChatType.GROUP, msg_type=msg_type, msg=msg,
+        author=Author(caller.user.display_name, caller.avatar_url, caller.uid), reads=Side(user_id=caller.uid),
+        sent_as=SentAs.USER, to_uid=group_id, sender_id=caller.uid, client_msg_id=client_msg_id,
+        receivers=(realtime.chat_group(group_id),), sender_socket=caller.channel_name, echo_in_receivers=True,
+    )
+
+
+def group_id_of(send: SendInput) -> int:
+    """The group a chat.sendMsg names: chat_id `g<id>`, else to_uid."""
+    if send.chat_id:
+        ref = ids.parse_chat_id(send.chat_id)
+        if ref.chat_type != ChatType.GROUP or (send.to_uid and send.to_uid != ref.a):
+            raise bad_request("chat_id: does not match to_uid")
+        return ref.a
+    if not send.to_uid:
+        raise bad_request("to_uid: required")
+    return send.to_uid
+
+
+def group_plan(items: list[tuple[int, Caller, SendInput]]) -> Plan:
+    """Group messages of a batch: who may send is one statement for all of them (an active, unmuted
+    member of a group that still exists); anyone else goes alone, to hear exactly why not."""
+    plan = Plan()
+    drafts = {}
+    for index, caller, send in items:
+        try:
+            drafts[index] = group_draft(caller=caller, group_id=group_id_of(send), msg_type=send.msg_type,
+                                        msg=send.msg, client_msg_id=send.client_msg_id)
+        except AppError as error:
+            plan.errors[index] = error
+    allowed = set(
+        Participant.objects.filter(
+            conversation__chat_id__in={draft.chat_id for draft in drafts.values()},
+            user_id__in={draft.sender_id for draft in drafts.values()},
+            left_seq__isnull=True, muted=False, conversation__group__dissolved_at__isnull=True,
+        ).values_list("conversation__chat_id", "user_id")
+    ) if drafts else set()
+    for index, draft in drafts.items():
+        if (draft.chat_id, draft.sender_id) in allowed:
+            plan.drafts[index] = draft
+        else:
+            plan.alone.append(index)
+    return plan
+
+
+@transaction.atomic
 def group_message_send(*, caller: Caller, group_id: int, msg_type: int, msg: str,
                        client_msg_id: str | None) -> Stored:
-    """Only active, unmuted members; one group_send reaches every member's sockets."""
-    chat_id = ids.group_chat_id(group_id)
-    with transaction.atomic():
-        group, me = member_for(caller=caller, group_id=group_id)
-        if me.muted:
-            raise forbidden("you are muted in this group")
-        stored, _ = message_append(
-            chat_id=chat_id, chat_type=ChatType.GROUP, sender_id=caller.uid, sender_side=Side(user_id=caller.uid),
-            sent_as=SentAs.USER, msg_type=msg_type, msg=msg, to_uid=group_id, client_msg_id=client_msg_id,
-        )
-        result = message_result(
-            nickname=caller.user.display_name, avatar=caller.avatar_url, sender_id=caller.uid, chat_id=chat_id,
-            chat_type=ChatType.GROUP, msg_type=msg_type, msg=msg, createtime=stored.createtime,
-            msg_id=stored.msg_id, seq=stored.seq, from_uid=caller.uid, to_uid=group_id,
-            client_msg_id=client_msg_id,
-        )
-        realtime.push_on_commit([realtime.chat_group(group_id)], Code.MESSAGE, result,
-                                exclude_channel=caller.channel_name, sender_uid=caller.uid,
-                                own_code=Code.OWN_MESSAGE)
-    return stored
+    """Only active, unmuted members send; one group_send reaches every member's sockets."""
+    group, me = member_for(caller=caller, group_id=group_id)
+    if me.muted:
+        raise forbidden("you are muted in this group")
+    return message_store(group_draft(caller=caller, group_id=group_id, msg_type=msg_type, msg=msg,
+                                     client_msg_id=client_msg_id))
 
 
 def group_ids_of(user_id: int) -> list[int]:

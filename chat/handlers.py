@@ -9,17 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError
 
-from chat import groups, ids, notices, realtime, selectors, services, sockets
+from chat import groups, ids, notices, realtime, selectors, sending, services, sockets
 from chat.inputs import read_chat_id, read_role_is_service, read_send
-from chat.models import ChatType
 from chat.protocol import (INT64_MAX, Caller, Envelope, error_reply, read_bool, read_int, read_int_list, read_str,
                            reply)
 from customer_service import handlers as service_handlers
 from customer_service import routing as service_routing
 from customer_service import selectors as service_selectors
-from customer_service import services as service_services
 from customer_service import sockets as service_sockets
 from customer_service import webhooks as service_webhooks
 from imchat.errors import AppError, Code, bad_request, forbidden
@@ -29,64 +26,15 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[Caller, dict], tuple[int, Any]]
 
-SERVER_FAULT = AppError(Code.SERVER_FAULT, "server error; nothing was stored, you may resend")
-
 LAST_UNIX_SECOND = 253402300799  # 9999-12-31T23:59:59Z: datetime cannot go further
 
 
 def send_msg(caller: Caller, content: dict) -> tuple[int, Any]:
-    send = read_send(content)
-    if send.chat_type == ChatType.SYSTEM:
-        raise forbidden("system notices cannot be sent by users")
-    # No lookup first: a resent client_msg_id hits the unique constraint, the whole write rolls
-    # back (its seq and pushes with it), and the stored message answers instead.
-    try:
-        if send.chat_type == ChatType.PRIVATE:
-            stored = services.private_message_send(
-                caller=caller,
-                to_uid=send.to_uid,
-                chat_id=send.chat_id,
-                msg_type=send.msg_type,
-                msg=send.msg,
-                client_msg_id=send.client_msg_id,
-            )
-        elif send.chat_type == ChatType.GROUP:
-            stored = groups.group_message_send(
-                caller=caller, group_id=_group_id_of(send), msg_type=send.msg_type, msg=send.msg,
-                client_msg_id=send.client_msg_id,
-            )
-        else:
-            stored = _send_service(caller, send)
-    except IntegrityError:
-        # The same client_msg_id was stored before (a resend, or a race from another socket or
-        # process): answer with that one.
-        existing = services.message_find_sent(sender_id=caller.uid, client_msg_id=send.client_msg_id)
-        if existing is None:
-            raise
-        return Code.OK, existing.as_reply()
-    return Code.OK, stored.as_reply()
-
-
-def _group_id_of(send) -> int:
-    if send.chat_id:
-        ref = ids.parse_chat_id(send.chat_id)
-        if ref.chat_type != ChatType.GROUP or (send.to_uid and send.to_uid != ref.a):
-            raise bad_request("chat_id: does not match to_uid")
-        return ref.a
-    if not send.to_uid:
-        raise bad_request("to_uid: required")
-    return send.to_uid
-
-
-def _send_service(caller: Caller, send) -> services.Stored:
-    shop_id, consumer_id = service_services.resolve_service_chat(
-        caller=caller, as_service=send.as_service, shop_id=send.shop_id, to_uid=send.to_uid, chat_id=send.chat_id
-    )
-    common = dict(caller=caller, shop_id=shop_id, msg_type=send.msg_type, msg=send.msg,
-                  client_msg_id=send.client_msg_id)
-    if send.as_service:
-        return service_services.agent_message_send(consumer_id=consumer_id, **common)
-    return service_services.consumer_message_send(**common)
+    """One chat.sendMsg (over HTTP, say): the batch pipeline with a batch of one."""
+    outcome = sending.send_many([(caller, read_send(content))])[0]
+    if isinstance(outcome, AppError):
+        raise outcome
+    return Code.OK, outcome.as_reply()
 
 
 def _shop_side(caller: Caller, content: dict, chat_id: str) -> int | None:
@@ -314,35 +262,22 @@ BATCHED = {("chat", "sendmsg")}
 
 
 def run_batch(requests: list[tuple[Caller, Envelope]]) -> tuple[list[dict], list[realtime.Push]]:
-    """Many chat.sendmsg requests: the reply frames, in order, and the pushes of all of them.
-
-    Private messages to existing conversations are stored in one transaction; everything else (a
-    first message, another chat type, a batch that hit a resent client_msg_id) runs one by one.
-    """
+    """Many chat.sendmsg requests: the reply frames, in order, and the pushes of all of them."""
     frames: list[dict | None] = [None] * len(requests)
-    drafts: dict[int, services.PrivateDraft] = {}
+    parsed = []
     for index, (caller, envelope) in enumerate(requests):
         try:
-            send = read_send(envelope.content)
-            if send.chat_type == ChatType.PRIVATE:
-                drafts[index] = services.private_draft(
-                    caller=caller, to_uid=send.to_uid, chat_id=send.chat_id, msg_type=send.msg_type, msg=send.msg,
-                    client_msg_id=send.client_msg_id)
+            parsed.append((index, caller, read_send(envelope.content)))
         except AppError as error:
             frames[index] = error_reply(error, envelope)
     with realtime.collecting() as pushes:
-        if drafts:
-            try:
-                stored = services.private_messages_send_batch(list(drafts.values()))
-            except IntegrityError:  # a resent client_msg_id: one by one finds which
-                stored = [None] * len(drafts)
-            for index, message in zip(drafts, stored):
-                if message is not None:
-                    frames[index] = reply(Code.OK, message.as_reply(), None, requests[index][1].req_id)
-    for index, frame in enumerate(frames):
-        if frame is None:
-            frames[index], alone = run_safely(*requests[index])
-            pushes.extend(alone)
+        outcomes = sending.send_many([(caller, send) for _, caller, send in parsed])
+    for (index, _, _), outcome in zip(parsed, outcomes):
+        envelope = requests[index][1]
+        if isinstance(outcome, AppError):
+            frames[index] = error_reply(outcome, envelope)
+        else:
+            frames[index] = reply(Code.OK, outcome.as_reply(), None, envelope.req_id)
     return frames, pushes
 
 
@@ -352,7 +287,7 @@ def run_safely(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.
         return run(caller, envelope)
     except Exception:
         logger.exception("%s.%s failed for user %s", envelope.cls, envelope.action, caller.uid)
-        return error_reply(SERVER_FAULT, envelope), []
+        return error_reply(sending.SERVER_FAULT, envelope), []
 
 
 def call(caller: Caller, key: tuple[str, str], content: dict) -> Any:

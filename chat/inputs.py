@@ -4,9 +4,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from chat.models import ChatType
+from chat.models import ChatType, MsgType
 from chat.protocol import read_int, read_str
-from chat.services import validate_message_body
 from imchat.errors import bad_request
 
 CLIENT_MSG_ID_CHARS = 64
@@ -24,6 +23,8 @@ def read_role_is_service(content: dict) -> bool:
 
 @dataclass(frozen=True)
 class SendInput:
+    """A chat.sendMsg, read and checked once at the edge."""
+
     chat_type: int
     msg_type: int
     msg: str
@@ -32,6 +33,15 @@ class SendInput:
     shop_id: int | None
     as_service: bool
     client_msg_id: str | None
+
+
+def validate_message_body(*, msg_type: int, msg: str, max_chars: int) -> None:
+    if msg_type not in MsgType.values:
+        raise bad_request("msg_type: must be 1 (text) or 2 (image)")
+    if len(msg) > max_chars:
+        raise bad_request(f"msg: at most {max_chars} characters")
+    if msg_type == MsgType.IMAGE and not msg.startswith(("http://", "https://")):
+        raise bad_request("msg: an image message must be an absolute http(s) URL")
 
 
 def read_send(content: dict) -> SendInput:

@@ -8,14 +8,13 @@ for users who were offline when it was sent, and nothing is written per user at 
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from accounts.models import User
 from chat import ids, realtime
 from chat.models import ChatType, Conversation, Message, MsgType, Notice, Participant, SentAs
-from chat.payloads import message_result, party_display
-from chat.services import NOBODY, message_append
-from imchat.errors import Code, bad_request
+from chat.messages import NOBODY, Author, Draft, messages_store
+from chat.payloads import party_display
+from imchat.errors import bad_request
 from imchat.links import default_base_url
 
 EVERYONE = 0
@@ -35,13 +34,11 @@ def _box(user_id: int) -> Conversation:
     return conversation
 
 
-def _notice_result(*, chat_id: str, text: str, msg_id: int, seq: int, createtime: int, to_uid: int) -> dict:
+def _notice_draft(*, chat_id: str, text: str, to_uid: int, receivers: tuple[str, ...]) -> Draft:
     nickname, avatar = party_display(ChatType.SYSTEM, "", "", default_base_url())
-    return message_result(
-        nickname=nickname, avatar=avatar, sender_id=None, chat_id=chat_id, chat_type=ChatType.SYSTEM,
-        msg_type=MsgType.TEXT, msg=text, createtime=createtime, msg_id=msg_id, seq=seq, from_uid=0, to_uid=to_uid,
-        client_msg_id=None,
-    )
+    return Draft(chat_id=chat_id, chat_type=ChatType.SYSTEM, msg_type=MsgType.TEXT, msg=text,
+                 author=Author(nickname, avatar), reads=NOBODY, sent_as=SentAs.SYSTEM, to_uid=to_uid,
+                 receivers=receivers)
 
 
 @transaction.atomic
@@ -54,28 +51,16 @@ def notice_send(*, audience: str, text: str, user_ids: list[int] | None = None, 
     if len(text) > settings.IM_MAX_MSG_CHARS:
         raise bad_request(f"text: at most {settings.IM_MAX_MSG_CHARS} characters")
     notice = Notice.objects.create(audience=audience, target_id=target_id, text=text, sent_by=sent_by)
-    now = timezone.now()
     if audience == Notice.Audience.ALL:
-        box = _box(EVERYONE)
-        stored, _ = message_append(chat_id=box.chat_id, chat_type=ChatType.SYSTEM, sender_id=None, sender_side=NOBODY,
-                                   sent_as=SentAs.SYSTEM, msg_type=MsgType.TEXT, msg=text, to_uid=0, now=now)
-        result = _notice_result(chat_id=box.chat_id, text=text, msg_id=stored.msg_id, seq=stored.seq,
-                                createtime=stored.createtime, to_uid=0)
-        realtime.push_on_commit([realtime.everyone_group()], Code.MESSAGE, result)
-        recipients = 1
+        drafts = [_notice_draft(chat_id=_box(EVERYONE).chat_id, text=text, to_uid=0,
+                                receivers=(realtime.everyone_group(),))]
     else:
-        recipients = 0
-        for user_id in dict.fromkeys(user_ids or []):
-            box = _box(user_id)
-            stored, _ = message_append(chat_id=box.chat_id, chat_type=ChatType.SYSTEM, sender_id=None,
-                                       sender_side=NOBODY, sent_as=SentAs.SYSTEM, msg_type=MsgType.TEXT, msg=text,
-                                       to_uid=user_id, now=now)
-            result = _notice_result(chat_id=box.chat_id, text=text, msg_id=stored.msg_id, seq=stored.seq,
-                                    createtime=stored.createtime, to_uid=user_id)
-            realtime.push_on_commit([realtime.user_group(user_id)], Code.MESSAGE, result)
-            recipients += 1
-    Notice.objects.filter(pk=notice.pk).update(recipients=recipients)
-    notice.recipients = recipients
+        drafts = [_notice_draft(chat_id=_box(user_id).chat_id, text=text, to_uid=user_id,
+                                receivers=(realtime.user_group(user_id),))
+                  for user_id in dict.fromkeys(user_ids or [])]
+    messages_store(drafts)
+    Notice.objects.filter(pk=notice.pk).update(recipients=len(drafts))
+    notice.recipients = len(drafts)
     return notice
 
 

@@ -220,9 +220,13 @@ class RedisPresence:
     # nothing is lost), and everyone counts as just seen, so sessions stay with their agents.
 
     def online(self, user_ids: Iterable[int]) -> set[int]:
+        """Users with a live socket anywhere; those with one on this process need no Redis."""
+        with self._lock:
+            here = set(self._local.values())
         user_ids = list(dict.fromkeys(user_ids))
+        others = [uid for uid in user_ids if uid not in here]
         try:
-            return set(self._live_sockets(user_ids)) if user_ids else set()
+            return {uid for uid in user_ids if uid in here} | (set(self._live_sockets(others)) if others else set())
         except redis.RedisError:
             logger.warning("presence unavailable; counting nobody online", exc_info=True)
             return set()

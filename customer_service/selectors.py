@@ -1,9 +1,14 @@
-"""Customer-service reads: who serves which shop, and who is a shop's customer."""
+"""Customer-service reads: who serves which shop, who is a shop's customer, live sessions."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import OuterRef, Subquery
 
 from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Conversation
-from customer_service.models import ServiceAgent, Shop
+from customer_service.models import ServiceAgent, ServiceSession, Shop
 from imchat.errors import bad_request, forbidden
 
 
@@ -52,3 +57,34 @@ def customer_conversation(shop_id: int, user_id: int) -> Conversation | None:
     the user has written to the shop: the one test of "a customer of this shop" for the shop side.
     """
     return Conversation.objects.filter(chat_id=ids.service_chat_id(shop_id, user_id)).first()
+
+
+@dataclass(frozen=True)
+class LiveSession:
+    """An open session with what routing one more message needs."""
+
+    pk: int
+    shop_id: int
+    agent_id: int | None
+    agent_status: str | None  # None: the agent is no agent of the shop (any more)
+    agent_serves: bool  # an agent or the owner of the shop
+    consumer_active: bool
+    last_activity_at: datetime
+    shop_name: str
+    shop_logo: str
+
+
+def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
+    """The open sessions of these conversations, in one statement."""
+    agent_status = ServiceAgent.objects.filter(shop_id=OuterRef("shop_id"), user_id=OuterRef("agent_id"))
+    rows = (
+        ServiceSession.objects.filter(conversation__chat_id__in=chat_ids, state=ServiceSession.State.OPEN)
+        .annotate(agent_status=Subquery(agent_status.values("status")[:1]))
+        .values_list("conversation__chat_id", "pk", "shop_id", "agent_id", "agent_status", "shop__owner_id",
+                     "consumer__is_active", "last_activity_at", "shop__name", "shop__logo")
+    )
+    return {
+        chat_id: LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id, active,
+                             last_activity_at, shop_name, shop_logo)
+        for chat_id, pk, shop_id, agent_id, status, owner_id, active, last_activity_at, shop_name, shop_logo in rows
+    }

@@ -1,21 +1,23 @@
 """Customer-service writes: shops, agents and their status, and messages between consumers and shops."""
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from chat import ids, realtime
-from chat.models import ChatType, Conversation, Participant, SentAs
-from chat.payloads import message_result
+from chat.inputs import SendInput
+from chat.messages import NOBODY, Author, Draft, Plan, Side, Stored, message_store, payload
+from chat.models import ChatType, Conversation, MsgType, Participant, SentAs
+from chat.presence import presence
 from chat.protocol import Caller
-from chat.services import NOBODY, Side, Stored, message_append, push_message
-from customer_service import routing, webhooks
+from customer_service import routing, selectors, webhooks
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
 from customer_service.selectors import can_serve, customer_conversation
-from imchat.errors import Code, bad_request, forbidden, not_found
+from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
 
 State = ServiceSession.State
@@ -258,12 +260,132 @@ def _shop(shop_id: int) -> Shop:
     return shop
 
 
+def _consumer_draft(caller: Caller, message: "Body", shop_id: int, agent_id: int) -> Draft:
+    consumer = caller.user
+    return Draft(
+        chat_id=ids.service_chat_id(shop_id, consumer.pk), chat_type=ChatType.SERVICE, msg_type=message.msg_type,
+        msg=message.msg, author=Author(consumer.display_name, caller.avatar_url, consumer.pk),
+        reads=Side(user_id=consumer.pk), sent_as=SentAs.USER, to_uid=agent_id, sender_id=consumer.pk,
+        shop_id=shop_id, client_msg_id=message.client_msg_id,
+        receivers=(realtime.user_group(agent_id),) if agent_id else (), sender_socket=caller.channel_name,
+    )
+
+
+def _agent_draft(caller: Caller, message: "Body", *, shop_id: int, shop_name: str, shop_logo: str,
+                 consumer_id: int, also_to: int | None = None) -> Draft:
+    """An agent speaks for the shop: the shop's name and logo, the agent's own as service_*."""
+    receivers = [realtime.user_group(consumer_id)]
+    if also_to and also_to != caller.uid:  # the session's own agent, when a colleague or the owner answers
+        receivers.append(realtime.user_group(also_to))
+    return Draft(
+        chat_id=ids.service_chat_id(shop_id, consumer_id), chat_type=ChatType.SERVICE, msg_type=message.msg_type,
+        msg=message.msg,
+        author=Author(shop_name, absolute_url(shop_logo, caller.base_url), None, caller.user.display_name,
+                      caller.avatar_url),
+        reads=Side(shop_id=shop_id), sent_as=SentAs.SERVICE, to_uid=consumer_id, sender_id=caller.uid,
+        shop_id=shop_id, client_msg_id=message.client_msg_id, receivers=tuple(receivers),
+        sender_socket=caller.channel_name,
+    )
+
+
+def _body(send: SendInput) -> "Body":
+    return Body(send.msg_type, send.msg, send.client_msg_id)
+
+
+def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
+    """Customer-service messages of a batch, set-based: one statement reads every live session they
+    belong to. A consumer's message whose session is open, with an agent who is online-or-busy and
+    connected, and not idle, goes to that agent with no lock; an agent's answer in a session that is
+    theirs likewise. Everything else (a first message, a queued or idle session, an agent gone, a
+    claim) goes alone through routing, under the shop's lock."""
+    plan = Plan()
+    wanted: dict[int, tuple[Caller, SendInput, int, int]] = {}
+    for index, caller, send in items:
+        try:
+            shop_id, consumer_id = resolve_service_chat(caller=caller, as_service=send.as_service,
+                                                        shop_id=send.shop_id, to_uid=send.to_uid, chat_id=send.chat_id)
+        except AppError as error:
+            plan.errors[index] = error
+            continue
+        wanted[index] = (caller, send, shop_id, consumer_id)
+    if not wanted:
+        return plan
+    sessions = selectors.live_sessions_of(
+        {ids.service_chat_id(shop_id, consumer_id) for _, _, shop_id, consumer_id in wanted.values()})
+    connected = presence().online({session.agent_id for session in sessions.values() if session.agent_id})
+    idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
+    expected: dict[int, tuple[int, int, bool]] = {}  # index -> (session, its agent, an answer)
+    for index, (caller, send, shop_id, consumer_id) in wanted.items():
+        session = sessions.get(ids.service_chat_id(shop_id, consumer_id))
+        if session is None or session.shop_id != shop_id or not session.agent_id:
+            plan.alone.append(index)
+        elif send.as_service:
+            if session.agent_id != caller.uid or not session.agent_serves or not session.consumer_active:
+                plan.alone.append(index)
+                continue
+            plan.drafts[index] = _agent_draft(caller, _body(send), shop_id=shop_id, shop_name=session.shop_name,
+                                              shop_logo=session.shop_logo, consumer_id=consumer_id)
+            expected[index] = (session.pk, session.agent_id, True)
+        elif (session.agent_status in (Status.ONLINE, Status.BUSY) and session.agent_id in connected
+              and session.last_activity_at >= idle_cutoff):
+            plan.drafts[index] = _consumer_draft(caller, _body(send), shop_id, session.agent_id)
+            expected[index] = (session.pk, session.agent_id, False)
+        else:
+            plan.alone.append(index)
+
+    def confirm() -> set[int]:
+        touched = sessions_touch(now=now, session_ids={sid for sid, _, _ in expected.values()},
+                                 answered={sid for sid, _, answer in expected.values() if answer})
+        return {index for index, (sid, agent_id, _) in expected.items() if touched.get(sid) != agent_id}
+
+    plan.confirm = confirm
+    return plan
+
+
+def sessions_touch(*, now, session_ids: set[int], answered: set[int]) -> dict[int, int]:
+    """Mark sessions active (and answered, for first-response time); {session: its agent} of those
+    still open. The update locks them until commit, so a close or transfer is either before (and
+    its session left out here) or after this batch."""
+    if not session_ids:
+        return {}
+    table = ServiceSession._meta.db_table
+    marks = ", ".join(["%s"] * len(session_ids))
+    replied = ", ".join(["%s"] * len(answered)) or "NULL"
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_activity_at = %s, first_response_at = CASE WHEN id IN ({replied}) "
+            f"THEN COALESCE(first_response_at, %s) ELSE first_response_at END "
+            f"WHERE id IN ({marks}) AND state = %s RETURNING id, agent_id",
+            [stamp, *answered, stamp, *session_ids, State.OPEN],
+        )
+        return dict(cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class Body:
+    """What a message says, whoever sends it."""
+
+    msg_type: int
+    msg: str
+    client_msg_id: str | None
+
+
+def service_message_send(*, caller: Caller, send: SendInput) -> Stored:
+    """One customer-service message through routing: the consumer's to the shop, or an agent's answer."""
+    shop_id, consumer_id = resolve_service_chat(caller=caller, as_service=send.as_service, shop_id=send.shop_id,
+                                                to_uid=send.to_uid, chat_id=send.chat_id)
+    body = dict(msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id)
+    if send.as_service:
+        return agent_message_send(caller=caller, shop_id=shop_id, consumer_id=consumer_id, **body)
+    return consumer_message_send(caller=caller, shop_id=shop_id, **body)
+
+
 def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: str,
                           client_msg_id: str | None) -> Stored:
     """A consumer writes to a shop: route to one agent (or queue + offline notice), store, push."""
     shop = _shop(shop_id)
     consumer = caller.user
-    chat_id = ids.service_chat_id(shop.pk, consumer.pk)
     with transaction.atomic():
         conversation = conversation_open_service(shop=shop, consumer=consumer)
         now = timezone.now()
@@ -271,21 +393,10 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
             shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now,
             base_url=caller.base_url,
         )
-        stored, _ = message_append(
-            chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=consumer.pk, sender_side=Side(user_id=consumer.pk),
-            sent_as=SentAs.USER, msg_type=msg_type, msg=msg, to_uid=routed.agent_id, shop_id=shop.pk,
-            client_msg_id=client_msg_id, now=now,
-        )
-        result = message_result(
-            nickname=consumer.display_name, avatar=caller.avatar_url, sender_id=consumer.pk, chat_id=chat_id,
-            chat_type=ChatType.SERVICE, msg_type=msg_type, msg=msg, createtime=stored.createtime,
-            msg_id=stored.msg_id, seq=stored.seq, from_uid=consumer.pk, to_uid=routed.agent_id,
-            client_msg_id=client_msg_id, shop_id=shop.pk,
-        )
-        receivers = [realtime.user_group(routed.agent_id)] if routed.agent_id else []
-        push_message(result, receivers=receivers, caller=caller)
+        draft = _consumer_draft(caller, Body(msg_type, msg, client_msg_id), shop.pk, routed.agent_id)
+        stored = message_store(draft, now=now)
         if webhooks.enabled():
-            webhooks.consumer_message_events(session=routed.session, message=result,
+            webhooks.consumer_message_events(session=routed.session, message=payload(draft, stored),
                                              new_session=routed.session.first_seq == stored.seq)
         if routed.agent_id == 0:
             _offline_notice_if_due(routed.session, shop, consumer.pk, caller.base_url, now)
@@ -304,18 +415,12 @@ def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int
     if previous:
         return
     ServiceSession.objects.filter(pk=session.pk).update(offline_notice_at=now)
-    chat_id = ids.service_chat_id(shop.pk, consumer_id)
-    stored, _ = message_append(
-        # An automatic notice reads nothing for the shop: the consumer's question stays unread there.
-        chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=None, sender_side=NOBODY,
-        sent_as=SentAs.SYSTEM, msg_type=1, msg=shop.offline_notice, to_uid=consumer_id, shop_id=shop.pk, now=now,
-    )
-    result = message_result(
-        nickname=shop.name, avatar=absolute_url(shop.logo, base_url), sender_id=None, chat_id=chat_id,
-        chat_type=ChatType.SERVICE, msg_type=1, msg=shop.offline_notice, createtime=stored.createtime,
-        msg_id=stored.msg_id, seq=stored.seq, from_uid=0, to_uid=consumer_id, client_msg_id=None, shop_id=shop.pk,
-    )
-    push_message(result, receivers=[realtime.user_group(consumer_id)], caller=None)
+    # An automatic notice reads nothing for the shop: the consumer's question stays unread there.
+    message_store(Draft(
+        chat_id=ids.service_chat_id(shop.pk, consumer_id), chat_type=ChatType.SERVICE, msg_type=MsgType.TEXT,
+        msg=shop.offline_notice, author=Author(shop.name, absolute_url(shop.logo, base_url)), reads=NOBODY,
+        sent_as=SentAs.SYSTEM, to_uid=consumer_id, shop_id=shop.pk, receivers=(realtime.user_group(consumer_id),),
+    ), now=now)
 
 
 def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_type: int, msg: str,
@@ -335,7 +440,6 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
         consumer = User.objects.filter(pk=consumer_id, is_active=True).first()
         if consumer is None:
             raise not_found("to_uid: no such user")
-        chat_id = conversation.chat_id
         now = timezone.now()
         session = routing.live_session(conversation.pk, lock=True)
         if session is None or session.state == State.QUEUED:
@@ -350,24 +454,7 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
             routing.assign(session, caller.uid, Assignment.Reason.CLAIM, now)
             if was_queued:
                 routing.push_queue_positions(shop.pk)
-        updates = {"last_activity_at": now}
-        if session.first_response_at is None:
-            updates["first_response_at"] = now
-        ServiceSession.objects.filter(pk=session.pk).update(**updates)
-        stored, _ = message_append(
-            chat_id=chat_id, chat_type=ChatType.SERVICE, sender_id=caller.uid,
-            sender_side=Side(shop_id=shop.pk), sent_as=SentAs.SERVICE, msg_type=msg_type, msg=msg,
-            to_uid=consumer.pk, shop_id=shop.pk, client_msg_id=client_msg_id, now=now,
-        )
-        result = message_result(
-            nickname=shop.name, avatar=absolute_url(shop.logo, caller.base_url), sender_id=None, chat_id=chat_id,
-            chat_type=ChatType.SERVICE, msg_type=msg_type, msg=msg, createtime=stored.createtime,
-            msg_id=stored.msg_id, seq=stored.seq, from_uid=caller.uid, to_uid=consumer.pk,
-            client_msg_id=client_msg_id, shop_id=shop.pk, service_nickname=caller.user.display_name,
-            service_avatar=caller.avatar_url,
-        )
-        receivers = [realtime.user_group(consumer.pk)]
-        if session.agent_id and session.agent_id != caller.uid:
-            receivers.append(realtime.user_group(session.agent_id))
-        push_message(result, receivers=receivers, caller=caller)
-    return stored
+        sessions_touch(now=now, session_ids={session.pk}, answered={session.pk})
+        return message_store(_agent_draft(caller, Body(msg_type, msg, client_msg_id), shop_id=shop.pk,
+                                          shop_name=shop.name, shop_logo=shop.logo, consumer_id=consumer.pk,
+                                          also_to=session.agent_id), now=now)

@@ -1,4 +1,4 @@
-"""chat.sendmsg batches on PostgreSQL: the one-statement batch (`_PRIVATE_BATCH_SQL`), and a burst.
+"""chat.sendmsg batches on PostgreSQL: the one-statement store (chat/messages.py), and a burst.
 
 The SQLite tests (tests/chat/test_batching.py) never run that statement. Here the same promises
 are checked inside a real site: the `on_site_*` functions below run in `manage.py shell` against
@@ -36,25 +36,26 @@ def _people(*names: str) -> dict:
     return {name: make_user(username=f"{name}{tag}", nickname=name.capitalize()) for name in names}
 
 
-_one_by_one: list[int] = []  # msg_ids stored by `message_append`, i.e. not by the batch statement
+_one_by_one: list[int] = []  # msg_ids stored one by one (through `message_store`), not in the batch
 
 
 def _batch(*requests: tuple) -> tuple[list[dict], list[list]]:
     """requests: (user, content, req_id, channel); the frames as JSON, the pushes as
     [group, code, exclude, result]."""
-    from chat import handlers, services
+    from chat import handlers, messages
     from chat.protocol import Envelope, dumps
     from tests.factories import caller_of, decode_pushes
 
-    real_append = services.message_append
+    # `message_store` (one message: the kinds' one-by-one paths) calls the module's `messages_store`;
+    # the batch holds its own reference, so only one-by-one stores are seen here.
+    real_store = messages.messages_store
 
-    def watched_append(**append):
-        appended = real_append(**append)
-        if appended is not None:
-            _one_by_one.append(appended[0].msg_id)
-        return appended
+    def watched_store(drafts, **options):
+        stored = real_store(drafts, **options)
+        _one_by_one.extend(one.msg_id for one in stored if one is not None)
+        return stored
 
-    services.message_append = watched_append
+    messages.messages_store = watched_store
     try:
         frames, pushes = handlers.run_batch([
             (caller_of(user, channel_name=channel), Envelope(cls="chat", action="sendMsg", content=content,
@@ -62,7 +63,7 @@ def _batch(*requests: tuple) -> tuple[list[dict], list[list]]:
             for user, content, req_id, channel in requests
         ])
     finally:
-        services.message_append = real_append
+        messages.messages_store = real_store
     return json.loads(dumps(frames)), [[s.group, s.code, s.exclude, s.result] for s in decode_pushes(pushes)]
 
 
@@ -290,7 +291,7 @@ def test_on_postgresql_first_messages_unknown_peers_and_bad_input_each_get_their
     assert [(code, result["msg"]) for _, code, _, result in to_dave] == [(200, "hello dave")]
 
 
-def test_on_postgresql_group_and_customer_service_messages_in_a_batch_are_stored_one_by_one(observed):
+def test_on_postgresql_a_group_message_is_stored_in_the_batch_and_a_first_service_message_alone(observed):
     facts = observed("other_chat_types")
     uid, frames, team, shop = facts["uid"], facts["frames"], facts["chats"]["team"], facts["chats"]["shop"]
 
@@ -298,6 +299,8 @@ def test_on_postgresql_group_and_customer_service_messages_in_a_batch_are_stored
     assert frames[3] == {"code": -403, "msg": "system notices cannot be sent by users", "result": None,
                          "req_id": 4}
     assert frames[0]["result"]["msg_id"] not in facts["one_by_one"]
+    assert frames[1]["result"]["msg_id"] not in facts["one_by_one"]  # a member's message: the batch
+    assert frames[2]["result"]["msg_id"] in facts["one_by_one"]  # no session yet: routing, alone
     assert [row[:3] for row in team["messages"]] == [[1, uid["bob"], "to the team"]]
     assert (frames[1]["result"]["msg_id"], frames[1]["result"]["seq"]) == (team["messages"][0][3], 1)
     assert shop["messages"][0][:3] == [1, uid["carol"], "is the shop open?"]

@@ -1,0 +1,290 @@
+"""The one way a message is stored and pushed, whatever its kind.
+
+Each kind (private, group, customer service either way, system notices, the shop's offline notice)
+first applies its own policy: who may send, which conversation, who hears it. It then hands this
+module `Draft`s, and `messages_store` does the rest for all of them at once:
+- on PostgreSQL, one statement: lock the conversations in id order, give each message the next seq
+  of its conversation (gap-free, in request order), insert them, set each conversation's summary
+  from its newest message, move the senders' read markers and bring hidden rows back; elsewhere,
+  the same three steps per message in one transaction;
+- the payload of each message, built once and encoded once;
+- its pushes, on commit: 200 to the receivers, 307 to the sender's other sockets.
+
+A client_msg_id stored before makes the whole call raise IntegrityError with nothing stored (the
+unique constraint answers; there is no lookup first): callers store again one by one, where the
+resend answers with the stored message (`message_find_sent`).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from django.db import connection, transaction
+from django.utils import timezone
+
+from chat import realtime
+from chat.models import Conversation, Message, Participant
+from chat.payloads import message_result, unix
+from imchat.errors import AppError, Code
+
+SUMMARY_CHARS = 255
+
+
+@dataclass(frozen=True)
+class Side:
+    """Whose read marker a new message moves: a user's row, a shop's shared row, or nobody's."""
+
+    user_id: int | None = None
+    shop_id: int | None = None
+
+
+NOBODY = Side()
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who a message is from, as receivers see it (the compat `nickname`, `avatar`, `id`)."""
+
+    nickname: str
+    avatar: str
+    user_id: int | None = None  # shown as `id`; None when a shop or the platform speaks
+    service_nickname: str | None = None  # an agent speaking for a shop
+    service_avatar: str | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message its kind's policy accepted: where it goes, who says it, who hears it."""
+
+    chat_id: str
+    chat_type: int
+    msg_type: int
+    msg: str
+    author: Author
+    reads: Side  # the sender's side has read up to its own message
+    sent_as: int
+    to_uid: int
+    sender_id: int | None = None  # the user who wrote it; None for the platform's or a shop's notices
+    shop_id: int | None = None
+    client_msg_id: str | None = None
+    receivers: tuple[str, ...] = ()  # channel groups whose sockets get it as 200
+    sender_socket: str | None = None  # gets only the reply
+    # The sender's other sockets get a 307: through their own user group, or (group chat) inside
+    # the receivers' group, which they are in too.
+    echo: bool = True
+    echo_in_receivers: bool = False
+
+
+@dataclass
+class Plan:
+    """What one kind's policy makes of its messages in a batch (indexes are the batch's).
+
+    `drafts` go to the one shared store; `errors` are answered at once; `alone` go one by one
+    through the kind's full path (a first message, a new session: what needs locks or lookups the
+    batch does not make). `confirm`, run in the store's transaction just before it, returns the
+    drafts that must go alone after all (what changed since the policy looked).
+    """
+
+    drafts: dict[int, Draft] = field(default_factory=dict)
+    errors: dict[int, AppError] = field(default_factory=dict)
+    alone: list[int] = field(default_factory=list)
+    confirm: Callable[[], set[int]] | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the sender's reply needs: the stored message's identity."""
+
+    msg_id: int
+    chat_id: str
+    seq: int
+    createtime: int
+    client_msg_id: str | None
+
+    def as_reply(self) -> dict:
+        return {
+            "msg_id": self.msg_id,
+            "chat_id": self.chat_id,
+            "seq": self.seq,
+            "createtime": self.createtime,
+            "client_msg_id": self.client_msg_id,
+        }
+
+
+def messages_store(drafts: list[Draft], *, now: datetime | None = None) -> list[Stored | None]:
+    """Store drafts, build each payload once, push on commit; None where the conversation is missing.
+
+    Atomic as a whole; inside an outer transaction the pushes wait for its commit.
+    """
+    if not drafts:
+        return []
+    now = now or timezone.now()
+    if connection.vendor == "postgresql":
+        stored = _store_in_one_statement(drafts, now)
+    else:
+        with transaction.atomic():
+            stored = [_store_one(draft, now) for draft in drafts]
+    for draft, one in zip(drafts, stored):
+        if one is not None:
+            _push(draft, one)
+    return stored
+
+
+def message_store(draft: Draft, *, now: datetime | None = None) -> Stored | None:
+    return messages_store([draft], now=now)[0]
+
+
+def payload(draft: Draft, stored: Stored) -> dict:
+    """The result of the 200/307 push (PROTOCOL.md section 4)."""
+    author = draft.author
+    return message_result(
+        nickname=author.nickname, avatar=author.avatar, sender_id=author.user_id, chat_id=draft.chat_id,
+        chat_type=draft.chat_type, msg_type=draft.msg_type, msg=draft.msg, createtime=stored.createtime,
+        msg_id=stored.msg_id, seq=stored.seq, from_uid=draft.sender_id or 0, to_uid=draft.to_uid,
+        client_msg_id=draft.client_msg_id, shop_id=draft.shop_id, service_nickname=author.service_nickname,
+        service_avatar=author.service_avatar,
+    )
+
+
+def _push(draft: Draft, stored: Stored) -> None:
+    result = payload(draft, stored)
+    if draft.echo_in_receivers:
+        realtime.push_on_commit(draft.receivers, Code.MESSAGE, result, exclude_channel=draft.sender_socket,
+                                sender_uid=draft.sender_id, own_code=Code.OWN_MESSAGE)
+        return
+    result_json = realtime.push_on_commit(draft.receivers, Code.MESSAGE, result)
+    if draft.echo and draft.sender_id is not None:
+        realtime.push_on_commit([realtime.user_group(draft.sender_id)], Code.OWN_MESSAGE, result,
+                                exclude_channel=draft.sender_socket, result_json=result_json)
+
+
+# --- Storing ------------------------------------------------------------------------------------
+
+_CONVERSATIONS = Conversation._meta.db_table
+_MESSAGES = Message._meta.db_table
+_PARTICIPANTS = Participant._meta.db_table
+
+# The reader side of a row of `placed` matches a participant row `t`: the sender's own row, or the
+# shop's shared row when an agent speaks for the shop.
+_READS_ROW = ("(p.reads_user IS NOT NULL AND p.reads_user = t.user_id) OR "
+              "(p.reads_shop IS NOT NULL AND t.user_id IS NULL AND p.reads_shop = t.shop_id)")
+
+_STORE_SQL = f"""
+WITH input AS (
+    SELECT * FROM unnest(%(chat_id)s::text[], %(sender_id)s::bigint[], %(reads_user)s::bigint[],
+                         %(reads_shop)s::bigint[], %(sent_as)s::smallint[], %(chat_type)s::smallint[],
+                         %(msg_type)s::smallint[], %(msg)s::text[], %(to_uid)s::bigint[], %(shop_id)s::bigint[],
+                         %(client_msg_id)s::text[])
+        WITH ORDINALITY AS i(chat_id, sender_id, reads_user, reads_shop, sent_as, chat_type, msg_type, msg, to_uid,
+                             shop_id, client_msg_id, ord)
+), locked AS (
+    SELECT id, chat_id, last_seq FROM {_CONVERSATIONS}
+    WHERE chat_id IN (SELECT chat_id FROM input) ORDER BY id FOR UPDATE
+), placed AS (
+    SELECT i.*, l.id AS conversation_id, l.last_seq + row_number() OVER (PARTITION BY l.id ORDER BY i.ord) AS seq
+    FROM input i JOIN locked l USING (chat_id)
+), inserted AS (
+    INSERT INTO {_MESSAGES}
+        (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id, created_at)
+    SELECT conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id, %(now)s
+    FROM placed
+    RETURNING id, conversation_id, seq
+), bumped AS (
+    UPDATE {_CONVERSATIONS} AS c
+    SET last_seq = p.seq, last_msg = left(p.msg, {SUMMARY_CHARS}), last_msg_type = p.msg_type,
+        last_uid = COALESCE(p.sender_id, 0), last_time = %(now)s
+    FROM (SELECT DISTINCT ON (conversation_id) * FROM placed ORDER BY conversation_id, seq DESC) AS p
+    WHERE c.id = p.conversation_id
+), marked AS (
+    UPDATE {_PARTICIPANTS} AS t
+    SET hidden = FALSE,
+        last_read_seq = COALESCE((SELECT max(p.seq) FROM placed p
+                                  WHERE p.conversation_id = t.conversation_id AND ({_READS_ROW})),
+                                 t.last_read_seq)
+    WHERE t.conversation_id IN (SELECT conversation_id FROM placed)
+      AND ((t.hidden AND t.left_seq IS NULL)
+           OR EXISTS (SELECT 1 FROM placed p WHERE p.conversation_id = t.conversation_id AND ({_READS_ROW})))
+)
+SELECT p.ord, m.id, m.seq FROM inserted m JOIN placed p ON p.conversation_id = m.conversation_id AND p.seq = m.seq
+"""
+
+
+def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored | None]:
+    params = {
+        "chat_id": [d.chat_id for d in drafts],
+        "sender_id": [d.sender_id for d in drafts],
+        "reads_user": [d.reads.user_id for d in drafts],
+        "reads_shop": [d.reads.shop_id for d in drafts],
+        "sent_as": [d.sent_as for d in drafts],
+        "chat_type": [d.chat_type for d in drafts],
+        "msg_type": [d.msg_type for d in drafts],
+        "msg": [d.msg for d in drafts],
+        "to_uid": [d.to_uid for d in drafts],
+        "shop_id": [d.shop_id for d in drafts],
+        "client_msg_id": [d.client_msg_id for d in drafts],
+        "now": now,
+    }
+    connection.ensure_connection()
+    # A plain psycopg cursor: server-side parameters, and the statement is prepared once per
+    # connection (Django's client-side cursor would quote every value into the text each time).
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_STORE_SQL, params, prepare=True)
+        rows = cursor.fetchall()
+    stored: list[Stored | None] = [None] * len(drafts)
+    createtime = unix(now)
+    for ord_, msg_id, seq in rows:
+        draft = drafts[ord_ - 1]
+        stored[ord_ - 1] = Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=createtime,
+                                  client_msg_id=draft.client_msg_id)
+    return stored
+
+
+def _store_one(draft: Draft, now: datetime) -> Stored | None:
+    """The same three steps for one message (SQLite): bump the seq, insert, move the read markers."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_CONVERSATIONS} SET last_seq = last_seq + 1, last_msg = %s, last_msg_type = %s, "
+            f"last_uid = %s, last_time = %s WHERE chat_id = %s RETURNING id, last_seq",
+            [draft.msg[:SUMMARY_CHARS], draft.msg_type, draft.sender_id or 0,
+             connection.ops.adapt_datetimefield_value(now), draft.chat_id],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        conversation_id, seq = row
+        cursor.execute(
+            f"INSERT INTO {_MESSAGES} (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, "
+            f"shop_id, client_msg_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            [conversation_id, seq, draft.sender_id, draft.sent_as, draft.chat_type, draft.msg_type, draft.msg,
+             draft.to_uid, draft.shop_id, draft.client_msg_id, connection.ops.adapt_datetimefield_value(now)],
+        )
+        msg_id = cursor.fetchone()[0]
+        reads = draft.reads
+        if reads.user_id is not None:
+            side, side_params = "user_id = %s", [reads.user_id]
+        elif reads.shop_id is not None:
+            side, side_params = "(user_id IS NULL AND shop_id = %s)", [reads.shop_id]
+        else:
+            side, side_params = "1 = 0", []
+        cursor.execute(
+            f"UPDATE {_PARTICIPANTS} SET hidden = %s, last_read_seq = CASE WHEN {side} THEN %s ELSE last_read_seq END "
+            f"WHERE conversation_id = %s AND ({side} OR (hidden = %s AND left_seq IS NULL))",
+            [False, *side_params, seq, conversation_id, *side_params, True],
+        )
+    return Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=unix(now),
+                  client_msg_id=draft.client_msg_id)
+
+
+def message_find_sent(*, sender_id: int, client_msg_id: str | None) -> Stored | None:
+    """The message this sender already stored under this client_msg_id (resend = no-op)."""
+    if not client_msg_id:
+        return None
+    row = (
+        Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id)
+        .values_list("pk", "conversation__chat_id", "seq", "created_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return Stored(msg_id=row[0], chat_id=row[1], seq=row[2], createtime=unix(row[3]), client_msg_id=client_msg_id)

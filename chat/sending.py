@@ -1,0 +1,97 @@
+"""The chat.sendMsg pipeline (wiring between the apps), for one request or a batch of them.
+
+Each kind's policy looks at its messages together (`*_plan`: private, group, customer service);
+every message a policy accepts goes into one store for the whole batch (chat/messages.py: one
+statement on PostgreSQL); what a policy cannot settle without locks or lookups of its own (a first
+message, a new or queued session, a claim) goes one by one through that kind's full path, after.
+Requests arrive parsed (chat/inputs.py): nothing here reads a frame again.
+"""
+
+import logging
+from collections import defaultdict
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chat import groups, services
+from chat.inputs import SendInput
+from chat.messages import Plan, Stored, message_find_sent, messages_store
+from chat.models import ChatType
+from chat.protocol import Caller
+from customer_service import services as service_services
+from imchat.errors import AppError, Code, forbidden
+
+logger = logging.getLogger(__name__)
+
+SERVER_FAULT = AppError(Code.SERVER_FAULT, "server error; nothing was stored, you may resend")
+
+Outcome = Stored | AppError
+
+
+def send_many(requests: list[tuple[Caller, SendInput]]) -> list[Outcome]:
+    """What became of each request, in order: its stored message, or the error to answer."""
+    now = timezone.now()
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    by_kind: dict[int, list[tuple[int, Caller, SendInput]]] = defaultdict(list)
+    for index, (caller, send) in enumerate(requests):
+        by_kind[send.chat_type].append((index, caller, send))
+    plans = [_plan(kind, items, now) for kind, items in by_kind.items()]
+    alone = [index for plan in plans for index in plan.alone]
+    for plan in plans:
+        for index, error in plan.errors.items():
+            outcomes[index] = error
+    drafts = {index: draft for plan in plans for index, draft in plan.drafts.items()}
+    if drafts:
+        try:
+            with transaction.atomic():
+                moved = set().union(*(plan.confirm() for plan in plans if plan.confirm))
+                batch = [index for index in drafts if index not in moved]
+                stored = messages_store([drafts[index] for index in batch], now=now)
+            alone.extend(moved)
+            for index, one in zip(batch, stored):
+                if one is None:  # no conversation yet: its first message opens it, alone
+                    alone.append(index)
+                else:
+                    outcomes[index] = one
+        except IntegrityError:  # a resent client_msg_id: one by one finds which
+            alone.extend(drafts)
+        except Exception:
+            logger.exception("a batch of %d messages failed; sending them one by one", len(drafts))
+            alone.extend(drafts)
+    for index in sorted(set(alone)):
+        outcomes[index] = _send_alone(*requests[index])
+    return outcomes
+
+
+def _plan(chat_type: int, items: list[tuple[int, Caller, SendInput]], now) -> Plan:
+    if chat_type == ChatType.PRIVATE:
+        return services.private_plan(items)
+    if chat_type == ChatType.GROUP:
+        return groups.group_plan(items)
+    if chat_type == ChatType.SERVICE:
+        return service_services.service_plan(items, now=now)
+    return Plan(errors={index: forbidden("system notices cannot be sent by users") for index, _, _ in items})
+
+
+def _send_alone(caller: Caller, send: SendInput) -> Outcome:
+    """One message through its kind's full path; a resend answers with the message stored before."""
+    try:
+        body = dict(msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id)
+        if send.chat_type == ChatType.PRIVATE:
+            return services.private_message_send(caller=caller, to_uid=send.to_uid, chat_id=send.chat_id, **body)
+        if send.chat_type == ChatType.GROUP:
+            return groups.group_message_send(caller=caller, group_id=groups.group_id_of(send), **body)
+        return service_services.service_message_send(caller=caller, send=send)
+    except AppError as error:
+        return error
+    except IntegrityError:
+        # The same client_msg_id was stored before (a resend, or a race from another socket or
+        # process): answer with that one.
+        existing = message_find_sent(sender_id=caller.uid, client_msg_id=send.client_msg_id)
+        if existing is not None:
+            return existing
+        logger.exception("storing a message failed for user %s", caller.uid)
+        return SERVER_FAULT
+    except Exception:
+        logger.exception("storing a message failed for user %s", caller.uid)
+        return SERVER_FAULT
