@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -27,6 +26,7 @@ from chat import realtime
 from chat.models import Conversation, Message, Participant
 from chat.payloads import message_result, unix
 from imchat.errors import AppError, Code
+from imchat.sql import prepared
 
 SUMMARY_CHARS = 255
 
@@ -225,12 +225,7 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
         "client_msg_id": [d.client_msg_id for d in drafts],
         "now": now,
     }
-    connection.ensure_connection()
-    # A plain psycopg cursor: server-side parameters, and the statement is prepared once per
-    # connection (Django's client-side cursor would quote every value into the text each time).
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_STORE_SQL, params, prepare=True)
-        rows = cursor.fetchall()
+    rows = prepared(_STORE_SQL, params)
     stored: list[Stored | None] = [None] * len(drafts)
     createtime = unix(now)
     for ord_, msg_id, seq in rows:

@@ -1,15 +1,17 @@
 """Customer-service reads: who serves which shop, who is a shop's customer, live sessions."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from django.db.models import OuterRef, Subquery
+from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Conversation
 from customer_service.models import ServiceAgent, ServiceSession, Shop
 from imchat.errors import bad_request, forbidden
+from imchat.sql import in_list, prepared
 
 
 def served_shop_ids(user: User) -> list[int]:
@@ -74,17 +76,32 @@ class LiveSession:
     shop_logo: str
 
 
+_LIVE_SESSIONS_SQL = f"""
+SELECT c.chat_id, s.id, s.shop_id, s.agent_id, a.status, shop.owner_id, u.is_active, s.last_activity_at,
+       shop.name, shop.logo
+FROM {Conversation._meta.db_table} c
+JOIN {ServiceSession._meta.db_table} s ON s.conversation_id = c.id AND s.state = 'open'
+JOIN {Shop._meta.db_table} shop ON shop.id = s.shop_id
+JOIN {User._meta.db_table} u ON u.id = s.consumer_id
+LEFT JOIN {ServiceAgent._meta.db_table} a ON a.shop_id = s.shop_id AND a.user_id = s.agent_id
+WHERE c.chat_id """
+
+
 def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
-    """The open sessions of these conversations, in one statement."""
-    agent_status = ServiceAgent.objects.filter(shop_id=OuterRef("shop_id"), user_id=OuterRef("agent_id"))
-    rows = (
-        ServiceSession.objects.filter(conversation__chat_id__in=chat_ids, state=ServiceSession.State.OPEN)
-        .annotate(agent_status=Subquery(agent_status.values("status")[:1]))
-        .values_list("conversation__chat_id", "pk", "shop_id", "agent_id", "agent_status", "shop__owner_id",
-                     "consumer__is_active", "last_activity_at", "shop__name", "shop__logo")
-    )
-    return {
-        chat_id: LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id, active,
-                             last_activity_at, shop_name, shop_logo)
-        for chat_id, pk, shop_id, agent_id, status, owner_id, active, last_activity_at, shop_name, shop_logo in rows
-    }
+    """The open sessions of these conversations, in one statement (prepared on PostgreSQL)."""
+    if connection.vendor == "postgresql":
+        rows = prepared(_LIVE_SESSIONS_SQL + "= ANY(%(chat_ids)s::text[])", {"chat_ids": list(chat_ids)})
+    else:
+        marks, values = in_list(chat_ids)
+        with connection.cursor() as cursor:
+            cursor.execute(_LIVE_SESSIONS_SQL + f"IN ({marks})", values)
+            rows = cursor.fetchall()
+    sessions = {}
+    for chat_id, pk, shop_id, agent_id, status, owner_id, active, last_activity_at, shop_name, shop_logo in rows:
+        if isinstance(last_activity_at, str):  # SQLite hands raw SQL its text (or a naive datetime), in UTC
+            last_activity_at = parse_datetime(last_activity_at)
+        if last_activity_at.tzinfo is None:
+            last_activity_at = last_activity_at.replace(tzinfo=UTC)
+        sessions[chat_id] = LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id,
+                                        bool(active), last_activity_at, shop_name, shop_logo)
+    return sessions

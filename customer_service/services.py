@@ -18,6 +18,7 @@ from customer_service import routing, selectors, webhooks
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
 from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
+from imchat.sql import in_list, prepared
 from imchat.links import absolute_url
 
 State = ServiceSession.State
@@ -342,22 +343,31 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
     return plan
 
 
+_TOUCH_SQL = f"""
+UPDATE {ServiceSession._meta.db_table} SET last_activity_at = %(now)s,
+    first_response_at = CASE WHEN id = ANY(%(answered)s::bigint[]) THEN COALESCE(first_response_at, %(now)s)
+                             ELSE first_response_at END
+WHERE id = ANY(%(ids)s::bigint[]) AND state = 'open' RETURNING id, agent_id
+"""
+
+
 def sessions_touch(*, now, session_ids: set[int], answered: set[int]) -> dict[int, int]:
     """Mark sessions active (and answered, for first-response time); {session: its agent} of those
     still open. The update locks them until commit, so a close or transfer is either before (and
     its session left out here) or after this batch."""
     if not session_ids:
         return {}
-    table = ServiceSession._meta.db_table
-    marks = ", ".join(["%s"] * len(session_ids))
-    replied = ", ".join(["%s"] * len(answered)) or "NULL"
+    if connection.vendor == "postgresql":
+        return dict(prepared(_TOUCH_SQL, {"now": now, "answered": list(answered), "ids": list(session_ids)}))
+    replied, answered_values = in_list(answered)
+    marks, id_values = in_list(session_ids)
     stamp = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_activity_at = %s, first_response_at = CASE WHEN id IN ({replied}) "
-            f"THEN COALESCE(first_response_at, %s) ELSE first_response_at END "
-            f"WHERE id IN ({marks}) AND state = %s RETURNING id, agent_id",
-            [stamp, *answered, stamp, *session_ids, State.OPEN],
+            f"UPDATE {ServiceSession._meta.db_table} SET last_activity_at = %s, first_response_at = CASE WHEN id IN "
+            f"({replied}) THEN COALESCE(first_response_at, %s) ELSE first_response_at END "
+            f"WHERE id IN ({marks}) AND state = 'open' RETURNING id, agent_id",
+            [stamp, *answered_values, stamp, *id_values],
         )
         return dict(cursor.fetchall())
 
