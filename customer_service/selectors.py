@@ -4,11 +4,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import connection
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Conversation
+from chat.presence import presence
 from customer_service.models import ServiceAgent, ServiceSession, Shop
 from imchat.errors import bad_request, forbidden
 from imchat.sql import in_list, prepared
@@ -19,6 +22,40 @@ def served_shop_ids(user: User) -> list[int]:
     agent_shops = ServiceAgent.objects.filter(user=user).values_list("shop_id", flat=True)
     owned = Shop.objects.filter(owner=user).values_list("pk", flat=True)
     return sorted(set(agent_shops.union(owned)))  # one query: every socket opening asks
+
+
+def agents_with_state(agents: QuerySet[ServiceAgent]) -> list[ServiceAgent]:
+    """The agents, each with `open_sessions` (their load) and `connected` (a live socket on any
+    process): one query and one presence ask, for routing, the REST API, reports and pages alike."""
+    load = (
+        ServiceSession.objects.filter(shop_id=OuterRef("shop_id"), agent_id=OuterRef("user_id"),
+                                      state=ServiceSession.State.OPEN)
+        .values("agent_id").annotate(n=Count("pk")).values("n")
+    )
+    rows = list(agents.annotate(open_sessions=Coalesce(Subquery(load, output_field=IntegerField()), 0)))
+    connected = presence().online({agent.user_id for agent in rows})
+    for agent in rows:
+        agent.connected = agent.user_id in connected
+    return rows
+
+
+def agent_available(agent: ServiceAgent) -> bool:
+    """Gets new sessions now: online, connected and below capacity (PROTOCOL.md section 5)."""
+    return agent.status == ServiceAgent.Status.ONLINE and agent.connected and agent.open_sessions < agent.max_sessions
+
+
+def live_session(conversation_id: int, *, lock: bool = False, conversation=None) -> ServiceSession | None:
+    """The conversation's queued or open session; pass the `conversation` when you have it (no join)."""
+    query = ServiceSession.objects.filter(conversation_id=conversation_id,
+                                          state__in=[ServiceSession.State.QUEUED, ServiceSession.State.OPEN])
+    if conversation is None:
+        query = query.select_related("conversation")
+    if lock:
+        query = query.select_for_update(of=("self",))
+    session = query.first()
+    if session is not None and conversation is not None:
+        session.conversation = conversation
+    return session
 
 
 def can_serve(user_id: int, shop_id: int) -> bool:

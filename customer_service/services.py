@@ -11,10 +11,12 @@ from accounts.models import User
 from chat import ids, realtime
 from chat.inputs import SendInput
 from chat.messages import NOBODY, Author, Draft, Plan, Side, Stored, message_store, payload
-from chat.models import ChatType, Conversation, MsgType, Participant, SentAs
+from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
+from chat.payloads import message_result_from_row
 from chat.presence import presence
 from chat.protocol import Caller
 from customer_service import routing, selectors, webhooks
+from customer_service.assignment import pick_agent
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
 from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
@@ -81,7 +83,7 @@ def agent_add(*, shop: Shop, user: User, status: str = Status.OFFLINE, max_sessi
     # Their open sockets hear the shop's events from now on.
     realtime.membership_on_commit([realtime.user_group(user.pk)], join=realtime.shop_agents_group(shop.pk))
     if status == Status.ONLINE:
-        routing.queue_drain(shop.pk, base_url=base_url)
+        queue_drain(shop_id=shop.pk, base_url=base_url)
     return agent
 
 
@@ -103,7 +105,7 @@ def agent_set_capacity(*, agent: ServiceAgent, max_sessions: int, base_url: str 
     ServiceAgent.objects.filter(pk=agent.pk).update(max_sessions=max_sessions)
     agent.max_sessions = max_sessions
     if grew:
-        routing.queue_drain(agent.shop_id, base_url=base_url)
+        queue_drain(shop_id=agent.shop_id, base_url=base_url)
 
 
 @transaction.atomic
@@ -135,32 +137,212 @@ def agent_set_status(*, user: User, status: str, shop_id: int | None = None, exc
             exclude_channel=exclude_channel,
         )
         if status == Status.ONLINE:
-            routing.queue_drain(agent.shop_id, base_url=base_url, now=now)
+            queue_drain(shop_id=agent.shop_id, base_url=base_url, now=now)
         elif status == Status.OFFLINE and changed:
             sessions_hand_back(agent, now, base_url)
     return agents
 
 
 def sessions_hand_back(agent: ServiceAgent, now, base_url: str) -> None:
+    """An agent gone offline or removed: their open sessions go to colleagues, or the queue."""
     sessions = list(
         ServiceSession.objects.select_related("conversation").select_for_update(of=("self",))
         .filter(shop_id=agent.shop_id, agent_id=agent.user_id, state=State.OPEN)
     )
     if not sessions:
         return
-    shop = routing.lock_shop(agent.shop_id)
+    shop = lock_shop(agent.shop_id)
     for session in sessions:
-        routing.route_new_assignment(session, shop, now, exclude_agent=agent.user_id,
-                                     detail=f"handed back by agent {agent.user_id} going offline",
-                                     base_url=base_url)
+        session_route(session=session, shop=shop, now=now, exclude_agent=agent.user_id,
+                      detail=f"handed back by agent {agent.user_id} going offline", base_url=base_url)
 
 
-# --- Sessions, by agents ------------------------------------------------------------------------
+# --- Sessions: every change of one is written here; customer_service/routing.py decides ---------
+
+
+def session_event(session: ServiceSession, event: str, *, agent_id: int = 0, position: int = 0) -> dict:
+    return {
+        "chat_id": session.conversation.chat_id,
+        "shop_id": session.shop_id,
+        "event": event,
+        "agent_uid": agent_id,
+        "queue_position": position,
+    }
+
+
+def _push_session_event(session: ServiceSession, event: str, *, to_users: list[int], agent_id: int = 0,
+                        position: int = 0, to_shop: bool = False, exclude_channel: str | None = None) -> None:
+    """A 305; `exclude_channel` is the socket whose own close or transfer it echoes (it has the reply)."""
+    groups = [realtime.user_group(uid) for uid in dict.fromkeys(to_users) if uid]
+    if to_shop:
+        groups.append(realtime.shop_agents_group(session.shop_id))
+    realtime.push_on_commit(
+        groups, Code.SESSION_EVENT, session_event(session, event, agent_id=agent_id, position=position),
+        exclude_channel=exclude_channel,
+    )
+
+
+def lock_shop(shop_id: int) -> Shop:
+    """Anything that may hand out a session holds this first: assignments happen one at a time."""
+    return Shop.objects.select_for_update().get(pk=shop_id)
+
+
+def session_assign(*, session: ServiceSession, agent_id: int, reason: str, now, detail: str = "",
+                   event: str = "assigned", also_tell: tuple[int, ...] = (),
+                   exclude_channel: str | None = None) -> None:
+    """Give a session to an agent; the agent and the consumer (and `also_tell`) get a 305 `event`."""
+    session.agent_id = agent_id
+    session.state = State.OPEN
+    session.assigned_at = now
+    session.last_activity_at = now
+    session.save(update_fields=["agent", "state", "assigned_at", "last_activity_at"])
+    Assignment.objects.create(session=session, agent_id=agent_id, reason=reason, detail=detail[:200])
+    ServiceAgent.objects.filter(shop_id=session.shop_id, user_id=agent_id).update(last_assigned_at=now)
+    _push_session_event(session, event, to_users=[*also_tell, agent_id, session.consumer_id], agent_id=agent_id,
+                        exclude_channel=exclude_channel)
+
+
+def session_route(*, session: ServiceSession, shop: Shop, now, exclude_agent: int | None = None, detail: str = "",
+                  base_url: str = "") -> int:
+    """With the shop locked: the agent routing chooses gets the session, else it is queued. Returns
+    the agent or 0. A session taken from another agent (`exclude_agent`) brings its messages so far."""
+    chosen, reason = routing.choose_agent(session, shop, exclude_agent=exclude_agent)
+    if chosen:
+        session_assign(session=session, agent_id=chosen, reason=reason, now=now,
+                       detail=detail or (shop.strategy if reason == Assignment.Reason.STRATEGY else ""))
+        if exclude_agent:
+            _push_backlog(session, chosen, base_url)
+        return chosen
+    session.agent_id = None
+    session.state = State.QUEUED
+    # Taken under the shop's lock (not the request's start time), so queue order is lock order.
+    session.queued_at = timezone.now()
+    session.save(update_fields=["agent", "state", "queued_at"])
+    _push_session_event(session, "queued", to_users=[session.consumer_id], position=routing.queue_position(session))
+    return 0
+
+
+def _session_for_consumer_message(*, shop: Shop, conversation: Conversation, consumer_id: int, next_seq: int, now,
+                                  base_url: str) -> tuple[ServiceSession, int]:
+    """The session a consumer's message belongs to (found, or opened), and its agent (0: queued)."""
+    session = selectors.live_session(conversation.pk, lock=True, conversation=conversation)
+    if session is not None and session.state == State.OPEN:
+        if session.last_activity_at < now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS):
+            session_close(session=session, now=now)
+            queue_drain(shop_id=shop.pk, base_url=base_url, now=now)  # its place goes to the queue first
+            session = None
+        else:
+            keeps, away = routing.agent_keeps_session(session, now)
+            if keeps:
+                grace = now - timedelta(seconds=settings.IM_AGENT_GRACE_SECONDS)
+                if away and not session.assignments.filter(reason=Assignment.Reason.STICKY,
+                                                           created_at__gte=grace).exists():
+                    Assignment.objects.create(session=session, agent_id=session.agent_id,
+                                              reason=Assignment.Reason.STICKY,
+                                              detail=f"kept through {int(away)} s without a connection")
+                ServiceSession.objects.filter(pk=session.pk).update(last_activity_at=now)
+                return session, session.agent_id
+    if session is not None and session.state == State.QUEUED:
+        ServiceSession.objects.filter(pk=session.pk).update(last_activity_at=now)
+        return session, 0
+    shop = lock_shop(shop.pk)
+    if session is None:
+        session = ServiceSession.objects.create(
+            shop=shop, consumer_id=consumer_id, conversation=conversation, state=State.QUEUED,
+            first_seq=next_seq, last_activity_at=now, queued_at=now,
+        )
+        session.conversation = conversation
+        return session, session_route(session=session, shop=shop, now=now)
+    previous = session.agent_id
+    return session, session_route(session=session, shop=shop, now=now, exclude_agent=previous,
+                                  detail=f"agent {previous} unavailable", base_url=base_url)
+
+
+def session_close(*, session: ServiceSession, now, exclude_channel: str | None = None) -> None:
+    """End a session; the shop's agents and the consumer get 305 closed (not the closing socket)."""
+    was_queued = session.state == State.QUEUED
+    ServiceSession.objects.filter(pk=session.pk).update(state=State.CLOSED, closed_at=now)
+    session.state = State.CLOSED
+    # The agent hears it through the shop's agent group, which every agent's socket joins.
+    _push_session_event(session, "closed", to_users=[session.consumer_id], agent_id=session.agent_id or 0,
+                        to_shop=True, exclude_channel=exclude_channel)
+    if was_queued:
+        push_queue_positions(session.shop_id)
+
+
+def queue_drain(*, shop_id: int, base_url: str, now=None) -> int:
+    """Assign queued sessions oldest first within capacity; the agent gets the backlog. Inside a transaction."""
+    now = now or timezone.now()
+    if not ServiceSession.objects.filter(shop_id=shop_id, state=State.QUEUED).exists():
+        return 0
+    shop = lock_shop(shop_id)
+    candidates = routing.candidates_for(shop)
+    queued = list(
+        ServiceSession.objects.select_related("conversation")
+        .filter(shop_id=shop_id, state=State.QUEUED)
+        .order_by("queued_at", "pk")
+    )
+    assigned = 0
+    for session in queued:
+        picked = pick_agent(shop.strategy, candidates)
+        if picked is None:
+            break
+        session_assign(session=session, agent_id=picked.user_id, reason=Assignment.Reason.QUEUE, now=now)
+        picked.open_sessions += 1
+        picked.last_assigned_at = now
+        _push_backlog(session, picked.user_id, base_url)
+        assigned += 1
+    if assigned:
+        push_queue_positions(shop_id)
+    return assigned
+
+
+def push_queue_positions(shop_id: int) -> None:
+    """Tell every queued consumer of the shop their place (after the queue moved)."""
+    queued = (
+        ServiceSession.objects.select_related("conversation")
+        .filter(shop_id=shop_id, state=State.QUEUED)
+        .order_by("queued_at", "pk")
+    )
+    for position, session in enumerate(queued, start=1):
+        _push_session_event(session, "queued", to_users=[session.consumer_id], position=position)
+
+
+def _push_backlog(session: ServiceSession, agent_id: int, base_url: str) -> None:
+    """Every message of the session so far, as 200 pushes in seq order, to its new agent (the
+    stored messages' own payloads: chat/payloads.py builds them as the store did)."""
+    messages = (
+        Message.objects.select_related("conversation", "sender")
+        .filter(conversation_id=session.conversation_id, seq__gte=session.first_seq)
+        .order_by("seq")
+    )
+    for message in messages:
+        realtime.push_on_commit([realtime.user_group(agent_id)], Code.MESSAGE, message_result_from_row(message, base_url))
+
+
+def sessions_close_idle(*, base_url: str, now=None) -> int:
+    """Close sessions silent for IM_SESSION_IDLE_SECONDS, then let their shops' queues move."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
+    with transaction.atomic():
+        idle = list(
+            ServiceSession.objects.select_related("conversation")
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(state__in=[State.OPEN, State.QUEUED], last_activity_at__lt=cutoff)[:500]
+        )
+        for session in idle:
+            session_close(session=session, now=now)
+    # Also a safety net: any shop with a queue gets a drain, whatever freed its agents.
+    waiting = set(ServiceSession.objects.filter(state=State.QUEUED).values_list("shop_id", flat=True).distinct())
+    for shop_id in {session.shop_id for session in idle} | waiting:
+        with transaction.atomic():
+            queue_drain(shop_id=shop_id, base_url=base_url, now=now)
+    return len(idle)
 
 
 def _locked_live_session(chat_id: str) -> ServiceSession:
     conversation_id = Conversation.objects.filter(chat_id=chat_id).values_list("pk", flat=True).first()
-    session = routing.live_session(conversation_id, lock=True) if conversation_id else None
+    session = selectors.live_session(conversation_id, lock=True) if conversation_id else None
     if session is None:
         raise not_found("chat_id: no open session")
     return session
@@ -169,25 +351,17 @@ def _locked_live_session(chat_id: str) -> ServiceSession:
 @transaction.atomic
 def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int, base_url: str) -> ServiceSession:
     """Hand a session to another online agent of the shop (capacity not checked: it is deliberate)."""
-    target = ServiceAgent.objects.filter(shop_id=shop_id, user_id=to_uid, status=Status.ONLINE).first()
-    if target is None:
+    if not ServiceAgent.objects.filter(shop_id=shop_id, user_id=to_uid, status=Status.ONLINE).exists():
         raise bad_request("to_uid: not an online agent of this shop")
     session = _locked_live_session(chat_id)
     previous = session.agent_id or 0
     if previous == to_uid:
         raise bad_request("to_uid: already has this session")
     now = timezone.now()
-    session.agent_id = to_uid
-    session.state = State.OPEN
-    session.assigned_at = now
-    session.last_activity_at = now
-    session.save(update_fields=["agent", "state", "assigned_at", "last_activity_at"])
-    Assignment.objects.create(session=session, agent_id=to_uid, reason=Assignment.Reason.TRANSFER,
-                              detail=f"from agent {previous} by {caller.uid}")
-    ServiceAgent.objects.filter(pk=target.pk).update(last_assigned_at=now)
-    routing.push_session_event(session, "transferred", to_users=[previous, to_uid, session.consumer_id],
-                               agent_id=to_uid, exclude_channel=caller.channel_name)
-    routing.queue_drain(shop_id, base_url=base_url, now=now)
+    session_assign(session=session, agent_id=to_uid, reason=Assignment.Reason.TRANSFER, now=now,
+                   detail=f"from agent {previous} by {caller.uid}", event="transferred", also_tell=(previous,),
+                   exclude_channel=caller.channel_name)
+    queue_drain(shop_id=shop_id, base_url=base_url, now=now)
     return session
 
 
@@ -195,8 +369,8 @@ def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int,
 def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> ServiceSession:
     session = _locked_live_session(chat_id)
     now = timezone.now()
-    routing.session_close(session, now, exclude_channel=caller.channel_name)
-    routing.queue_drain(session.shop_id, base_url=base_url, now=now)
+    session_close(session=session, now=now, exclude_channel=caller.channel_name)
+    queue_drain(shop_id=session.shop_id, base_url=base_url, now=now)
     return session
 
 
@@ -399,17 +573,17 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
     with transaction.atomic():
         conversation = conversation_open_service(shop=shop, consumer=consumer)
         now = timezone.now()
-        routed = routing.route_consumer_message(
+        session, agent_id = _session_for_consumer_message(
             shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now,
             base_url=caller.base_url,
         )
-        draft = _consumer_draft(caller, Body(msg_type, msg, client_msg_id), shop.pk, routed.agent_id)
+        draft = _consumer_draft(caller, Body(msg_type, msg, client_msg_id), shop.pk, agent_id)
         stored = message_store(draft, now=now)
         if webhooks.enabled():
-            webhooks.consumer_message_events(session=routed.session, message=payload(draft, stored),
-                                             new_session=routed.session.first_seq == stored.seq)
-        if routed.agent_id == 0:
-            _offline_notice_if_due(routed.session, shop, consumer.pk, caller.base_url, now)
+            webhooks.consumer_message_events(session=session, message=payload(draft, stored),
+                                             new_session=session.first_seq == stored.seq)
+        if agent_id == 0:
+            _offline_notice_if_due(session, shop, consumer.pk, caller.base_url, now)
     return stored
 
 
@@ -451,9 +625,9 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
         if consumer is None:
             raise not_found("to_uid: no such user")
         now = timezone.now()
-        session = routing.live_session(conversation.pk, lock=True)
+        session = selectors.live_session(conversation.pk, lock=True)
         if session is None or session.state == State.QUEUED:
-            routing.lock_shop(shop.pk)
+            lock_shop(shop.pk)
             if session is None:
                 session = ServiceSession.objects.create(
                     shop=shop, consumer=consumer, conversation=conversation, state=State.OPEN,
@@ -461,9 +635,9 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
                 )
                 session.conversation = conversation
             was_queued = session.state == State.QUEUED
-            routing.assign(session, caller.uid, Assignment.Reason.CLAIM, now)
+            session_assign(session=session, agent_id=caller.uid, reason=Assignment.Reason.CLAIM, now=now)
             if was_queued:
-                routing.push_queue_positions(shop.pk)
+                push_queue_positions(shop.pk)
         sessions_touch(now=now, session_ids={session.pk}, answered={session.pk})
         return message_store(_agent_draft(caller, Body(msg_type, msg, client_msg_id), shop_id=shop.pk,
                                           shop_name=shop.name, shop_logo=shop.logo, consumer_id=consumer.pk,
