@@ -627,20 +627,7 @@ class Load:
             await asyncio.sleep(min(0.5, max(hold_end - clock(), 0)))
         after = self.monitor.rss() if self.monitor else 0
         self.server = self.monitor.stop() if self.monitor else {}
-        alive = 0
-        limit = asyncio.Semaphore(200)
-
-        async def ping(sock: Sock) -> bool:
-            async with limit:
-                if sock.closed:
-                    return False
-                try:
-                    await self.request(sock, "ping")
-                    return True
-                except (TimeoutError, ConnectionError, ConnectionClosed):
-                    return False
-
-        alive = sum(await asyncio.gather(*(ping(sock) for sock in socks)))
+        alive = await self._alive(socks)
         opened = len(socks) - warm
         self.out.sockets = len(socks)
         self.out.idle = {
@@ -677,10 +664,27 @@ class Load:
             "measured": len(socks) - warm,
             "concurrency": self.plan.connect_concurrency,
             "failed_to_open": failed,
+            "alive": await self._alive(socks),
             "seconds": round(seconds, 3),
             "ready_per_s": round(opened / seconds, 1) if seconds > 0 else None,
         }
         self.out.ready = list(self.ready_seconds)
+
+    async def _alive(self, socks: list[Sock]) -> int:
+        """How many still answer a ping (the naive server's sockets die on redis-py's 5 s timeout)."""
+        limit = asyncio.Semaphore(200)
+
+        async def ping(sock: Sock) -> bool:
+            async with limit:
+                if sock.closed:
+                    return False
+                try:
+                    await self.request(sock, "ping")
+                    return True
+                except (TimeoutError, ConnectionError, ConnectionClosed):
+                    return False
+
+        return sum(await asyncio.gather(*(ping(sock) for sock in socks)))
 
     async def _close_all(self) -> None:
         async def close(sock: Sock) -> None:

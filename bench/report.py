@@ -36,9 +36,12 @@ RATIO_FIGURES = [
     ("connect: time to ready max ms", ("connect", "ready_ms", "max")),
     ("connect: server CPU us per socket", ("server", "cpu_us_per_socket")),
     ("connect: sockets that failed to open", ("connect", "failed_to_open")),
+    ("connect: alive when the last was ready", ("connect", "alive")),
 ]
 COUNT_FIGURES = ["sent", "answers", "acked", "delivered", "lost", "lost_messages", "late", "duplicates", "needed_sync",
                  "unrecovered", "errors", "unanswered", "timed_out", "stray", "closed_sockets"]
+# Shown in every mode, without a ratio: a server that logged tracebacks did not do what its figures say.
+LOG_FIGURES = [("server log errors", ("server_log", "errors")), ("server log tracebacks", ("server_log", "tracebacks"))]
 
 
 def percentiles(seconds: list[float]) -> dict | None:
@@ -132,6 +135,8 @@ def table(result: dict) -> str:
             if mine is None and theirs is None:
                 continue
             rows.append((name.replace("_", " "), _cell(theirs), _cell(mine), ""))
+    for label, path in LOG_FIGURES:
+        rows.append((label, _cell(_get(baseline, path)), _cell(_get(ours, path)), ""))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     lines = []
     for index, row in enumerate(rows):

@@ -82,6 +82,7 @@ def test_connect_opens_every_socket_on_both_servers_and_gives_the_ratios():
     for figures in (result["baseline"], result["imchat"]):
         connect = figures["connect"]
         assert connect["sockets"] == 30 and connect["failed_to_open"] == 0 and connect["concurrency"] == 10
+        assert connect["alive"] == 30
         assert connect["ready_per_s"] > 0 and connect["ready_ms"]["count"] == connect["measured"]
         assert 0 <= connect["ready_ms"]["p50"] <= connect["ready_ms"]["p99"]
         assert figures["server"]["cpu_us_per_socket"] > 0
