@@ -571,7 +571,6 @@ class Load:
 
     async def _sync_check(self) -> None:
         """Ask chat.sync, as a reconnecting client would, for each receiver's missing messages."""
-        recovered = 0
         limit = asyncio.Semaphore(32)
 
         async def one(sock: Sock, missing: dict[str, Msg]) -> int:

@@ -97,7 +97,8 @@ def check(config: Config, env: dict[str, str]) -> None:
         parts = urlsplit(config.target)
         if parts.scheme != "ws" or parts.hostname not in LOOPBACK or not parts.port:
             raise BenchError("--target must be ws://127.0.0.1:PORT (the benchmark only talks to this machine)")
-    if config.processes > 1 and config.mode not in ("idle", "connect") and not env.get("REDIS_URL") and not config.target:
+    messages = config.mode not in ("idle", "connect")
+    if config.processes > 1 and messages and not env.get("REDIS_URL") and not config.target:
         raise BenchError("--processes > 1 needs REDIS_URL: the in-memory layer does not reach other processes")
 
 
@@ -132,7 +133,9 @@ def run(config: Config) -> dict:
         notes.append("--target: no baseline (the baseline is started by imbench itself)")
         baseline = "none"
     if baseline != "none" and config.mode not in BASELINE_MODES[baseline]:
-        hint = " (--baseline private compares it to our private chat)" if config.mode in BASELINE_MODES["private"] else ""
+        hint = ""
+        if config.mode in BASELINE_MODES["private"]:
+            hint = " (--baseline private compares it to our private chat)"
         notes.append(f"the {baseline} baseline has no {config.mode} mode; ours only{hint}")
         baseline = "none"
     if baseline == "relay" and config.processes > 1:
