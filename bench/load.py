@@ -670,7 +670,7 @@ class Load:
         self.out.ready = list(self.ready_seconds)
 
     async def _alive(self, socks: list[Sock]) -> int:
-        """How many still answer a ping (the naive server's sockets die on redis-py's 5 s timeout)."""
+        """How many still answer a ping (an idle naive socket can die on redis-py's 5 s timeout)."""
         limit = asyncio.Semaphore(200)
 
         async def ping(sock: Sock) -> bool:
