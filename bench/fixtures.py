@@ -1,20 +1,29 @@
-"""Benchmark data, made through the ORM in one process: users with tokens, a group, a shop with agents.
+"""Benchmark data, made through the ORM in one process: users with tokens, groups, a shop with agents.
 
 Run by `imbench` with the servers' own environment (same database, same JWT secret):
 
     python -m bench.fixtures '{"users": 200, "prefix": "b1a2", "group": false, "agents": 0}'
 
 prints one JSON line: {"users": [{"id", "token"}...], "group_id", "shop_id", "agents": [...]}.
-Users are bulk-inserted (10,000 take a second or two); the group and the shop go through the
-product's services like any other.
+Users are bulk-inserted (10,000 take a second or two); groups and shops go through the product's
+services like any other. `"groups_each": 3, "agent_every": 10` (connect mode) puts every user in 3
+groups of about GROUP_SEATS members and makes every tenth user an online agent of one shop, so that
+opening their sockets does the work it does for real users (the naive consumer joins the groups too).
 """
 
 import json
+import math
 import os
 import sys
 
+GROUP_SEATS = 50
+# Connect mode's users: each in GROUPS_EACH chat groups, every AGENT_EVERY-th an online agent of a shop.
+GROUPS_EACH = 3
+AGENT_EVERY = 10
 
-def make(*, users: int, prefix: str, group: bool = False, agents: int = 0) -> dict:
+
+def make(*, users: int, prefix: str, group: bool = False, agents: int = 0, groups_each: int = 0,
+         agent_every: int = 0) -> dict:
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
 
@@ -34,6 +43,10 @@ def make(*, users: int, prefix: str, group: bool = False, agents: int = 0) -> di
         made["group_id"] = _group(everyone[:users])
     if agents:
         made["shop_id"] = _shop(everyone[users:], consumers=users)
+    if groups_each:
+        made["group_ids"] = _groups_each(everyone[:users], groups_each)
+    if agent_every:
+        made["shop_id"] = _shop(everyone[:users:agent_every], consumers=0)
     return made
 
 
@@ -46,6 +59,23 @@ def _group(members: list[dict]) -> int:
     group = group_create(caller=Caller(user=owner, base_url=""), name="imbench",
                          uids=[member["id"] for member in members[1:]])
     return group.pk
+
+
+def _groups_each(members: list[dict], each: int) -> list[int]:
+    """Deal `each` seats per user round-robin over groups of about GROUP_SEATS: user i gets seats
+    each*i .. each*i+each-1, so their groups are distinct whenever there are at least `each` groups."""
+    from accounts.models import User
+    from chat.groups import group_create
+    from chat.protocol import Caller
+
+    count = max(each, math.ceil(len(members) * each / GROUP_SEATS))
+    seats: list[list[int]] = [[] for _ in range(count)]
+    for index, member in enumerate(members):
+        for seat in range(each * index, each * index + each):
+            seats[seat % count].append(member["id"])
+    owners = User.objects.in_bulk([uids[0] for uids in seats if uids])
+    return [group_create(caller=Caller(user=owners[uids[0]], base_url=""), name=f"imbench {number}", uids=uids[1:]).pk
+            for number, uids in enumerate(seats) if uids]
 
 
 def _shop(agents: list[dict], *, consumers: int) -> int:

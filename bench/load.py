@@ -39,7 +39,8 @@ class Plan:
     msg_bytes: int = 64
     msg_timeout: float = 5.0
     senders: int | None = None
-    connect_concurrency: int = 64
+    replies: bool = False
+    connect_concurrency: int = 50
     idle_hold: float = 5.0
     sync_check: bool = True
     progress: bool = True
@@ -48,7 +49,7 @@ class Plan:
 
 class Msg:
     __slots__ = ("key", "sock", "t_send", "t_ack", "measured", "expected", "delivered", "acked", "failed", "done",
-                 "holding", "seq", "chat_id")
+                 "holding", "seq", "chat_id", "question", "answer", "awaits_answer")
 
     def __init__(self, key: str, sock: "Sock", t_send: float, measured: bool, expected: int):
         self.key = key
@@ -64,10 +65,14 @@ class Msg:
         self.holding = False
         self.seq = None
         self.chat_id = None
+        self.question: Msg | None = None  # an agent's answer: the consumer message it answers
+        self.answer: Msg | None = None
+        self.awaits_answer = False  # --replies: a consumer's message keeps its slot until answered
 
 
 class Sock:
-    __slots__ = ("index", "uid", "url", "ws", "pending", "seen", "sem", "to_uid", "content", "closed", "reader")
+    __slots__ = ("index", "uid", "url", "ws", "pending", "seen", "sem", "to_uid", "content", "closed", "reader",
+                 "answers")
 
     def __init__(self, index: int, uid: int, url: str):
         self.index = index
@@ -81,6 +86,7 @@ class Sock:
         self.content: dict = {}
         self.closed = False
         self.reader = None
+        self.answers = False  # an agent that answers what it receives (--replies)
 
 
 @dataclass
@@ -106,6 +112,7 @@ class Outcome:
     lost: int = 0
     lost_messages: int = 0
     needed_sync: int | None = None
+    answers: int | None = None
     unrecovered: int | None = None
     stray: int = 0
     echoes: int = 0
@@ -116,8 +123,10 @@ class Outcome:
     latencies: list = field(default_factory=list)
     acks: list = field(default_factory=list)
     fanout: list = field(default_factory=list)
+    ready: list = field(default_factory=list)
     window_seconds: float = 0.0
     idle: dict | None = None
+    connect: dict | None = None
 
 
 class Load:
@@ -144,6 +153,9 @@ class Load:
         self.counter = itertools.count()
         self.tag = fixtures.get("tag", "m")
         self.pad = ""
+        self.answered = plan.replies and plan.mode == "service"
+        self.answering: set[asyncio.Task] = set()
+        self.ready_seconds: list[float] = []
 
     # --- sockets -------------------------------------------------------------------------------
 
@@ -170,6 +182,7 @@ class Load:
         async def one(sock: Sock) -> None:
             nonlocal done, failed
             async with limit:
+                started = clock()
                 for attempt in range(3):
                     try:
                         await self._open(sock)
@@ -184,6 +197,7 @@ class Load:
                                 return
                             raise ConnectionError(f"socket {sock.index} could not connect: {error!r}") from None
                         await asyncio.sleep(0.2 * (attempt + 1))
+                self.ready_seconds.append(clock() - started)
                 done += 1
                 if self.plan.progress and (done % 100 == 0 or done == len(socks)):
                     self._say(f"{what} {done}/{len(socks)}")
@@ -244,6 +258,8 @@ class Load:
         if self.drained:
             self.out.late += 1  # after the drain: neither delivered in time nor (any more) lost
             return
+        if sock.answers and msg.question is None and not self.stopping:
+            self._answer(sock, msg)
         now = clock()
         msg.delivered += 1
         self.out.delivered += 1
@@ -284,8 +300,13 @@ class Load:
         if msg.acked and msg.delivered >= msg.expected:
             msg.done = True
             self.incomplete -= 1
-            self._release(msg)
+            self._release_if_settled(msg.question or msg)
         elif msg.acked and self.plan.gate == "ack":
+            self._release(msg)
+
+    def _release_if_settled(self, msg: Msg) -> None:
+        """Done, and (--replies) its answer back at the consumer too: the round trip is the unit."""
+        if msg.done and (not msg.awaits_answer or (msg.answer is not None and msg.answer.done)):
             self._release(msg)
 
     def _fail(self, msg: Msg, *, unanswered: bool = False) -> None:
@@ -295,7 +316,7 @@ class Load:
         self.incomplete -= 1
         if unanswered:
             self.out.unanswered += 1
-        self._release(msg)
+        self._release(msg.question or msg)
 
     def _release(self, msg: Msg) -> None:
         if msg.holding:
@@ -303,11 +324,23 @@ class Load:
             self.outstanding.pop(msg.key, None)
             msg.sock.sem.release()
 
-    async def _send(self, sock: Sock, t_send: float | None = None, hold: bool = False) -> None:
+    def _answer(self, agent: Sock, question: Msg) -> None:
+        """The agent answers the consumer (--replies), from the reader: in a task of its own."""
+        task = asyncio.create_task(self._send(agent, question=question))
+        self.answering.add(task)
+        task.add_done_callback(self.answering.discard)
+
+    async def _send(self, sock: Sock, t_send: float | None = None, hold: bool = False,
+                    question: Msg | None = None) -> None:
         key = f"{self.tag}{sock.index}.{next(self.counter)}"
         now = clock()
         t_send = now if t_send is None else t_send
         msg = Msg(key, sock, t_send, self.t0 <= t_send < self.t1, self.out.expected_per_msg)
+        if question is not None:
+            msg.question, question.answer = question, msg
+            self.out.answers += 1
+        else:
+            msg.awaits_answer = self.answered
         self.msgs[key] = msg
         self.incomplete += 1
         self.out.sent += 1
@@ -317,6 +350,8 @@ class Load:
             msg.holding = True
             self.outstanding[key] = msg
         content = dict(sock.content)
+        if question is not None:
+            content["to_uid"] = question.sock.uid
         content["msg"] = f"{key} {self.pad}"[: max(self.plan.msg_bytes, len(key) + 1)]
         content["client_msg_id"] = key
         sock.pending.append(msg)
@@ -417,6 +452,12 @@ class Load:
             for sock in consumers:
                 sock.content = {"to_uid": shop_id, "chat_type": 4, "msg_type": 1, "chat_id": "", "shop_id": shop_id,
                                 "role_type": 0}
+            for sock in agents:
+                sock.answers = self.answered
+                sock.content = {"to_uid": 0, "chat_type": 4, "msg_type": 1, "chat_id": "", "shop_id": shop_id,
+                                "role_type": "service"}
+            if self.answered:
+                self.out.answers = 0
             self.sending = consumers
             self.out.expected_per_msg = 1
             self._planned = [agents, consumers]  # agents first: they must be online before consumers write
@@ -428,9 +469,14 @@ class Load:
         try:
             if self.plan.mode == "idle":
                 await self._run_idle()
+            elif self.plan.mode == "connect":
+                await self._run_connect()
             else:
                 await self._run_traffic()
         finally:
+            for task in self.answering:
+                task.cancel()
+            await asyncio.gather(*self.answering, return_exceptions=True)
             await self._close_all()
             if self.plan.progress:
                 sys.stderr.write("\r\033[K")
@@ -525,7 +571,6 @@ class Load:
 
     async def _sync_check(self) -> None:
         """Ask chat.sync, as a reconnecting client would, for each receiver's missing messages."""
-        recovered = 0
         limit = asyncio.Semaphore(32)
 
         async def one(sock: Sock, missing: dict[str, Msg]) -> int:
@@ -581,20 +626,7 @@ class Load:
             await asyncio.sleep(min(0.5, max(hold_end - clock(), 0)))
         after = self.monitor.rss() if self.monitor else 0
         self.server = self.monitor.stop() if self.monitor else {}
-        alive = 0
-        limit = asyncio.Semaphore(200)
-
-        async def ping(sock: Sock) -> bool:
-            async with limit:
-                if sock.closed:
-                    return False
-                try:
-                    await self.request(sock, "ping")
-                    return True
-                except (TimeoutError, ConnectionError, ConnectionClosed):
-                    return False
-
-        alive = sum(await asyncio.gather(*(ping(sock) for sock in socks)))
+        alive = await self._alive(socks)
         opened = len(socks) - warm
         self.out.sockets = len(socks)
         self.out.idle = {
@@ -607,6 +639,51 @@ class Load:
             "rss_per_socket_kb": round((after - before) / opened / 1024, 1) if opened and self.monitor else None,
             "held_seconds": plan.idle_hold,
         }
+
+    async def _run_connect(self) -> None:
+        """Open N sockets, `connect_concurrency` at a time, as fast as the server lets them be ready.
+
+        Ready = handshake accepted and a first ping answered (the server answers only once the socket
+        is in its push groups). A few sockets are opened first and not measured (imports, caches).
+        """
+        socks = self._make_socks(self.fixtures["users"])
+        warm = max(1, min(self.plan.connect_concurrency, len(socks) // 100))
+        await self._open_all(socks[:warm], "warming")
+        self.ready_seconds.clear()
+        if self.monitor is not None:
+            self.monitor.start()
+        started = clock()
+        failed = await self._open_all(socks[warm:], "opening", tolerate=True)
+        seconds = clock() - started
+        self.server = self.monitor.stop() if self.monitor else {}
+        opened = len(socks) - warm - failed
+        self.out.sockets = len(socks)
+        self.out.connect = {
+            "sockets": len(socks),
+            "measured": len(socks) - warm,
+            "concurrency": self.plan.connect_concurrency,
+            "failed_to_open": failed,
+            "alive": await self._alive(socks),
+            "seconds": round(seconds, 3),
+            "ready_per_s": round(opened / seconds, 1) if seconds > 0 else None,
+        }
+        self.out.ready = list(self.ready_seconds)
+
+    async def _alive(self, socks: list[Sock]) -> int:
+        """How many still answer a ping (an idle naive socket can die on redis-py's 5 s timeout)."""
+        limit = asyncio.Semaphore(200)
+
+        async def ping(sock: Sock) -> bool:
+            async with limit:
+                if sock.closed:
+                    return False
+                try:
+                    await self.request(sock, "ping")
+                    return True
+                except (TimeoutError, ConnectionError, ConnectionClosed):
+                    return False
+
+        return sum(await asyncio.gather(*(ping(sock) for sock in socks)))
 
     async def _close_all(self) -> None:
         async def close(sock: Sock) -> None:

@@ -2,6 +2,7 @@
 
 import math
 
+from bench.fixtures import AGENT_EVERY, GROUPS_EACH
 from bench.load import Outcome
 
 # Figures given as a ratio to the baseline: (label in the table, path in the figures dict).
@@ -29,9 +30,18 @@ RATIO_FIGURES = [
     ("idle sockets alive", ("idle", "alive")),
     ("idle: RSS per socket KB", ("idle", "rss_per_socket_kb")),
     ("idle: sockets opened/s", ("idle", "connect_per_s")),
+    ("connect: sockets ready/s", ("connect", "ready_per_s")),
+    ("connect: time to ready p50 ms", ("connect", "ready_ms", "p50")),
+    ("connect: time to ready p99 ms", ("connect", "ready_ms", "p99")),
+    ("connect: time to ready max ms", ("connect", "ready_ms", "max")),
+    ("connect: server CPU us per socket", ("server", "cpu_us_per_socket")),
+    ("connect: sockets that failed to open", ("connect", "failed_to_open")),
+    ("connect: alive when the last was ready", ("connect", "alive")),
 ]
-COUNT_FIGURES = ["sent", "acked", "delivered", "lost", "lost_messages", "late", "duplicates", "needed_sync",
+COUNT_FIGURES = ["sent", "answers", "acked", "delivered", "lost", "lost_messages", "late", "duplicates", "needed_sync",
                  "unrecovered", "errors", "unanswered", "timed_out", "stray", "closed_sockets"]
+# Shown in every mode, without a ratio: a server that logged tracebacks did not do what its figures say.
+LOG_FIGURES = [("server log errors", ("server_log", "errors")), ("server log tracebacks", ("server_log", "tracebacks"))]
 
 
 def percentiles(seconds: list[float]) -> dict | None:
@@ -50,7 +60,8 @@ def summarize(name: str, outcome: Outcome, server: dict, log_counts: dict) -> di
     """The figures of one target (ours or a baseline)."""
     window = outcome.window_seconds or 0
     figures: dict = {"target": name, "mode": outcome.mode, "sockets": outcome.sockets, "senders": outcome.senders}
-    if outcome.mode != "idle":
+    traffic = outcome.mode not in ("idle", "connect")
+    if traffic:
         figures["delivered_per_s"] = round(outcome.delivered_in_window / window, 1) if window else None
         figures["messages_per_s"] = round(outcome.completed_in_window / window, 1) if window else None
         figures["sent_in_window"] = outcome.sent_in_window
@@ -65,11 +76,15 @@ def summarize(name: str, outcome: Outcome, server: dict, log_counts: dict) -> di
         figures["echoes"] = outcome.echoes
         figures["generator_lag_ms"] = round(outcome.generator_lag_ms, 1)
         figures["generator_cpu_pct"] = outcome.generator_cpu_pct
-    else:
+    elif outcome.mode == "idle":
         figures["idle"] = outcome.idle
+    else:
+        figures["connect"] = {**outcome.connect, "ready_ms": percentiles(outcome.ready)}
     server = dict(server)
-    if server.get("cpu_seconds") is not None and outcome.mode != "idle" and outcome.delivered_in_window:
+    if server.get("cpu_seconds") is not None and traffic and outcome.delivered_in_window:
         server["cpu_us_per_delivery"] = round(server["cpu_seconds"] / outcome.delivered_in_window * 1e6, 1)
+    if server.get("cpu_seconds") is not None and outcome.mode == "connect" and outcome.ready:
+        server["cpu_us_per_socket"] = round(server["cpu_seconds"] / len(outcome.ready) * 1e6, 1)
     figures["server"] = server
     figures["server_log"] = log_counts
     return figures
@@ -114,12 +129,14 @@ def table(result: dict) -> str:
         if mine is None and theirs is None:
             continue
         rows.append((label, _cell(theirs), _cell(mine), _cell(ratio.get(".".join(path)))))
-    if ours["mode"] != "idle":
+    if ours["mode"] not in ("idle", "connect"):
         for name in COUNT_FIGURES:
             mine, theirs = ours.get(name), baseline.get(name) if baseline else None
             if mine is None and theirs is None:
                 continue
             rows.append((name.replace("_", " "), _cell(theirs), _cell(mine), ""))
+    for label, path in LOG_FIGURES:
+        rows.append((label, _cell(_get(baseline, path)), _cell(_get(ours, path)), ""))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     lines = []
     for index, row in enumerate(rows):
@@ -136,12 +153,17 @@ def _describe(result: dict) -> str:
     shape = {
         "private": f"{config.get('pairs')} pairs",
         "group": f"one group of {config.get('group_size')}, {result['imchat'].get('senders')} sending",
-        "service": f"{config.get('consumers')} consumers -> 1 shop, {config.get('agents')} agents online",
+        "service": f"{config.get('consumers')} consumers -> 1 shop, {config.get('agents')} agents online"
+                   + (", agents answer" if config.get("replies") else ""),
         "idle": f"{config.get('idle')} idle sockets",
+        "connect": f"{config.get('connect')} sockets opened {config.get('concurrency')} at a time, "
+                   f"users in {GROUPS_EACH} groups, every {AGENT_EVERY}th an agent",
     }[config["mode"]]
     stack = f"{config['database']} + {config['layer']}, {config['processes']} process(es)"
-    timing = "" if config["mode"] == "idle" else f", {config['duration']:g}s after {config['warmup']:g}s warm-up"
-    return f"imbench {config['mode']}: {shape}, {load if config['mode'] != 'idle' else 'no traffic'}{timing}; {stack}"
+    if config["mode"] in ("idle", "connect"):
+        return f"imbench {config['mode']}: {shape}, no traffic; {stack}"
+    timing = f", {config['duration']:g}s after {config['warmup']:g}s warm-up"
+    return f"imbench {config['mode']}: {shape}, {load}{timing}; {stack}"
 
 
 def histogram(path: str, latencies: dict[str, list[float]]) -> str | None:

@@ -5,18 +5,23 @@ stopped before `run` returns or raises (Ctrl-C included).
 """
 
 import asyncio
+import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench import profiling, report
+from bench.fixtures import AGENT_EVERY, GROUPS_EACH
 from bench.load import Plan, run_load
 from bench.servers import BenchError, Deployment, Monitor, default_cpus, parse_cpus, pid_listening_on
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-BASELINE_MODES = {"naive": {"private", "group", "idle"}, "relay": {"private", "idle"}, "none": set()}
+BASELINE_MODES = {"naive": {"private", "group", "idle", "connect"}, "relay": {"private", "idle", "connect"},
+                  "private": {"service", "group"}, "none": set()}
+# The server each baseline runs on: "private" is our own, in private mode.
+SERVER_OF = {"private": "imchat"}
 
 
 @dataclass
@@ -28,6 +33,9 @@ class Config:
     consumers: int = 100
     agents: int = 4
     idle: int = 0
+    connect: int = 2000
+    concurrency: int = 50
+    replies: bool = False
     window: int = 1
     rate: float | None = None
     duration: float = 10.0
@@ -54,7 +62,22 @@ def users_needed(config: Config) -> dict:
         return {"users": config.group_size, "group": True}
     if config.mode == "service":
         return {"users": config.consumers, "agents": config.agents}
+    if config.mode == "connect":
+        return {"users": config.connect, "groups_each": GROUPS_EACH, "agent_every": AGENT_EVERY}
     return {"users": config.idle}
+
+
+def senders_of(config: Config) -> int:
+    if config.mode == "group":
+        return min(config.senders or config.group_size, config.group_size)
+    if config.mode == "service":
+        return config.consumers
+    return 2 * config.pairs
+
+
+def private_baseline(config: Config) -> Config:
+    """Our own server in private mode with as many senders as `config`; same window, rate, duration."""
+    return replace(config, mode="private", pairs=math.ceil(senders_of(config) / 2))
 
 
 def check(config: Config, env: dict[str, str]) -> None:
@@ -64,15 +87,18 @@ def check(config: Config, env: dict[str, str]) -> None:
         raise BenchError("--group-size must be at least 2")
     if config.mode == "service" and (config.consumers < 1 or config.agents < 1):
         raise BenchError("--consumers and --agents must be at least 1")
-    if config.window < 1 or config.processes < 1:
-        raise BenchError("--window and --processes must be at least 1")
+    if config.mode == "connect" and config.connect < 2:
+        raise BenchError("--connect must be at least 2")
+    if config.window < 1 or config.processes < 1 or config.concurrency < 1:
+        raise BenchError("--window, --processes and --concurrency must be at least 1")
     if config.rate is not None and config.rate <= 0:
         raise BenchError("--rate must be positive")
     if config.target:
         parts = urlsplit(config.target)
         if parts.scheme != "ws" or parts.hostname not in LOOPBACK or not parts.port:
             raise BenchError("--target must be ws://127.0.0.1:PORT (the benchmark only talks to this machine)")
-    if config.processes > 1 and config.mode != "idle" and not env.get("REDIS_URL") and not config.target:
+    messages = config.mode not in ("idle", "connect")
+    if config.processes > 1 and messages and not env.get("REDIS_URL") and not config.target:
         raise BenchError("--processes > 1 needs REDIS_URL: the in-memory layer does not reach other processes")
 
 
@@ -80,7 +106,8 @@ def plan_of(config: Config) -> Plan:
     return Plan(
         mode=config.mode, window=config.window, rate=config.rate, warmup=config.warmup, duration=config.duration,
         drain=config.drain, gate=config.gate, msg_bytes=config.msg_bytes, senders=config.senders,
-        idle_hold=config.duration, sync_check=config.sync_check, progress=config.progress,
+        replies=config.replies, connect_concurrency=config.concurrency, idle_hold=config.duration,
+        sync_check=config.sync_check, progress=config.progress,
     )
 
 
@@ -106,25 +133,35 @@ def run(config: Config) -> dict:
         notes.append("--target: no baseline (the baseline is started by imbench itself)")
         baseline = "none"
     if baseline != "none" and config.mode not in BASELINE_MODES[baseline]:
-        notes.append(f"the {baseline} baseline has no {config.mode} mode; ours only")
+        hint = ""
+        if config.mode in BASELINE_MODES["private"]:
+            hint = " (--baseline private compares it to our private chat)"
+        notes.append(f"the {baseline} baseline has no {config.mode} mode; ours only{hint}")
         baseline = "none"
     if baseline == "relay" and config.processes > 1:
         notes.append("relay processes do not share sockets; the relay baseline runs only with --processes 1")
         baseline = "none"
+    phases = [("imchat", config)]
+    if baseline == "private":
+        base_config = private_baseline(config)
+        phases.insert(0, ("private", base_config))
+        notes.append(f"baseline: our own server, private chat, {base_config.pairs} pairs "
+                     f"({2 * base_config.pairs} senders; ours {senders_of(config)}), same window, rate and duration")
+    elif baseline != "none":
+        phases.insert(0, (baseline, config))
 
     deployment = Deployment(base_env=env, server_cpus=server_cpus if not config.target else None,
                             keep_logs=config.keep_logs, own_servers=not config.target)
-    plan = plan_of(config)
     results: dict[str, dict] = {}
     latencies: dict[str, list[float]] = {}
     try:
         if not config.target:
             _say(config, "migrating")
             deployment.migrate(with_naive=baseline == "naive")
-        for kind in ([baseline] if baseline != "none" else []) + ["imchat"]:
-            figures, series = _phase(kind, config, plan, deployment)
-            results[kind] = figures
-            latencies[kind] = series
+        for name, phase_config in phases:
+            figures, series = _phase(name, phase_config, deployment)
+            results[name] = figures
+            latencies[name] = series
     finally:
         deployment.close()
 
@@ -146,6 +183,7 @@ def run(config: Config) -> dict:
         "lost": ours.get("lost"),
         "duplicates": ours.get("duplicates"),
         "needed_sync": ours.get("needed_sync"),
+        **({"ready_per_s": ours["connect"]["ready_per_s"]} if config.mode == "connect" else {}),
         "config": config_out,
         "imchat": ours,
         "baseline": base,
@@ -162,11 +200,13 @@ def _say(config: Config, text: str) -> None:
         sys.stderr.flush()
 
 
-def _phase(kind: str, config: Config, plan: Plan, deployment: Deployment) -> tuple[dict, list[float]]:
-    """Start `kind`'s servers (or use the target), run the load, stop them; (figures, latencies)."""
-    _say(config, f"{kind}: making fixtures")
+def _phase(name: str, config: Config, deployment: Deployment) -> tuple[dict, list[float]]:
+    """Start target `name`'s servers (or use --target), run `config`'s load with fresh users, stop
+    them; (figures, latencies)."""
+    kind = SERVER_OF.get(name, name)
+    _say(config, f"{name}: making fixtures")
     fixtures = deployment.fixtures(**users_needed(config))
-    fixtures["tag"] = kind[0]
+    fixtures["tag"] = name[0]
     servers = []
     try:
         if config.target:
@@ -175,14 +215,14 @@ def _phase(kind: str, config: Config, plan: Plan, deployment: Deployment) -> tup
             pid = pid_listening_on(parts.port)
             monitor = Monitor([pid] if pid else [])
         else:
-            _say(config, f"{kind}: starting {config.processes} server process(es)")
+            _say(config, f"{name}: starting {config.processes} server process(es)")
             servers = deployment.start(kind, config.processes, group_members=config.group_size)
             urls = [server.url for server in servers]
             monitor = Monitor([server.pid for server in servers])
         sockets = len(fixtures["users"]) + len(fixtures.get("agents") or [])
-        phase_plan = Plan(**{**asdict(plan), "label": kind})
+        phase_plan = replace(plan_of(config), label=name)
         sampler: dict = {}
-        profile_path = Path(config.profile) / f"{kind}.raw" if config.profile and monitor.processes else None
+        profile_path = Path(config.profile) / f"{name}.raw" if config.profile and monitor.processes else None
 
         def start_profile() -> None:
             if profile_path is not None:
@@ -197,18 +237,18 @@ def _phase(kind: str, config: Config, plan: Plan, deployment: Deployment) -> tup
             )
         except ConnectionError as error:
             logs = "\n".join(server.log_tail(2000) for server in servers)
-            raise BenchError(f"{kind}: {error}\n{logs}") from None
+            raise BenchError(f"{name}: {error}\n{logs}") from None
         profiled = profiling.finish(sampler.get("process"), profile_path, config.duration) if profile_path else None
         log_counts: dict[str, int] = {}
         for server in servers:
-            for name, count in server.log_counts().items():
-                log_counts[name] = log_counts.get(name, 0) + count
+            for what, count in server.log_counts().items():
+                log_counts[what] = log_counts.get(what, 0) + count
         dead = [server for server in servers if server.process.poll() is not None]
         if dead:
-            raise BenchError(f"{kind} server exited during the run:\n{dead[0].log_tail()}")
+            raise BenchError(f"{name} server exited during the run:\n{dead[0].log_tail()}")
     finally:
         deployment.stop(servers)
-    figures = report.summarize(kind, outcome, server_figures, log_counts)
+    figures = report.summarize(name, outcome, server_figures, log_counts)
     if profiled is not None:
         figures["profile"] = profiled
     return figures, outcome.latencies

@@ -21,16 +21,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         load = parser.add_argument_group("load")
-        load.add_argument("--mode", choices=["private", "group", "service"], default="private",
-                          help="private pairs (default), one group fanning out, or consumers writing to a shop")
+        load.add_argument("--mode", choices=["private", "group", "service", "connect"], default="private",
+                          help="private pairs (default), one group fanning out, consumers writing to a shop, "
+                               "or sockets opened as fast as they get ready (see --connect)")
         load.add_argument("--idle", type=int, default=0, metavar="N",
                           help="instead: open N idle sockets, hold them --duration s, report server RSS per socket")
+        load.add_argument("--connect", type=int, default=None, metavar="N",
+                          help="instead (= --mode connect): open N sockets (default 2000) of users each in 3 groups, "
+                               "every 10th an agent; report sockets ready/s, time to ready, server CPU per socket")
+        load.add_argument("--concurrency", type=int, default=50,
+                          help="sockets being opened at once, in every mode (default 50)")
         load.add_argument("--pairs", type=int, default=100, help="private mode: pairs of users (default 100)")
         load.add_argument("--group-size", type=int, default=100, help="group mode: members, all online (default 100)")
         load.add_argument("--senders", type=int, default=None,
                           help="group mode: how many members send (default all)")
         load.add_argument("--consumers", type=int, default=100, help="service mode: consumers (default 100)")
         load.add_argument("--agents", type=int, default=4, help="service mode: online agents of the shop (default 4)")
+        load.add_argument("--replies", action="store_true",
+                          help="service mode: agents answer every message; a consumer's message leaves the window "
+                               "when the answer is back")
         load.add_argument("--window", type=int, default=1,
                           help="closed loop: messages in flight per sender (default 1)")
         load.add_argument("--rate", type=float, default=None,
@@ -51,8 +60,10 @@ class Command(BaseCommand):
                              help="daphne processes; clients are spread round-robin (default 1)")
         servers.add_argument("--target", default=None, metavar="ws://127.0.0.1:PORT",
                              help="use this running server instead of starting one (no baseline)")
-        servers.add_argument("--baseline", choices=["naive", "relay", "none"], default="naive",
-                             help="run this first with the same load and give ratios to it (default naive)")
+        servers.add_argument("--baseline", choices=["naive", "relay", "private", "none"], default="naive",
+                             help="run this first with the same load and give ratios to it (default naive); "
+                                  "private (service and group modes): our own server in private mode, "
+                                  "as many senders")
         servers.add_argument("--server-cpus", default="auto",
                              help='cores for the servers: "0", "0,1" or "none" (default: all but the last core)')
         servers.add_argument("--client-cpus", default="auto",
@@ -70,10 +81,13 @@ class Command(BaseCommand):
         output.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
     def handle(self, *args, **options):
+        mode = "idle" if options["idle"] else "connect" if options["connect"] else options["mode"]
         config = Config(
-            mode="idle" if options["idle"] else options["mode"],
+            mode=mode,
             pairs=options["pairs"], group_size=options["group_size"], senders=options["senders"],
             consumers=options["consumers"], agents=options["agents"], idle=options["idle"],
+            connect=options["connect"] or Config.connect, concurrency=options["concurrency"],
+            replies=options["replies"],
             window=options["window"], rate=options["rate"], duration=options["duration"], warmup=options["warmup"],
             drain=options["drain"], gate=options["gate"], msg_bytes=options["msg_bytes"],
             processes=options["processes"], target=options["target"], baseline=options["baseline"],
