@@ -13,10 +13,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat import ids, realtime
-from chat.models import ChatGroup, ChatType, Conversation, Participant, SentAs
-from chat.protocol import Caller
 from chat.inputs import SendInput
 from chat.messages import Author, Draft, Plan, Side, Stored, message_store
+from chat.models import ChatGroup, ChatType, Conversation, Participant, SentAs
+from chat.protocol import Caller
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
 

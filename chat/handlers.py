@@ -12,11 +12,10 @@ from django.conf import settings
 
 from chat import groups, ids, notices, realtime, selectors, sending, services, sockets
 from chat.inputs import read_chat_id, read_role_is_service, read_send
-from chat.protocol import (INT64_MAX, Caller, Envelope, error_reply, read_bool, read_int, read_int_list, read_str,
-                           reply)
+from chat.protocol import INT64_MAX, Caller, Envelope, error_reply, read_bool, read_int, read_int_list, read_str, reply
 from customer_service import handlers as service_handlers
-from customer_service import routing as service_routing
 from customer_service import selectors as service_selectors
+from customer_service import services as service_services
 from customer_service import sockets as service_sockets
 from customer_service import webhooks as service_webhooks
 from imchat.errors import AppError, Code, bad_request, forbidden
@@ -232,7 +231,7 @@ def socket_closed(caller: Caller) -> None:
 
 
 def close_idle_sessions() -> None:
-    service_routing.sessions_close_idle(base_url=default_base_url())
+    service_services.sessions_close_idle(base_url=default_base_url())
 
 
 # (interval in seconds, job): run by every server process while it serves sockets.

@@ -11,8 +11,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from chat import ids, realtime
-from chat.models import ChatType, Conversation, Message, MsgType, Notice, Participant, SentAs
 from chat.messages import NOBODY, Author, Draft, messages_store
+from chat.models import ChatType, Conversation, Message, MsgType, Notice, Participant, SentAs
 from chat.payloads import party_display
 from imchat.errors import bad_request
 from imchat.links import default_base_url

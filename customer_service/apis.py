@@ -8,11 +8,11 @@ from rest_framework.views import APIView
 from accounts import mall
 from chat.models import Notice
 from chat.payloads import unix
-from chat.presence import presence
 from customer_service import services
 from customer_service.mall import shops_upsert
 from customer_service.models import ServiceAgent, ServiceSession, Shop
 from customer_service.notices import notice_send_to
+from customer_service.selectors import agent_available, agents_with_state
 from imchat.api import ok
 from imchat.errors import bad_request, forbidden, not_found
 from imchat.inputs import body_of, validated
@@ -49,28 +49,20 @@ def _agent_rows(shop: Shop, base_url: str, only_uid: int | None = None) -> list[
     agents = ServiceAgent.objects.filter(shop=shop).select_related("user").order_by("pk")
     if only_uid is not None:
         agents = agents.filter(user_id=only_uid)
-    agents = list(agents)
-    loads = dict(
-        ServiceSession.objects.filter(shop=shop, state=State.OPEN, agent_id__in=[a.user_id for a in agents])
-        .values("agent_id").annotate(n=Count("id")).values_list("agent_id", "n")
-    )
-    connected = presence().online(agent.user_id for agent in agents)
-    rows = []
-    for agent in agents:
-        load = loads.get(agent.user_id, 0)
-        live = agent.user_id in connected
-        rows.append({
+    return [
+        {
             "uid": agent.user_id,
             "nickname": agent.user.display_name,
             "avatar": absolute_url(agent.user.avatar, base_url),
             "status": agent.status,
             "max_sessions": agent.max_sessions,
-            "open_sessions": load,
-            "connected": live,
-            "available": agent.status == Status.ONLINE and live and load < agent.max_sessions,
+            "open_sessions": agent.open_sessions,
+            "connected": agent.connected,
+            "available": agent_available(agent),
             "last_assigned_at": unix(agent.last_assigned_at),
-        })
-    return rows
+        }
+        for agent in agents_with_state(agents)
+    ]
 
 
 class ShopOut(serializers.Serializer):

@@ -8,14 +8,13 @@ from datetime import datetime
 from statistics import median
 from typing import Any
 
-from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Participant
 from chat.payloads import unix
-from chat.presence import presence
 from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
+from customer_service.selectors import agent_available, agents_with_state
 from imchat.links import absolute_url
 
 State = ServiceSession.State
@@ -32,14 +31,8 @@ def shop_rows(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
 
 def agent_rows(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
     """The shops' agents with status, whether connected, and open sessions (their load)."""
-    agents = list(ServiceAgent.objects.filter(shop_id__in=shop_ids).select_related("user")
-                  .order_by("shop_id", "user__username"))
-    connected = presence().online({agent.user_id for agent in agents})
-    loads = {
-        (row["shop_id"], row["agent_id"]): row["total"]
-        for row in ServiceSession.objects.filter(shop_id__in=shop_ids, state=State.OPEN)
-        .values("shop_id", "agent_id").annotate(total=Count("pk"))
-    }
+    agents = ServiceAgent.objects.filter(shop_id__in=shop_ids).select_related("user").order_by("shop_id",
+                                                                                               "user__username")
     return [
         {
             "shop_id": agent.shop_id,
@@ -47,11 +40,12 @@ def agent_rows(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
             "name": agent.user.display_name,
             "avatar": absolute_url(agent.user.avatar, base_url),
             "status": agent.status,
-            "connected": agent.user_id in connected,
-            "open_sessions": loads.get((agent.shop_id, agent.user_id), 0),
+            "connected": agent.connected,
+            "available": agent_available(agent),
+            "open_sessions": agent.open_sessions,
             "max_sessions": agent.max_sessions,
         }
-        for agent in agents
+        for agent in agents_with_state(agents)
     ]
 
 

@@ -20,8 +20,8 @@ from customer_service.assignment import pick_agent
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
 from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
-from imchat.sql import in_list, prepared
 from imchat.links import absolute_url
+from imchat.sql import in_list, prepared
 
 State = ServiceSession.State
 Status = ServiceAgent.Status

@@ -3,7 +3,7 @@
 from django.db import transaction
 
 from chat import realtime
-from customer_service import routing
+from customer_service import services
 from customer_service.models import ServiceAgent
 from customer_service.selectors import served_shop_ids
 
@@ -19,4 +19,4 @@ def agent_connected(user, base_url: str) -> None:
     )
     for shop_id in online_shops:
         with transaction.atomic():
-            routing.queue_drain(shop_id, base_url=base_url)
+            services.queue_drain(shop_id=shop_id, base_url=base_url)

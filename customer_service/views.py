@@ -18,11 +18,10 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from chat import ids
 from chat.models import ChatType
-from chat.presence import presence
 from chat.views import page_config
 from customer_service import reports
 from customer_service.models import ServiceAgent, Shop
-from customer_service.selectors import customer_conversation, served_shop_ids
+from customer_service.selectors import agents_with_state, customer_conversation, served_shop_ids
 from imchat.errors import AppError
 from imchat.inputs import query_int
 from imchat.links import absolute_url, base_url_from_request
@@ -179,10 +178,8 @@ def shop_directory(request: HttpRequest) -> HttpResponse:
     """Shops a consumer can contact, and whether anyone is there to answer now."""
     base_url = base_url_from_request(request)
     shops = list(Shop.objects.order_by("pk")[:200])
-    agents = list(ServiceAgent.objects.filter(shop__in=shops, status=ServiceAgent.Status.ONLINE)
-                  .values_list("shop_id", "user_id"))
-    connected = presence().online({uid for _, uid in agents})
-    answering = {shop_id for shop_id, uid in agents if uid in connected}
+    agents = agents_with_state(ServiceAgent.objects.filter(shop__in=shops, status=ServiceAgent.Status.ONLINE))
+    answering = {agent.shop_id for agent in agents if agent.connected}
     return JsonResponse({"shops": [
         {"id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url), "online": shop.pk in answering}
         for shop in shops

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts.services import user_create
 from chat import handlers
 from chat.models import Conversation, Message, SentAs
-from customer_service import routing, services
+from customer_service import services
 from customer_service.models import Assignment, ServiceAgent, ServiceSession
 from imchat.errors import Code
 from tests import factories
@@ -651,9 +651,9 @@ def test_sessions_idle_longer_than_the_limit_are_closed(settings, shop, amy, con
 
     # when: first at the limit's edge nothing happens, after it both close
     with pushes() as early:
-        assert routing.sessions_close_idle(base_url=BASE_URL) == 0
+        assert services.sessions_close_idle(base_url=BASE_URL) == 0
     with pushes() as sent:
-        closed = routing.sessions_close_idle(base_url=BASE_URL, now=later)
+        closed = services.sessions_close_idle(base_url=BASE_URL, now=later)
 
     # then
     assert early == []
@@ -857,7 +857,7 @@ def test_an_idle_queued_session_closed_by_the_job_moves_the_others_up_and_tells_
 
     # when
     with pushes() as sent:
-        closed = routing.sessions_close_idle(base_url=BASE_URL)
+        closed = services.sessions_close_idle(base_url=BASE_URL)
 
     # then
     assert closed == 1
