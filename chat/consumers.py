@@ -31,10 +31,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         background.ensure_started(handlers.BACKGROUND_JOBS)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            why = self.scope.get("auth_error", "not logged in")
             await self.accept()
-            await self.send(protocol.dumps(protocol.reply(Code.NOT_LOGGED_IN, None, why)))
-            await self.close(code=int(CloseCode.NOT_LOGGED_IN))
+            await self._refuse(AppError(Code.NOT_LOGGED_IN, self.scope.get("auth_error", "not logged in")),
+                               CloseCode.NOT_LOGGED_IN)
             return
         caller = Caller(user=user, base_url=base_url_from_scope(self.scope), channel_name=self.channel_name)
         # Join every push group before the handshake completes: once the client is connected,
@@ -43,8 +42,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             groups = await database_sync_to_async(handlers.socket_opened)(caller)
         except AppError as error:
             await self.accept()
-            await self.send(protocol.dumps(protocol.error_reply(error)))
-            await self.close(code=int(CloseCode.TOO_MANY_SOCKETS))
+            await self._refuse(error, CloseCode.TOO_MANY_SOCKETS)
             return
         # From here on disconnect() undoes presence, groups and the user's rate bucket.
         self.caller = caller
@@ -88,8 +86,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(protocol.PONG_TEXT)
             return
         except protocol.FrameTooLarge as error:
-            await self.send(protocol.dumps(protocol.error_reply(error)))
-            await self.close(code=int(CloseCode.FRAME_TOO_LARGE))
+            await self._refuse(error, CloseCode.FRAME_TOO_LARGE)
             return
         except AppError as error:
             await self.send(protocol.dumps(protocol.error_reply(error)))
@@ -104,13 +101,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if pushes:
             await realtime.deliver(pushes)
 
+    async def _refuse(self, error: AppError, close_code: CloseCode) -> None:
+        """The error frame, then the close code that goes with it."""
+        await self.send(protocol.dumps(protocol.error_reply(error)))
+        await self.close(code=int(close_code))
+
     async def im_logout(self, event):
         """The account was deactivated or deleted: say so, close, and handle nothing more."""
         if self.caller is None:
             return
         self.logged_out = True
-        await self.send(protocol.dumps(protocol.reply(Code.NOT_LOGGED_IN, None, event["text"])))
-        await self.close(code=int(CloseCode.NOT_LOGGED_IN))
+        await self._refuse(AppError(Code.NOT_LOGGED_IN, event["text"]), CloseCode.NOT_LOGGED_IN)
 
     async def im_push(self, event):
         if "join" in event and event["join"] not in self.groups_joined:

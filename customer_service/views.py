@@ -22,7 +22,8 @@ from chat.views import page_config
 from customer_service import reports
 from customer_service.models import ServiceAgent, Shop
 from customer_service.selectors import agents_with_state, customer_conversation, served_shop_ids
-from imchat.errors import AppError
+from imchat.api import HTTP_STATUS
+from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.inputs import query_int
 from imchat.links import absolute_url, base_url_from_request
 
@@ -73,14 +74,18 @@ def navigation(request: HttpRequest) -> dict:
     return {"im_nav": SimpleLazyObject(links)}
 
 
-def json_login_required(view: Callable) -> Callable:
-    """Like login_required, but a JSON 401 instead of a redirect to the login page."""
+def json_view(view: Callable) -> Callable:
+    """The pages' JSON endpoints: a login is required (401, not a redirect to the login page), and
+    an AppError raised inside is the one error shape, `{"detail": msg}` with its HTTP status."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return JsonResponse({"detail": "not logged in"}, status=401)
-        return view(request, *args, **kwargs)
+        try:
+            if not request.user.is_authenticated:
+                raise AppError(Code.NOT_LOGGED_IN, "not logged in")
+            return view(request, *args, **kwargs)
+        except AppError as error:
+            return JsonResponse({"detail": error.msg}, status=HTTP_STATUS.get(error.code, 400))
 
     return wrapped
 
@@ -118,30 +123,27 @@ def workspace(request: HttpRequest) -> HttpResponse:
     return render(request, "customer_service/workspace.html", {"config": config, "state": state})
 
 
-@json_login_required
+@json_view
 def workspace_state(request: HttpRequest) -> HttpResponse:
     shop_ids = served_shop_ids(request.user)
     if not shop_ids:
-        return JsonResponse({"detail": "not an agent"}, status=403)
+        raise forbidden("not an agent")
     return JsonResponse(reports.workspace_state(user=request.user, shop_ids=shop_ids,
                                                 base_url=base_url_from_request(request)))
 
 
-@json_login_required
+@json_view
 def workspace_customer(request: HttpRequest) -> HttpResponse:
     """The customer of a customer-service chat, and their last sessions with the shop."""
-    try:
-        ref = ids.parse_chat_id(request.GET.get("chat_id", ""))
-    except AppError as error:
-        return JsonResponse({"detail": error.msg}, status=400)
+    ref = ids.parse_chat_id(request.GET.get("chat_id", ""))
     if ref.chat_type != ChatType.SERVICE:
-        return JsonResponse({"detail": "chat_id: not a customer-service chat"}, status=400)
+        raise bad_request("chat_id: not a customer-service chat")
     if ref.a not in served_shop_ids(request.user):
-        return JsonResponse({"detail": "not an agent of this shop"}, status=403)
+        raise forbidden("not an agent of this shop")
     # Only the shop's customers: the same 404 for a user who never wrote to it and for no user.
     consumer = User.objects.filter(pk=ref.b).first() if customer_conversation(ref.a, ref.b) else None
     if consumer is None:
-        return JsonResponse({"detail": "not a customer of this shop"}, status=404)
+        raise not_found("not a customer of this shop")
     return JsonResponse(reports.customer_summary(shop_id=ref.a, consumer=consumer,
                                                  base_url=base_url_from_request(request)))
 
@@ -164,16 +166,16 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                   {"config": config, "data": data, "shops": shops, "selected": selected})
 
 
-@json_login_required
+@json_view
 def dashboard_data(request: HttpRequest) -> HttpResponse:
     allowed = dashboard_shop_ids(request.user)
     shop_ids = _only_shop(request, allowed) if allowed else None
     if not shop_ids:
-        return JsonResponse({"detail": "not your shop"}, status=403)
+        raise forbidden("not your shop")
     return JsonResponse(reports.shop_dashboard(shop_ids=shop_ids, base_url=base_url_from_request(request)))
 
 
-@json_login_required
+@json_view
 def shop_directory(request: HttpRequest) -> HttpResponse:
     """Shops a consumer can contact, and whether anyone is there to answer now."""
     base_url = base_url_from_request(request)
