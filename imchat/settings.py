@@ -218,7 +218,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "imchat.layers.InMemoryLayer"}}
     if not DEBUG:
         warnings.warn(
             "REDIS_URL is not set: the in-memory channel layer and rate-limit counters do not reach "
