@@ -1,10 +1,11 @@
 """What opening and closing a socket means: who it is, what it reads, presence, the groups it joins."""
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from accounts.models import User
 from accounts.services import user_create_from_claims
@@ -29,6 +30,7 @@ CHAT_ITEMS = (
 )
 
 _USER_FIELDS = User._meta.concrete_fields
+_USER_ATTNAMES = [field.attname for field in _USER_FIELDS]
 
 Items = dict[str, list[tuple[int, int]]]
 
@@ -75,11 +77,17 @@ def _rows(statement: str, user_id: int) -> list[tuple]:
 
 def _user(values: tuple) -> User:
     """The User of its columns, converted as the ORM would (SQLite gives booleans and dates raw)."""
-    compiler = User.objects.none().query.get_compiler(connection=connection)
-    converters = compiler.get_converters([field.get_col(User._meta.db_table) for field in _USER_FIELDS])
+    compiler, converters = _user_converters(connections[connection.alias])
     if converters:
         [values] = compiler.apply_converters([values], converters)
-    return User.from_db(connection.alias, [field.attname for field in _USER_FIELDS], values)
+    return User.from_db(connection.alias, _USER_ATTNAMES, values)
+
+
+@lru_cache(maxsize=16)
+def _user_converters(connection) -> tuple:
+    """Per database connection (one per thread): working them out costs more than the rest of _user."""
+    compiler = User.objects.none().query.get_compiler(connection=connection)
+    return compiler, compiler.get_converters([field.get_col(User._meta.db_table) for field in _USER_FIELDS])
 
 
 def socket_opened(caller: Caller, items: Items) -> list[str]:
