@@ -5,7 +5,8 @@ the group reads it back, its own sockets included: a publish, a parse and a queu
 sender and receiver share a process. PITFALLS.md measured that per-push path as the wall. Here Redis
 holds, per group, the set of processes with members in it. A push goes straight into the queues of
 this process's members, and the pushes of one event-loop tick bound for other processes cost one
-lookup round trip and one pipeline with one PUBLISH per process.
+lookup round trip and one pipeline with one PUBLISH per process. A socket joins all its groups at
+once (`group_add_many`): those new to this process are registered in one pipeline.
 
 If Redis restarts without its data, each process sees within `resync_seconds` that its heartbeat key
 is gone and registers its groups again. Pushes in that gap reach only local sockets; clients fill
