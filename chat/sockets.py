@@ -4,6 +4,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
+import psycopg
 from django.conf import settings
 from django.db import connection, connections
 
@@ -70,9 +71,19 @@ def socket_read(statement: str, *, user_id: int, claims: dict | None) -> tuple[U
 
 
 def _rows(statement: str, user_id: int) -> list[tuple]:
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(statement, {"user_id": user_id})
         return cursor.fetchall()
+
+
+def _cursor():
+    """On PostgreSQL one with server-side parameters, so psycopg prepares the statement once per
+    connection (settings: DB_PREPARED_STATEMENTS); Django's own cursors bind client-side."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    cursor = psycopg.Cursor(connection.connection)
+    return connection.make_debug_cursor(cursor) if connection.queries_logged else connection.make_cursor(cursor)
 
 
 def _user(values: tuple) -> User:
