@@ -171,12 +171,7 @@ class LoopLayer:
     async def _register(self, groups: list[str]) -> None:
         await self._start()
         async with self.registering:
-            groups = [group for group in groups if self.groups.get(group)]  # left again meanwhile: not needed
-            if groups:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for group in groups:
-                        pipe.sadd(self.group_key(group), self.process)
-                    await pipe.execute()
+            await self._for_each("SADD", [group for group in groups if self.groups.get(group)])  # not left meanwhile
 
     async def group_discard_many(self, groups: list[str], channel: str) -> None:
         """The groups this channel was the last member of here are unregistered in one round trip."""
@@ -186,12 +181,17 @@ class LoopLayer:
         if not emptied:
             return
         async with self.registering:
-            emptied = [group for group in emptied if group not in self.groups]  # nobody joined again meanwhile
-            if emptied:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for group in emptied:
-                        pipe.srem(self.group_key(group), self.process)
-                    await pipe.execute()
+            await self._for_each("SREM", [group for group in emptied if group not in self.groups])  # not joined again
+
+    async def _for_each(self, command: str, groups: list[str]) -> None:
+        """SADD or SREM this process for the groups: one round trip (a pipeline only for several)."""
+        if len(groups) == 1:
+            await self.redis.execute_command(command, self.group_key(groups[0]), self.process)
+        elif groups:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for group in groups:
+                    pipe.execute_command(command, self.group_key(group), self.process)
+                await pipe.execute()
 
     def _leave(self, group: str, channel: str) -> bool:
         """Takes the channel out of the group here; whether that left the group with no member."""
@@ -327,10 +327,7 @@ class LoopLayer:
                     await self.redis.set(self.alive_key(self.process), 1, ex=self._alive_ttl())
                     async with self.registering:
                         groups = list(self.groups)
-                        async with self.redis.pipeline(transaction=False) as pipe:
-                            for group in groups:
-                                pipe.sadd(self.group_key(group), self.process)
-                            await pipe.execute()
+                        await self._for_each("SADD", groups)
                     logger.warning("channel layer: Redis had lost this process's groups; %d registered again",
                                    len(groups))
             except asyncio.CancelledError:
