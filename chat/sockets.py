@@ -37,6 +37,8 @@ Items = dict[str, list[tuple[int, int]]]
 
 
 class Opening(NamedTuple):
+    """A new socket, once its database call is done."""
+
     caller: Caller
     groups: list[str]  # every channel-layer group the socket joins before its handshake completes
     after_join: Callable[[], list[realtime.Push]] | None  # database work once it has joined, if any
@@ -95,9 +97,9 @@ def _user(values: tuple) -> User:
 
 
 @lru_cache(maxsize=16)
-def _user_converters(connection) -> tuple:
+def _user_converters(database) -> tuple:
     """Per database connection (one per thread): working them out costs more than the rest of _user."""
-    compiler = User.objects.none().query.get_compiler(connection=connection)
+    compiler = User.objects.none().query.get_compiler(connection=database)
     return compiler, compiler.get_converters([field.get_col(User._meta.db_table) for field in _USER_FIELDS])
 
 
