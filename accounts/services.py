@@ -90,10 +90,14 @@ def user_login(*, username: str, password: str) -> str:
 def user_from_token(token: str) -> User:
     """The active user a token names (created from its claims when IM_JWT_AUTO_CREATE is on)."""
     claims = token_claims(token)
+    user = User.objects.filter(pk=token_user_id(claims), is_active=True).first()
+    return user if user is not None else user_create_from_claims(claims)
+
+
+def user_create_from_claims(claims: dict) -> User:
+    """For verified claims naming no active user: the user made from their `nickname`/`avatar` when
+    IM_JWT_AUTO_CREATE is on (a concurrent creation is found instead), else InvalidToken."""
     user_id = token_user_id(claims)
-    user = User.objects.filter(pk=user_id, is_active=True).first()
-    if user is not None:
-        return user
     if settings.IM_JWT_AUTO_CREATE:
         profile = {**(claims.get("data") if isinstance(claims.get("data"), dict) else {}), **claims}
         nickname, avatar = profile.get("nickname"), profile.get("avatar")

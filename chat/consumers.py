@@ -29,50 +29,56 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         background.ensure_started(handlers.BACKGROUND_JOBS)
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.accept()
-            await self._refuse(AppError(Code.NOT_LOGGED_IN, self.scope.get("auth_error", "not logged in")),
-                               CloseCode.NOT_LOGGED_IN)
+        if "user_id" not in self.scope:
+            await self.refuse(AppError(Code.NOT_LOGGED_IN, self.scope.get("auth_error", "not logged in")))
             return
-        caller = Caller(user=user, base_url=base_url_from_scope(self.scope), channel_name=self.channel_name)
+        try:
+            opening = await database_sync_to_async(handlers.socket_opened)(
+                user_id=self.scope["user_id"], claims=self.scope.get("token_claims"),
+                base_url=base_url_from_scope(self.scope), channel_name=self.channel_name)
+        except AppError as error:
+            await self.refuse(error)
+            return
+        # From here on disconnect() undoes presence, groups and the user's rate bucket.
+        self.caller = caller = opening.caller
+        self.groups_joined = opening.groups
+        self.bucket = throttling.connection_bucket()
+        self.user_bucket = throttling.user_buckets.acquire(caller.uid)
+        self.shared_user_budget = throttling.shared_user_budget()
         # Join every push group before the handshake completes: once the client is connected,
         # nothing addressed to it can pass it by.
         try:
-            groups = await database_sync_to_async(handlers.socket_opened)(caller)
-        except AppError as error:
-            await self.accept()
-            await self._refuse(error, CloseCode.TOO_MANY_SOCKETS)
-            return
-        # From here on disconnect() undoes presence, groups and the user's rate bucket.
-        self.caller = caller
-        self.bucket = throttling.connection_bucket()
-        self.user_bucket = throttling.user_buckets.acquire(user.pk)
-        self.shared_user_budget = throttling.shared_user_budget()
-        try:
-            for group in groups:
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.groups_joined.append(group)
+            await self.channel_layer.group_add_many(opening.groups, self.channel_name)
         except Exception:
-            logger.exception("joining push groups failed for user %s", user.pk)
+            logger.exception("joining push groups failed for user %s", caller.uid)
             await self.disconnect(CloseCode.SERVER_FAULT)
             await self.close(code=int(CloseCode.SERVER_FAULT))
             return
         await self.accept()
-        try:
-            pushes = await database_sync_to_async(handlers.socket_joined)(caller)
-            await realtime.deliver(pushes)
-        except Exception:  # the socket works; the queue moves at the next drain
-            logger.exception("after-connect work failed for user %s", user.pk)
+        if opening.after_join is not None:
+            try:
+                await realtime.deliver(await database_sync_to_async(opening.after_join)())
+            except Exception:  # the socket works; the queue moves at the next drain
+                logger.exception("after-connect work failed for user %s", caller.uid)
+
+    async def refuse(self, error: AppError) -> None:
+        """Accepted, told why in one frame, closed: -200 with 4401, -429 with 4429."""
+        await self.accept()
+        code = CloseCode.NOT_LOGGED_IN if error.code == Code.NOT_LOGGED_IN else CloseCode.TOO_MANY_SOCKETS
+        await self._close_with(error, code)
+
+    async def _close_with(self, error: AppError, close_code: CloseCode) -> None:
+        """The error frame, then the close code that goes with it."""
+        await self.send(protocol.dumps(protocol.error_reply(error)))
+        await self.close(code=int(close_code))
 
     async def disconnect(self, code):
         if self.caller is None:
             return
-        for group in self.groups_joined:
-            try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception:
-                logger.warning("leaving %s failed", group, exc_info=True)
+        try:
+            await self.channel_layer.group_discard_many(self.groups_joined, self.channel_name)
+        except Exception:
+            logger.warning("leaving %s failed", self.groups_joined, exc_info=True)
         await database_sync_to_async(handlers.socket_closed)(self.caller)
         throttling.user_buckets.release(self.caller.uid)
         self.caller = None
@@ -86,7 +92,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send(protocol.PONG_TEXT)
             return
         except protocol.FrameTooLarge as error:
-            await self._refuse(error, CloseCode.FRAME_TOO_LARGE)
+            await self._close_with(error, CloseCode.FRAME_TOO_LARGE)
             return
         except AppError as error:
             await self.send(protocol.dumps(protocol.error_reply(error)))
@@ -101,17 +107,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if pushes:
             await realtime.deliver(pushes)
 
-    async def _refuse(self, error: AppError, close_code: CloseCode) -> None:
-        """The error frame, then the close code that goes with it."""
-        await self.send(protocol.dumps(protocol.error_reply(error)))
-        await self.close(code=int(close_code))
-
     async def im_logout(self, event):
         """The account was deactivated or deleted: say so, close, and handle nothing more."""
         if self.caller is None:
             return
         self.logged_out = True
-        await self._refuse(AppError(Code.NOT_LOGGED_IN, event["text"]), CloseCode.NOT_LOGGED_IN)
+        await self._close_with(AppError(Code.NOT_LOGGED_IN, event["text"]), CloseCode.NOT_LOGGED_IN)
 
     async def im_push(self, event):
         if "join" in event and event["join"] not in self.groups_joined:

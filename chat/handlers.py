@@ -6,6 +6,7 @@ raised as AppError; `run` renders them. This module is the wiring between the ap
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -210,19 +211,24 @@ HANDLERS: dict[tuple[str, str], Handler] = {
 }
 
 
-def socket_opened(caller: Caller) -> list[str]:
-    """Presence, and the channel-layer groups a new socket joins (presence last: nothing to undo)."""
-    shop_groups = service_sockets.agent_groups(caller.user)
-    caller.cache["serves_shops"] = bool(shop_groups)
-    return sockets.socket_opened(caller) + shop_groups
+# Everything a new socket needs from the database, in one statement (chat/sockets.py).
+SOCKET_OPEN_SQL = sockets.open_statement([*sockets.CHAT_ITEMS, *service_sockets.ITEMS])
 
 
-def socket_joined(caller: Caller) -> list[realtime.Push]:
-    """Once the socket is in its groups: an agent may now take queued sessions."""
-    if not caller.cache.get("serves_shops", True):  # a consumer: no shop's queue to look at
-        return []
+def socket_opened(*, user_id: int, claims: dict | None, base_url: str, channel_name: str) -> sockets.Opening:
+    """Who a new socket is, the groups it joins (the shops' agent groups too), presence; -200, -429."""
+    user, items = sockets.socket_read(SOCKET_OPEN_SQL, user_id=user_id, claims=claims)
+    caller = Caller(user=user, base_url=base_url, channel_name=channel_name)
+    groups = sockets.socket_opened(caller, items) + service_sockets.agent_groups(items)
+    online_shop_ids = service_sockets.online_shop_ids(items)
+    after_join = partial(socket_joined, caller, online_shop_ids) if online_shop_ids else None
+    return sockets.Opening(caller, groups, after_join)
+
+
+def socket_joined(caller: Caller, online_shop_ids: list[int]) -> list[realtime.Push]:
+    """Once an online agent's socket is in its groups: their shops' queues may move."""
     with realtime.collecting() as pushes:
-        service_sockets.agent_connected(caller.user, caller.base_url)
+        service_sockets.agent_connected(online_shop_ids, caller.base_url)
     return pushes
 
 

@@ -73,15 +73,19 @@ def announcements_box_ensure(user: User) -> None:
     box = Conversation.objects.filter(chat_id=ids.system_chat_id(EVERYONE)).only("pk", "last_seq").first()
     if box is None or box.last_seq == 0:
         return
-    if Participant.objects.filter(conversation=box, user=user).exists():
-        return
+    if not Participant.objects.filter(conversation=box, user=user).exists():
+        announcements_box_join(user, box.pk)
+
+
+def announcements_box_join(user: User, box_id: int) -> None:
+    """Their read marker on the announcements box, placed at its last message before they joined."""
     before_joining = (
-        Message.objects.filter(conversation=box, created_at__lt=user.date_joined).order_by("-seq")
+        Message.objects.filter(conversation_id=box_id, created_at__lt=user.date_joined).order_by("-seq")
         .values_list("seq", flat=True).first()
     ) or 0
     try:
         with transaction.atomic():
-            Participant.objects.create(conversation=box, user=user, joined_seq=before_joining,
+            Participant.objects.create(conversation_id=box_id, user=user, joined_seq=before_joining,
                                        last_read_seq=before_joining)
     except IntegrityError:
         pass

@@ -5,7 +5,8 @@ the group reads it back, its own sockets included: a publish, a parse and a queu
 sender and receiver share a process. PITFALLS.md measured that per-push path as the wall. Here Redis
 holds, per group, the set of processes with members in it. A push goes straight into the queues of
 this process's members, and the pushes of one event-loop tick bound for other processes cost one
-lookup round trip and one pipeline with one PUBLISH per process.
+lookup round trip and one pipeline with one PUBLISH per process. A socket joins all its groups at
+once (`group_add_many`): those new to this process are registered in one pipeline.
 
 If Redis restarts without its data, each process sees within `resync_seconds` that its heartbeat key
 is gone and registers its groups again. Pushes in that gap reach only local sockets; clients fill
@@ -17,6 +18,7 @@ import logging
 import uuid
 
 import msgpack
+from channels.layers import InMemoryChannelLayer
 from channels_redis.utils import create_pool, decode_hosts
 from redis import asyncio as aioredis
 
@@ -51,10 +53,17 @@ class RoutedChannelLayer:
         await self._layer().send(channel, message)
 
     async def group_add(self, group: str, channel: str) -> None:
-        await self._layer().group_add(group, channel)
+        await self._layer().group_add_many([group], channel)
+
+    async def group_add_many(self, groups: list[str], channel: str) -> None:
+        """All of a socket's groups with one Redis round trip (none if this process has them all)."""
+        await self._layer().group_add_many(groups, channel)
 
     async def group_discard(self, group: str, channel: str) -> None:
-        await self._layer().group_discard(group, channel)
+        await self._layer().group_discard_many([group], channel)
+
+    async def group_discard_many(self, groups: list[str], channel: str) -> None:
+        await self._layer().group_discard_many(groups, channel)
 
     async def group_send(self, group: str, message: dict) -> None:
         await self._layer().group_send_many([(group, message)])
@@ -123,51 +132,78 @@ class LoopLayer:
 
     def _forget_channel(self, channel: str) -> None:
         self.channels.pop(channel, None)
-        for group in self.memberships.pop(channel, set()):
-            if self.closing:  # close() unregisters every group itself
+        groups = self.memberships.get(channel)
+        if not groups:
+            return
+        if self.closing:  # close() unregisters every group itself
+            for group in self.memberships.pop(channel):
                 self.groups.get(group, set()).discard(channel)
-            else:
-                self._spawn(self.group_discard(group, channel))
+        else:
+            self._spawn(self.group_discard_many(list(groups), channel))
 
     # --- groups -------------------------------------------------------------------------------
-    async def group_add(self, group: str, channel: str) -> None:
-        """Returns once other processes route the group here (for a later member too)."""
-        members = self.groups.setdefault(group, set())
-        members.add(channel)
-        self.memberships.setdefault(channel, set()).add(group)
-        registration = self.registrations.get(group)
-        if registration is None:
-            registration = self.registrations[group] = asyncio.ensure_future(self._register(group))
-        try:
-            await asyncio.shield(registration)
-        except Exception:
-            members.discard(channel)
-            self._unindex(channel, group)
-            if not members:
-                self.groups.pop(group, None)
-            if self.registrations.get(group) is registration:
-                del self.registrations[group]  # the next member tries again
-            raise
+    async def group_add_many(self, groups: list[str], channel: str) -> None:
+        """Returns once other processes route every group here (for a later member too). The groups
+        new to this process are registered together; on failure the channel is in none of those."""
+        groups = list(dict.fromkeys(groups))
+        new = [group for group in groups if group not in self.registrations]
+        for group in groups:
+            self.groups.setdefault(group, set()).add(channel)
+            self.memberships.setdefault(channel, set()).add(group)
+        if new:
+            registration = asyncio.ensure_future(self._register(new))
+            self.registrations.update(dict.fromkeys(new, registration))
+        failed = None
+        for registration in {self.registrations[group] for group in groups}:
+            try:
+                await asyncio.shield(registration)
+            except Exception as error:
+                failed = error
+        if failed is not None:
+            for group in groups:
+                registration = self.registrations.get(group)
+                if registration is not None and registration.done() and registration.exception() is not None:
+                    self._leave(group, channel)
+                    if not self.groups.get(group):
+                        del self.registrations[group]  # the next member tries again
+            raise failed
 
-    async def _register(self, group: str) -> None:
+    async def _register(self, groups: list[str]) -> None:
         await self._start()
         async with self.registering:
-            if self.groups.get(group):
-                await self.redis.sadd(self.group_key(group), self.process)
+            await self._for_each("SADD", [group for group in groups if self.groups.get(group)])  # not left meanwhile
 
-    async def group_discard(self, group: str, channel: str) -> None:
+    async def group_discard_many(self, groups: list[str], channel: str) -> None:
+        """The groups this channel was the last member of here are unregistered in one round trip."""
+        emptied = [group for group in dict.fromkeys(groups) if self._leave(group, channel)]
+        for group in emptied:
+            self.registrations.pop(group, None)
+        if not emptied:
+            return
+        async with self.registering:
+            await self._for_each("SREM", [group for group in emptied if group not in self.groups])  # not joined again
+
+    async def _for_each(self, command: str, groups: list[str]) -> None:
+        """SADD or SREM this process for the groups: one round trip (a pipeline only for several)."""
+        if len(groups) == 1:
+            await self.redis.execute_command(command, self.group_key(groups[0]), self.process)
+        elif groups:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for group in groups:
+                    pipe.execute_command(command, self.group_key(group), self.process)
+                await pipe.execute()
+
+    def _leave(self, group: str, channel: str) -> bool:
+        """Takes the channel out of the group here; whether that left the group with no member."""
         members = self.groups.get(group)
         if members is None or channel not in members:
-            return
+            return False
         members.discard(channel)
         self._unindex(channel, group)
         if members:
-            return
+            return False
         del self.groups[group]
-        self.registrations.pop(group, None)
-        async with self.registering:
-            if group not in self.groups:  # nobody joined again meanwhile
-                await self.redis.srem(self.group_key(group), self.process)
+        return True
 
     def _unindex(self, channel: str, group: str) -> None:
         groups = self.memberships.get(channel)
@@ -291,10 +327,7 @@ class LoopLayer:
                     await self.redis.set(self.alive_key(self.process), 1, ex=self._alive_ttl())
                     async with self.registering:
                         groups = list(self.groups)
-                        async with self.redis.pipeline(transaction=False) as pipe:
-                            for group in groups:
-                                pipe.sadd(self.group_key(group), self.process)
-                            await pipe.execute()
+                        await self._for_each("SADD", groups)
                     logger.warning("channel layer: Redis had lost this process's groups; %d registered again",
                                    len(groups))
             except asyncio.CancelledError:
@@ -324,3 +357,15 @@ class LoopLayer:
         except Exception:
             logger.warning("channel layer: could not unregister on close", exc_info=True)
         await self.redis.aclose(close_connection_pool=True)
+
+
+class InMemoryLayer(InMemoryChannelLayer):
+    """Channels' in-memory layer (one process, no Redis), with the many-group calls of ours."""
+
+    async def group_add_many(self, groups: list[str], channel: str) -> None:
+        for group in groups:
+            await self.group_add(group, channel)
+
+    async def group_discard_many(self, groups: list[str], channel: str) -> None:
+        for group in groups:
+            await self.group_discard(group, channel)

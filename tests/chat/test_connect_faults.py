@@ -1,9 +1,9 @@
 """A socket whose opening fails half-way (the database or the channel layer gives out) leaves nothing behind.
 
-Found while writing the fault run (bench/faults.py): ChatConsumer.connect records presence first
-(chat.sockets.socket_opened), then reads the database and joins channel-layer groups. When one of
-those raises, the consumer dies before `self.caller` is set, so `disconnect` never undoes the
-presence, and the per-user rate bucket is never released. With Redis presence the process keeps
+Found while writing the fault run (bench/faults.py): ChatConsumer.connect then recorded presence
+first, then read the database and joined channel-layer groups. When one of those raised, the
+consumer died before `self.caller` was set, so `disconnect` never undid the presence, and the
+per-user rate bucket was never released. With Redis presence the process keeps
 writing the dead socket back on every heartbeat: the user counts as online for as long as the
 process lives (an agent gets customer-service sessions with no socket to receive them), and each
 such socket counts against IM_MAX_SOCKETS_PER_USER, so a user whose phone retries through a short
@@ -35,12 +35,12 @@ def fresh_presence():
 
 @pytest.fixture
 def database_blip(monkeypatch):
-    """The database connection dies after the socket's user was looked up, before its groups are read."""
+    """The database connection dies while the socket reads its user and groups."""
 
     def lost(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(sockets, "announcements_box_ensure", lost)
+    monkeypatch.setattr(sockets, "_rows", lost)
     return monkeypatch
 
 
@@ -70,10 +70,10 @@ async def test_a_socket_that_fails_to_join_its_groups_is_not_left_online_nor_hol
     user = await database_sync_to_async(make_user)(username="ghostly")
     layer = get_channel_layer()
 
-    async def layer_down(group, channel):
+    async def layer_down(groups, channel):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(layer, "group_add", layer_down)
+    monkeypatch.setattr(layer, "group_add_many", layer_down)
 
     await failed_connect(user)
 

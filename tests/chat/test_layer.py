@@ -212,6 +212,45 @@ def test_a_group_send_to_a_group_nobody_joined_does_not_raise(make_layer):
     run(scenario())
 
 
+def test_a_socket_joining_all_its_groups_at_once_gets_each_groups_pushes_from_another_process(make_layer, prefix,
+                                                                                            redis_url):
+    here, there = make_layer(), make_layer()
+    groups = ["user.60", "everyone", "chatgroup.60", "shop.60.agents"]
+
+    async def scenario():
+        channel = await here.new_channel()
+        await here.group_add_many(groups, channel)
+        for number, group in enumerate(groups):
+            await there.group_send(group, push(number))
+            assert (await next_message(here, channel))["text"] == push(number)["text"]
+
+        # and once it leaves them all, no process routes them here any more
+        await here.group_discard_many(groups, channel)
+        store = redis.Redis.from_url(redis_url)
+        assert [store.smembers(f"{prefix}:layer:group:{group}") for group in groups] == [set()] * len(groups)
+        store.close()
+        await here.flush()
+        await there.flush()
+
+    run(scenario())
+
+
+def test_a_socket_whose_groups_cannot_be_registered_is_left_in_none_of_them(make_layer):
+    broken = make_layer(UNREACHABLE)
+
+    async def scenario():
+        channel = await broken.new_channel()
+        with pytest.raises(redis.ConnectionError):
+            await asyncio.wait_for(broken.group_add_many(["user.70", "chatgroup.70"], channel), WAIT)
+        layer = broken._layer()
+        assert (layer.groups, layer.memberships, layer.registrations) == ({}, {}, {})
+        # the next socket tries again (and fails again: no hang, no stale registration)
+        with pytest.raises(redis.ConnectionError):
+            await asyncio.wait_for(broken.group_add_many(["user.70"], await broken.new_channel()), WAIT)
+
+    run(scenario())
+
+
 # --- Shutting down ---------------------------------------------------------------------------------
 
 

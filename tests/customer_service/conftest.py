@@ -117,10 +117,11 @@ def socket_joins(pushes) -> Callable[..., Outcome]:
 
     def join(user, channel: str | None = None) -> Outcome:
         channel = channel or f"test.socket.{user.pk}.{next(_channels)}"
-        caller = factories.caller_of(user, channel_name=channel)
         with pushes() as sent:
-            handlers.socket_opened(caller)
-            handlers.socket_joined(caller)
+            opening = handlers.socket_opened(user_id=user.pk, claims=None, base_url=factories.BASE_URL,
+                                             channel_name=channel)
+            if opening.after_join is not None:
+                opening.after_join()
         return Outcome({"channel": channel}, sent)
 
     return join
