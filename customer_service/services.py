@@ -435,7 +435,16 @@ def _shop(shop_id: int) -> Shop:
     return shop
 
 
-def _consumer_draft(caller: Caller, message: "Body", shop_id: int, agent_id: int) -> Draft:
+@dataclass(frozen=True)
+class Body:
+    """What a message says, whoever sends it."""
+
+    msg_type: int
+    msg: str
+    client_msg_id: str | None
+
+
+def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int) -> Draft:
     consumer = caller.user
     return Draft(
         chat_id=ids.service_chat_id(shop_id, consumer.pk), chat_type=ChatType.SERVICE, msg_type=message.msg_type,
@@ -446,7 +455,7 @@ def _consumer_draft(caller: Caller, message: "Body", shop_id: int, agent_id: int
     )
 
 
-def _agent_draft(caller: Caller, message: "Body", *, shop_id: int, shop_name: str, shop_logo: str,
+def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str, shop_logo: str,
                  consumer_id: int, also_to: int | None = None) -> Draft:
     """An agent speaks for the shop: the shop's name and logo, the agent's own as service_*."""
     receivers = [realtime.user_group(consumer_id)]
@@ -463,7 +472,7 @@ def _agent_draft(caller: Caller, message: "Body", *, shop_id: int, shop_name: st
     )
 
 
-def _body(send: SendInput) -> "Body":
+def _body(send: SendInput) -> Body:
     return Body(send.msg_type, send.msg, send.client_msg_id)
 
 
@@ -544,15 +553,6 @@ def sessions_touch(*, now, session_ids: set[int], answered: set[int]) -> dict[in
             [stamp, *answered_values, stamp, *id_values],
         )
         return dict(cursor.fetchall())
-
-
-@dataclass(frozen=True)
-class Body:
-    """What a message says, whoever sends it."""
-
-    msg_type: int
-    msg: str
-    client_msg_id: str | None
 
 
 def service_message_send(*, caller: Caller, send: SendInput) -> Stored:
