@@ -616,6 +616,8 @@ class Load:
         before = self.monitor.rss() if self.monitor else 0
         if self.monitor is not None:
             self.monitor.start()
+        if self.on_measure is not None:  # --profile samples the opening
+            self.on_measure()
         started = clock()
         failed = await self._open_all(socks[warm:], tolerate=True)
         connect_seconds = clock() - started
@@ -652,6 +654,8 @@ class Load:
         self.ready_seconds.clear()
         if self.monitor is not None:
             self.monitor.start()
+        if self.on_measure is not None:  # --profile samples the opening
+            self.on_measure()
         started = clock()
         failed = await self._open_all(socks[warm:], "opening", tolerate=True)
         seconds = clock() - started
