@@ -4,7 +4,7 @@ from typing import Any
 
 from chat.inputs import read_chat_id
 from chat.protocol import Caller, read_int, read_str
-from customer_service import selectors, services
+from customer_service import ratings, selectors, services
 from customer_service.models import ServiceAgent
 from imchat.errors import Code, bad_request
 
@@ -37,8 +37,19 @@ def close(caller: Caller, content: dict) -> tuple[int, Any]:
     return Code.OK, {"chat_id": chat_id}
 
 
+def rate(caller: Caller, content: dict) -> tuple[int, Any]:
+    """The consumer rates their closed session (CSAT): reply with what was stored."""
+    score = ratings.read_score(content)
+    comment = ratings.read_comment(content)
+    session_id, chat_id = ratings.read_session_ref(content)
+    session = ratings.session_rate(consumer=caller.user, score=score, comment=comment, session_id=session_id,
+                                   chat_id=chat_id, exclude_channel=caller.channel_name)
+    return Code.OK, ratings.rating_event(session)
+
+
 HANDLERS = {
     ("service", "setstatus"): set_status,
     ("service", "transfer"): transfer,
     ("service", "close"): close,
+    ("service", "rate"): rate,
 }

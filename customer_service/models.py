@@ -75,16 +75,27 @@ class ServiceSession(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField()
     offline_notice_at = models.DateTimeField(null=True, blank=True)
+    # The consumer's rating once the session is closed (CSAT, customer_service/ratings.py): on the
+    # session itself, not a model of its own, since there is exactly one per session and reports,
+    # the admin and the workspace read it with the session (no join); "rated once" is one
+    # conditional UPDATE (`rating IS NULL`).
+    rating = models.PositiveSmallIntegerField(null=True, blank=True, choices=[(n, "★" * n) for n in range(1, 6)])
+    rating_comment = models.CharField(max_length=500, blank=True)
+    rated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation"], condition=~models.Q(state="closed"), name="session_one_live_per_chat"
             ),
+            models.CheckConstraint(condition=models.Q(rating__isnull=True) | models.Q(rating__gte=1, rating__lte=5),
+                                   name="session_rating_1_to_5"),
         ]
         indexes = [
             models.Index(fields=["shop", "state", "queued_at"], name="session_queue"),
             models.Index(fields=["agent", "state"], name="session_agent_load"),
+            models.Index(fields=["shop", "rated_at"], name="session_rated"),
+            models.Index(fields=["shop", "closed_at"], name="session_closed"),
         ]
 
     def __str__(self) -> str:
@@ -137,6 +148,7 @@ class WebhookDelivery(models.Model):
     class Event(models.TextChoices):
         SESSION_CREATED = "session.created", "a new customer-service session"
         MESSAGE_UNATTENDED = "message.unattended", "a consumer's message while no agent is online"
+        SESSION_RATED = "session.rated", "a consumer rated a closed session"
 
     class State(models.TextChoices):
         PENDING = "pending"

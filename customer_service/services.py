@@ -15,7 +15,7 @@ from chat.models import ChatType, Conversation, Message, MsgType, Participant, S
 from chat.payloads import message_result_from_row
 from chat.presence import presence
 from chat.protocol import Caller
-from customer_service import routing, selectors, webhooks
+from customer_service import eta, ratings, routing, selectors, webhooks
 from customer_service.assignment import pick_agent
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
 from customer_service.selectors import can_serve, customer_conversation
@@ -160,26 +160,36 @@ def sessions_hand_back(agent: ServiceAgent, now, base_url: str) -> None:
 # --- Sessions: every change of one is written here; customer_service/routing.py decides ---------
 
 
-def session_event(session: ServiceSession, event: str, *, agent_id: int = 0, position: int = 0) -> dict:
+def session_event(session: ServiceSession, event: str, *, agent_id: int = 0, position: int = 0,
+                  ext: dict | None = None) -> dict:
+    """A 305's result: the compat fields, then the event's ext ones (queued: eta_seconds; closed:
+    session_id, rate_until)."""
     return {
         "chat_id": session.conversation.chat_id,
         "shop_id": session.shop_id,
         "event": event,
         "agent_uid": agent_id,
         "queue_position": position,
+        **(ext or {}),
     }
 
 
 def _push_session_event(session: ServiceSession, event: str, *, to_users: list[int], agent_id: int = 0,
-                        position: int = 0, to_shop: bool = False, exclude_channel: str | None = None) -> None:
+                        position: int = 0, to_shop: bool = False, exclude_channel: str | None = None,
+                        ext: dict | None = None) -> None:
     """A 305; `exclude_channel` is the socket whose own close or transfer it echoes (it has the reply)."""
     groups = [realtime.user_group(uid) for uid in dict.fromkeys(to_users) if uid]
     if to_shop:
         groups.append(realtime.shop_agents_group(session.shop_id))
     realtime.push_on_commit(
-        groups, Code.SESSION_EVENT, session_event(session, event, agent_id=agent_id, position=position),
+        groups, Code.SESSION_EVENT, session_event(session, event, agent_id=agent_id, position=position, ext=ext),
         exclude_channel=exclude_channel,
     )
+
+
+def _push_queued(session: ServiceSession, position: int, pace: eta.Pace) -> None:
+    _push_session_event(session, "queued", to_users=[session.consumer_id], position=position,
+                        ext={"eta_seconds": pace.eta_seconds(position)})
 
 
 def lock_shop(shop_id: int) -> Shop:
@@ -218,7 +228,7 @@ def session_route(*, session: ServiceSession, shop: Shop, now, exclude_agent: in
     # Taken under the shop's lock (not the request's start time), so queue order is lock order.
     session.queued_at = timezone.now()
     session.save(update_fields=["agent", "state", "queued_at"])
-    _push_session_event(session, "queued", to_users=[session.consumer_id], position=routing.queue_position(session))
+    _push_queued(session, routing.queue_position(session), eta.shop_pace(session.shop_id))
     return 0
 
 
@@ -263,9 +273,10 @@ def session_close(*, session: ServiceSession, now, exclude_channel: str | None =
     was_queued = session.state == State.QUEUED
     ServiceSession.objects.filter(pk=session.pk).update(state=State.CLOSED, closed_at=now)
     session.state = State.CLOSED
+    session.closed_at = now
     # The agent hears it through the shop's agent group, which every agent's socket joins.
     _push_session_event(session, "closed", to_users=[session.consumer_id], agent_id=session.agent_id or 0,
-                        to_shop=True, exclude_channel=exclude_channel)
+                        to_shop=True, exclude_channel=exclude_channel, ext=ratings.closed_event_ext(session))
     if was_queued:
         push_queue_positions(session.shop_id)
 
@@ -299,13 +310,16 @@ def queue_drain(*, shop_id: int, base_url: str, now=None) -> int:
 
 def push_queue_positions(shop_id: int) -> None:
     """Tell every queued consumer of the shop their place (after the queue moved)."""
-    queued = (
+    queued = list(
         ServiceSession.objects.select_related("conversation")
         .filter(shop_id=shop_id, state=State.QUEUED)
         .order_by("queued_at", "pk")
     )
+    if not queued:
+        return
+    pace = eta.shop_pace(shop_id)  # one query for the whole queue
     for position, session in enumerate(queued, start=1):
-        _push_session_event(session, "queued", to_users=[session.consumer_id], position=position)
+        _push_queued(session, position, pace)
 
 
 def _push_backlog(session: ServiceSession, agent_id: int, base_url: str) -> None:

@@ -28,6 +28,7 @@ class Code(IntEnum):
     SESSION_EVENT = 305
     GROUP_EVENT = 306
     OWN_MESSAGE = 307
+    SESSION_RATED = 308
 
 
 class CloseCode(IntEnum):

@@ -385,6 +385,12 @@ IM_SYSTEM_NAME = os.environ.get("IM_SYSTEM_NAME", "System notices")
 IM_AGENT_GRACE_SECONDS = env_int("IM_AGENT_GRACE_SECONDS", 60)
 IM_OFFLINE_NOTICE_SECONDS = env_int("IM_OFFLINE_NOTICE_SECONDS", 300)
 IM_SESSION_IDLE_SECONDS = env_int("IM_SESSION_IDLE_SECONDS", 1800)
+# A closed session may be rated by its consumer (once) for this long (customer_service/ratings.py).
+IM_CSAT_WINDOW_SECONDS = env_int("IM_CSAT_WINDOW_SECONDS", 7 * 24 * 3600)
+# The queue ETA learns from the shop's sessions closed in the last this many seconds (at most
+# IM_ETA_SAMPLE of them); without any, the `queued` 305 says eta_seconds null (customer_service/eta.py).
+IM_ETA_HISTORY_SECONDS = env_int("IM_ETA_HISTORY_SECONDS", 24 * 3600)
+IM_ETA_SAMPLE = env_int("IM_ETA_SAMPLE", 50)
 # A process refreshes its liveness key this often; a dead process's sockets stop counting as
 # online after IM_PRESENCE_TTL seconds.
 IM_PRESENCE_REFRESH_SECONDS = env_int("IM_PRESENCE_REFRESH_SECONDS", 5)

@@ -178,7 +178,7 @@ def test_a_busy_agent_keeps_their_sessions_but_gets_no_new_ones(
     # then
     assert messages_to(kept, user(amy))[0]["to_uid"] == amy.pk
     assert event(new, user(consumer2)) == [{"chat_id": chat_id(shop, consumer2), "shop_id": shop.pk,
-                                            "event": "queued", "agent_uid": 0, "queue_position": 1}]
+                                            "event": "queued", "agent_uid": 0, "queue_position": 1, "eta_seconds": None}]
     assert messages_to(new, user(amy)) == []
     assert live_session(shop, consumer2).state == "queued"
 
@@ -235,7 +235,7 @@ def test_going_offline_with_nobody_else_available_puts_the_sessions_back_in_the_
     sent = ask(amy, "service", "setStatus", {"status": "offline"}, channel=amy_socket)
 
     assert event(sent, user(consumer)) == [{"chat_id": chat_id(shop, consumer), "shop_id": shop.pk,
-                                            "event": "queued", "agent_uid": 0, "queue_position": 1}]
+                                            "event": "queued", "agent_uid": 0, "queue_position": 1, "eta_seconds": None}]
     session = live_session(shop, consumer)
     assert (session.state, session.agent_id) == ("queued", None)
     nxt = say(consumer, shop, "anyone?")
@@ -281,7 +281,7 @@ def test_with_no_agent_available_the_session_is_queued_and_the_offline_notice_is
     assert sent.code == Code.OK
     assert sent.result["seq"] == 1
     assert event(sent, user(consumer)) == [{"chat_id": chat_id(shop, consumer), "shop_id": shop.pk,
-                                            "event": "queued", "agent_uid": 0, "queue_position": 1}]
+                                            "event": "queued", "agent_uid": 0, "queue_position": 1, "eta_seconds": None}]
     notices = messages_to(sent, user(consumer))
     assert len(notices) == 1
     notice = notices[0]
@@ -376,9 +376,9 @@ def test_queued_consumers_learn_their_positions_and_move_up_when_the_first_is_as
     # then
     assert [e["event"] for e in event(joined, user(consumer))] == ["assigned"]
     assert event(joined, user(consumer2)) == [{"chat_id": chat_id(shop, consumer2), "shop_id": shop.pk,
-                                               "event": "queued", "agent_uid": 0, "queue_position": 1}]
+                                               "event": "queued", "agent_uid": 0, "queue_position": 1, "eta_seconds": None}]
     assert event(joined, user(consumer3)) == [{"chat_id": chat_id(shop, consumer3), "shop_id": shop.pk,
-                                               "event": "queued", "agent_uid": 0, "queue_position": 2}]
+                                               "event": "queued", "agent_uid": 0, "queue_position": 2, "eta_seconds": None}]
     assert live_session(shop, consumer).agent_id == amy.pk
     assert live_session(shop, consumer2).state == live_session(shop, consumer3).state == "queued"
 
@@ -616,8 +616,10 @@ def test_close_tells_the_shops_agents_and_the_consumer_and_the_next_message_rout
 
     # then
     assert sent.code == Code.OK
+    session = ServiceSession.objects.get(consumer=consumer)
     closed = {"chat_id": chat_id(shop, consumer), "shop_id": shop.pk, "event": "closed",
-              "agent_uid": amy.pk, "queue_position": 0}
+              "agent_uid": amy.pk, "queue_position": 0,
+              "session_id": session.pk, "rate_until": int(session.closed_at.timestamp()) + 7 * 24 * 3600}
     assert event(sent, agents_of(shop)) == [closed]
     assert event(sent, user(consumer)) == [closed]
     assert ServiceSession.objects.get(consumer=consumer).state == "closed"
@@ -798,7 +800,8 @@ def test_closing_a_session_frees_capacity_and_the_oldest_queued_session_takes_it
     assert [(m["seq"], m["msg"]) for m in messages_to(sent, user(amy))] == [
         (1, "second in line"), (2, "We are away; leave a message.")]
     assert event(sent, user(consumer3)) == [{"chat_id": chat_id(shop, consumer3), "shop_id": shop.pk,
-                                             "event": "queued", "agent_uid": 0, "queue_position": 1}]
+                                             "event": "queued", "agent_uid": 0, "queue_position": 1,
+                                             "eta_seconds": 1}]  # one session handled in ms, one slot
     assert live_session(shop, consumer2).agent_id == amy.pk
 
 

@@ -162,9 +162,16 @@ def is_message(chat_id: str, seq: int | None = None, code: int = 200) -> Callabl
                           and (seq is None or frame["result"]["seq"] == seq))
 
 
-def session_event(chat_id: str, shop_id: int, event: str, agent_uid: int = 0, queue_position: int = 0) -> dict:
+def session_event(chat_id: str, shop_id: int, event: str, agent_uid: int = 0, queue_position: int = 0,
+                  **ext) -> dict:
+    """A 305's result; `ext` the event's ext fields (queued: eta_seconds; closed: session_id, rate_until)."""
     return {"chat_id": chat_id, "shop_id": shop_id, "event": event, "agent_uid": agent_uid,
-            "queue_position": queue_position}
+            "queue_position": queue_position, **ext}
+
+
+def compat_part(result: dict) -> dict:
+    """The compat fields of a 305 (PROTOCOL.md section 4), without the ext ones."""
+    return {key: result[key] for key in ("chat_id", "shop_id", "event", "agent_uid", "queue_position")}
 
 
 async def collect(client: Client, done: Callable[[list[dict]], bool], *, timeout: float = 8,
@@ -378,7 +385,7 @@ def test_with_no_agent_connected_consumers_queue_with_the_offline_notice_until_a
                 sent = await send_ok(client, to_shop(shop.id, f"question {position}"))
                 assert sent["chat_id"] == chat_id and sent["seq"] == 1
                 queued = await client.expect(is_event("queued", chat_id), what="305 queued")
-                assert queued["result"] == session_event(chat_id, shop.id, "queued", 0, position)
+                assert queued["result"] == session_event(chat_id, shop.id, "queued", 0, position, eta_seconds=None)
                 notice = await client.expect(is_message(chat_id), what="the offline notice")
                 assert notice["code"] == 200
                 assert_offline_notice(notice["result"], consumers[position - 1], 2)
@@ -412,7 +419,7 @@ def test_with_no_agent_connected_consumers_queue_with_the_offline_notice_until_a
                     assigned = await client.expect(is_event("assigned", chat_id), what="305 assigned")
                     assert assigned["result"] == session_event(chat_id, shop.id, "assigned", agent.id)
                 moved = await clients[2].expect(is_event("queued", chat_ids[2]), what="the new queue position")
-                assert moved["result"] == session_event(chat_ids[2], shop.id, "queued", 0, 1)
+                assert moved["result"] == session_event(chat_ids[2], shop.id, "queued", 0, 1, eta_seconds=None)
                 assert await stray(*clients, codes=(305,)) == [[], [], []]
         finally:
             for client in clients:
@@ -542,7 +549,9 @@ def test_an_agent_transfers_a_session_to_an_online_colleague_and_closes_it(site)
             assert reply["code"] == 1 and reply["result"] == {"chat_id": chat_id}, reply
             closed = session_event(chat_id, shop.id, "closed", target_id)
             for client in (target_laptop, serving, serving_laptop, a3, c):
-                assert (await client.expect(is_event("closed", chat_id), what="305 closed"))["result"] == closed
+                result = (await client.expect(is_event("closed", chat_id), what="305 closed"))["result"]
+                assert compat_part(result) == closed and result["rate_until"] > time.time() + 3600
+                assert isinstance(result["session_id"], int)
             assert await stray(serving, target) == [[], []]  # no 305 of its own action on the acting socket
 
             # A new session: back to the agent who served this consumer last, though the other has waited longer.
