@@ -1,6 +1,9 @@
 """Customer service over HTTP: the merchant's shops and agents, system notices, the mall's shop sync."""
 
+from datetime import UTC, datetime, timedelta
+
 from django.db.models import Count
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
@@ -8,14 +11,14 @@ from rest_framework.views import APIView
 from accounts import mall
 from chat.models import Notice
 from chat.payloads import unix
-from customer_service import services
+from customer_service import ratings, services
 from customer_service.mall import shops_upsert
 from customer_service.models import ServiceAgent, ServiceSession, Shop
 from customer_service.notices import notice_send_to
-from customer_service.selectors import agent_available, agents_with_state
+from customer_service.selectors import agent_available, agents_with_state, can_serve
 from imchat.api import ok
 from imchat.errors import bad_request, forbidden, not_found
-from imchat.inputs import body_of, validated
+from imchat.inputs import QueryIntegerField, body_of, validated
 from imchat.links import absolute_url, base_url_from_request
 from imchat.openapi import INT64_MAX, api
 
@@ -207,3 +210,136 @@ class MallShopsApi(APIView):
     def post(self, request):
         data = validated(self.MallShopsInputSerializer, body_of(request))
         return ok(shops_upsert(shops=data["shops"]))
+
+
+# --- CSAT: ratings (customer_service/ratings.py) -------------------------------------------------
+
+
+class RatingOut(serializers.Serializer):
+    chat_id = serializers.CharField()
+    shop_id = serializers.IntegerField()
+    session_id = serializers.IntegerField()
+    score = serializers.IntegerField(min_value=1, max_value=5)
+    comment = serializers.CharField(allow_blank=True)
+    agent_uid = serializers.IntegerField(help_text="the agent who had the session; 0 none")
+
+
+class RatingRowOut(RatingOut):
+    consumer_uid = serializers.IntegerField()
+    consumer_name = serializers.CharField()
+    agent_name = serializers.CharField(allow_blank=True)
+    closed_at = serializers.IntegerField(help_text="unix seconds")
+    rated_at = serializers.IntegerField(help_text="unix seconds")
+
+
+class RatingFiguresOut(serializers.Serializer):
+    count = serializers.IntegerField()
+    average = serializers.FloatField(allow_null=True, help_text="null with no rating")
+    distribution = serializers.DictField(child=serializers.IntegerField(), help_text='{"1": n, ..., "5": n}')
+
+
+class RatingAgentFiguresOut(RatingFiguresOut):
+    shop_id = serializers.IntegerField()
+    agent_uid = serializers.IntegerField()
+    name = serializers.CharField(allow_blank=True)
+
+
+class RatingShopFiguresOut(RatingFiguresOut):
+    shop_id = serializers.IntegerField()
+
+
+class RatingSummaryOut(RatingFiguresOut):
+    since = serializers.IntegerField(help_text="unix seconds: the period's start")
+    shops = RatingShopFiguresOut(many=True)
+    agents = RatingAgentFiguresOut(many=True)
+
+
+class RatingPageOut(serializers.Serializer):
+    rows = RatingRowOut(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    summary = RatingSummaryOut(help_text="over the same filters' shop and period (agent and score filters aside)")
+
+
+class PendingRatingOut(serializers.Serializer):
+    session_id = serializers.IntegerField()
+    chat_id = serializers.CharField()
+    shop_id = serializers.IntegerField()
+    shop_name = serializers.CharField()
+    agent_uid = serializers.IntegerField()
+    closed_at = serializers.IntegerField()
+    rate_until = serializers.IntegerField(help_text="unix seconds: the last moment to rate")
+
+
+class RatingApi(APIView):
+    """The consumer rates their closed session, once, within IM_CSAT_WINDOW_SECONDS (as service.rate)."""
+
+    class RatingInputSerializer(serializers.Serializer):
+        session_id = serializers.IntegerField(required=False, min_value=1, max_value=INT64_MAX,
+                                             help_text="the session (the 305 closed's session_id); or chat_id")
+        chat_id = serializers.CharField(required=False, max_length=64,
+                                        help_text="the conversation: its latest closed session")
+        score = serializers.IntegerField(min_value=1, max_value=5, error_messages={
+            "invalid": "must be an integer from 1 to 5", "min_value": "must be an integer from 1 to 5",
+            "max_value": "must be an integer from 1 to 5"})
+        comment = serializers.CharField(required=False, allow_blank=True, max_length=ratings.COMMENT_MAX,
+                                        trim_whitespace=True)
+
+        def validate_score(self, value):
+            if isinstance(self.initial_data.get("score"), bool | float):
+                raise serializers.ValidationError("must be an integer from 1 to 5")
+            return value
+
+        def validate(self, attrs):
+            if not attrs.get("session_id") and not attrs.get("chat_id"):
+                raise serializers.ValidationError({"session_id": "required (or chat_id)"})
+            return attrs
+
+    @api(name="SessionRate", result=RatingOut, status=201, request=RatingInputSerializer, tags=["ratings"])
+    def post(self, request):
+        data = validated(self.RatingInputSerializer, body_of(request))
+        session = ratings.session_rate(consumer=request.user, score=data["score"], comment=data.get("comment", ""),
+                                       session_id=data.get("session_id"), chat_id=data.get("chat_id"))
+        return ok(ratings.rating_event(session), 201)
+
+
+class PendingRatingListApi(APIView):
+    """My closed sessions that wait for a rating (each conversation's latest, unrated, within the window)."""
+
+    @api(name="PendingRatingList", result=PendingRatingOut, many=True, errors=(401,), tags=["ratings"])
+    def get(self, request):
+        return ok(ratings.pending_for(request.user.pk))
+
+
+def served_shop(request, shop_id: int) -> Shop:
+    """The shop, if the caller answers for it (agent or owner) or is a superuser: -404 / -403 otherwise."""
+    shop = Shop.objects.filter(pk=shop_id).first()
+    if shop is None:
+        raise not_found("shop_id: no such shop")
+    if not request.user.is_superuser and not can_serve(request.user.pk, shop.pk):
+        raise forbidden("not an agent of this shop")
+    return shop
+
+
+class ShopRatingListApi(APIView):
+    """A shop's ratings, newest first, with their summary (the shop's agents and owner)."""
+
+    class RatingFilterSerializer(serializers.Serializer):
+        agent_uid = QueryIntegerField(required=False, min_value=1, max_value=INT64_MAX)
+        score = QueryIntegerField(required=False, min_value=1, max_value=5)
+        since = QueryIntegerField(required=False, min_value=0, max_value=2**40,
+                                  help_text="unix seconds: ratings given since (default: the last 30 days)")
+        page = QueryIntegerField(default=1, min_value=1, max_value=100000)
+
+    @api(name="ShopRatingList", result=RatingPageOut, parameters=[RatingFilterSerializer], tags=["ratings"])
+    def get(self, request, shop_id: int):
+        shop = served_shop(request, shop_id)
+        filters = validated(self.RatingFilterSerializer, request.query_params)
+        since = (datetime.fromtimestamp(filters["since"], UTC) if "since" in filters
+                 else timezone.now() - timedelta(days=ratings.REPORT_DAYS))
+        rated = ratings.rated_sessions([shop.pk], agent_uid=filters.get("agent_uid"), score=filters.get("score"),
+                                       since=since)
+        start = (filters["page"] - 1) * ratings.PAGE_SIZE
+        rows = rated.select_related("conversation", "consumer", "agent")[start:start + ratings.PAGE_SIZE]
+        return ok({"rows": [ratings.rating_row(session) for session in rows], "total": rated.count(),
+                   "page": filters["page"], "summary": ratings.rating_summary([shop.pk], since=since)})
