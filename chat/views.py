@@ -32,6 +32,7 @@ CLIENT_STRINGS = {
     "no_conversations": _("No conversations yet. Start one with the buttons above."),
     "pick_conversation": _("Pick a conversation, or start a new one."),
     "queued": _("All agents are busy or away. You are number {position} in the queue."),
+    "queue_eta": _("About {minutes} min wait."),
     "assigned": _("An agent is with you now."),
     "transferred": _("Your conversation was passed to another agent."),
     "closed": _("This conversation has ended. Write again any time."),
@@ -79,5 +80,6 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         # The image upload of PROTOCOL.md section 6 (multipart `file`; the session cookie is enough).
         upload_url="/user/upload",
         shops_url=reverse("shop-directory"),
+        ratings_pending_url=reverse("api-ratings-pending"),  # closed sessions waiting for the consumer's rating
     )
     return render(request, "chat/chat.html", {"config": config})

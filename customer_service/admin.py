@@ -209,11 +209,29 @@ class AssignmentInline(admin.TabularInline):
         return False
 
 
+class RatedFilter(admin.SimpleListFilter):
+    """Sessions the consumer rated, or closed ones still without a rating (CSAT)."""
+
+    title = "rated"
+    parameter_name = "rated"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "rated"), ("no", "closed, not rated"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(rating__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(rating__isnull=True, state=ServiceSession.State.CLOSED)
+        return queryset
+
+
 @admin.register(ServiceSession)
 class ServiceSessionAdmin(MerchantScopedAdmin):
-    list_display = ("id", "shop", "consumer", "agent", "state", "created_at", "first_response_at", "closed_at")
-    list_filter = ("state", ("shop", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("consumer__username", "consumer__nickname", "conversation__chat_id")
+    list_display = ("id", "shop", "consumer", "agent", "state", "created_at", "first_response_at", "closed_at",
+                    "rating", "short_rating_comment")
+    list_filter = ("state", ("shop", admin.RelatedOnlyFieldListFilter), "rating", RatedFilter)
+    search_fields = ("consumer__username", "consumer__nickname", "conversation__chat_id", "rating_comment")
     list_select_related = ("shop", "consumer", "agent")
     inlines = (AssignmentInline,)
     readonly_fields = [field.name for field in ServiceSession._meta.fields]
@@ -226,6 +244,10 @@ class ServiceSessionAdmin(MerchantScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="comment")
+    def short_rating_comment(self, session):
+        return session.rating_comment[:60]
 
 
 @admin.register(QuickReply)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat.models import Participant
 from chat.payloads import unix
+from customer_service import ratings
 from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
 from customer_service.selectors import agent_available, agents_with_state
 from imchat.links import absolute_url
@@ -134,6 +135,9 @@ def customer_summary(*, shop_id: int, consumer: User, base_url: str) -> dict[str
                 "created_at": unix(session.created_at),
                 "closed_at": unix(session.closed_at),
                 "first_response_seconds": _seconds(session.created_at, session.first_response_at),
+                "session_id": session.pk,
+                "rating": session.rating,
+                "rating_comment": session.rating_comment,
             }
             for session in sessions
         ],
@@ -158,7 +162,8 @@ def start_of_day(now: datetime) -> datetime:
 
 
 def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None = None) -> dict[str, Any]:
-    """Today's numbers for the shops (local time): agents, queue, sessions, response and resolution times."""
+    """Today's numbers for the shops (local time): agents, queue, sessions, response and resolution times;
+    and the consumers' ratings of the last 30 days (per shop and per agent)."""
     now = now or timezone.now()
     day_start = start_of_day(now)
     today = list(
@@ -193,5 +198,6 @@ def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None =
         "first_response": _summary(first_responses),
         "resolution": _summary(resolutions),
         "hourly": [{"hour": hour, "sessions": count} for hour, count in enumerate(hours)],
+        "ratings": ratings.rating_summary(shop_ids, now=now),
     }
 

@@ -55,6 +55,18 @@ WORKSPACE_STRINGS = {
     "none": _("—"),
 }
 
+# CSAT on the shop's side (static/js/desk-csat.js).
+CSAT_STRINGS = {
+    "rating_of": _("rated {score} of 5"),
+    "rating_received": _("The customer rated this conversation {stars} ({score}/5)."),
+    "rating_count": _("{count} ratings"),
+    "rating_none": _("no ratings yet"),
+}
+
+
+def shop_side_strings() -> dict[str, str]:
+    return {key: str(text) for key, text in {**WORKSPACE_STRINGS, **CSAT_STRINGS}.items()}
+
 
 def dashboard_shop_ids(user: User) -> list[int]:
     """Shops whose dashboard the user may see: all for a superuser, else the shops they own."""
@@ -119,7 +131,7 @@ def workspace(request: HttpRequest) -> HttpResponse:
     state = reports.workspace_state(user=request.user, shop_ids=shop_ids, base_url=base_url)
     config = page_config(request, state=state, state_url=reverse("workspace-state"),
                          customer_url=reverse("workspace-customer"), upload_url="/user/upload")
-    config["strings"].update({key: str(text) for key, text in WORKSPACE_STRINGS.items()})
+    config["strings"].update(shop_side_strings())
     return render(request, "customer_service/workspace.html", {"config": config, "state": state})
 
 
@@ -161,7 +173,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     shops = reports.shop_rows(allowed, base_url)
     selected = shop_ids[0] if len(shop_ids) == 1 and len(allowed) > 1 else None
     config = page_config(request, data=data, data_url=reverse("dashboard-data"), shop=selected)
-    config["strings"].update({key: str(text) for key, text in WORKSPACE_STRINGS.items()})
+    config["strings"].update(shop_side_strings())
     return render(request, "customer_service/dashboard.html",
                   {"config": config, "data": data, "shops": shops, "selected": selected})
 

@@ -1,5 +1,6 @@
 // The consumer's chat page: conversation list, private and group chat, contact a shop, images.
 
+import { ratingWidget } from "./chat-csat.js";
 import { groupChatId, privateChatId, serviceChatId } from "./imchat.js";
 import {
   ChatType, Code, MessageList, MsgType, avatar, composer, config, connect, el, getJson, preview, t,
@@ -21,6 +22,8 @@ let refreshTimer = 0;
 let readTimer = 0;
 
 const client = connect({ onUnauthorized: () => location.assign(`/accounts/login/?next=${encodeURIComponent(location.pathname)}`) });
+
+const rating = ratingWidget({ client, pendingUrl: config.ratings_pending_url });
 
 const messages = new MessageList($("messages"), {
   sideOf: (m) => {
@@ -119,6 +122,7 @@ async function openChat(target) {
   $("chat-subtitle").textContent = kindLabel(target.chatType) || t("private");
   showBanner("");
   form.hidden = target.chatType === ChatType.SYSTEM;
+  rating.opened(target.chatId);
   renderRows();
   messages.reset(target.chatId);
   if (!form.hidden) input.focus();
@@ -241,7 +245,8 @@ client.addEventListener("failed", ({ detail: { clientMsgId, error } }) => messag
 
 client.addEventListener("event", ({ detail: { code, result } }) => {
   if (code === Code.SESSION && active && result.chat_id === active.chatId) {
-    const text = { queued: t("queued", { position: result.queue_position }), assigned: t("assigned"),
+    const wait = result.eta_seconds ? ` ${t("queue_eta", { minutes: Math.max(1, Math.round(result.eta_seconds / 60)) })}` : "";
+    const text = { queued: t("queued", { position: result.queue_position }) + wait, assigned: t("assigned"),
       transferred: t("transferred"), closed: t("closed") }[result.event];
     if (text) showBanner(text);
   } else if (code === Code.RECALLED && active && result.chat_id === active.chatId) {

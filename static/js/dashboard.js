@@ -1,5 +1,6 @@
 // The merchant dashboard: today's numbers, agents' live status and load, a bar chart (inline SVG).
 
+import { renderRatings } from "./desk-csat.js";
 import { config, el, getJson, t } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -81,6 +82,7 @@ function render(data) {
   $("resolution-median").textContent = duration(data.resolution.median);
   chart(data.hourly);
   agents(data.agents);
+  renderRatings(data.ratings, (agent) => agent.name);
 }
 
 async function refresh() {

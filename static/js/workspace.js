@@ -1,5 +1,6 @@
 // The agent workspace: my conversations and the shop's queue, status, transfer, close, quick replies.
 
+import { ratedText, ratingBadge } from "./desk-csat.js";
 import {
   ChatType, Code, MessageList, MsgType, avatar, composer, config, connect, el, getJson, preview, t,
   timeElement, typingSignals, uploadImage,
@@ -218,7 +219,7 @@ async function loadCustomer(chatId) {
       const parts = [t(`session_${session.state}`)];
       if (session.agent) parts.push(session.agent);
       if (session.first_response_seconds !== null) parts.push(t("first_response", { seconds: session.first_response_seconds }));
-      sessions.append(el("li", {}, timeElement(session.created_at), " · ", parts.join(" · ")));
+      sessions.append(el("li", {}, timeElement(session.created_at), " · ", parts.join(" · "), ...ratingBadge(session)));
     }
   } catch (error) {
     body.append(el("p", { className: "hint" }, t("error", { reason: error.message })));
@@ -369,6 +370,9 @@ client.addEventListener("event", ({ detail: { code, result } }) => {
     }
   } else if (code === Code.RECALLED && active && result.chat_id === active.chatId) {
     messages.recalled(result.msg_id);
+  } else if (code === Code.SESSION_RATED && active && result.chat_id === active.chatId) {
+    showBanner(ratedText(result));
+    loadCustomer(active.chatId);
   }
 });
 
