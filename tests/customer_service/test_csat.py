@@ -1,11 +1,13 @@
 """CSAT: the consumer rates a closed session once (PROTOCOL-EXT.md, CSAT), through the socket's table
 and through real sockets; the shop's agents hear a 308, the mall a `session.rated` webhook."""
 
+import io
 import json
 from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.core.management import call_command
 from django.utils import timezone
 
 from customer_service import ratings, services
@@ -282,3 +284,64 @@ async def test_over_real_sockets_the_consumer_rates_after_the_close_and_the_agen
     assert await cora.receive_nothing(timeout=0.2)
     for socket in (amys, cora):
         await socket.disconnect()
+
+
+# --- Where the shop's side sees the ratings --------------------------------------------------------
+
+
+def test_the_workspace_customer_panel_and_the_dashboard_show_the_rating(closed_session, shop, amy, merchant,
+                                                                        consumer, ask, client):
+    rate(ask, consumer, session_id=closed_session.pk, score=4, comment="<b>nice</b>")
+    client.force_login(amy)
+
+    customer = client.get(f"/workspace/customer/?chat_id={chat_id(shop, consumer)}").json()
+    client.force_login(merchant)
+    dashboard = client.get("/dashboard/data/").json()
+
+    [past] = customer["sessions"]
+    assert (past["session_id"], past["rating"], past["rating_comment"]) == (closed_session.pk, 4, "<b>nice</b>")
+    assert dashboard["ratings"]["count"] == 1 and dashboard["ratings"]["average"] == 4.0
+    assert [(a["agent_uid"], a["name"], a["count"]) for a in dashboard["ratings"]["agents"]] == [(amy.pk, "Amy", 1)]
+
+
+def test_the_admin_lists_and_filters_sessions_by_rating_for_the_merchants_own_shops(
+        closed_session, shop, consumer, ask, client, make_agent, connect, say):
+    # given: a rated session in the merchant's shop, and one in another merchant's shop
+    rate(ask, consumer, session_id=closed_session.pk, score=2, comment="slow answer")
+    rival = factories.make_user(username="rival")
+    other = services.shop_create(name="Rival shop", owner=rival)
+    outsider = factories.make_user(username="outsider")
+    other_agent = factories.make_user(username="otheragent")
+    make_agent(other, other_agent)
+    connect(other_agent)
+    say(outsider, other, "hi")
+    ask(other_agent, "service", "close", {"chat_id": chat_id(other, outsider)})
+    theirs = ServiceSession.objects.get(consumer=outsider)
+    rate(ask, outsider, session_id=theirs.pk, score=2, comment="rival's secret")
+    shop.owner.is_staff = True
+    shop.owner.save(update_fields=["is_staff"])
+    client.force_login(shop.owner)
+    changelist = "/admin/customer_service/servicesession/"
+
+    # when
+    low = client.get(changelist, {"rating": "2"})
+    high = client.get(changelist, {"rating": "5"})
+    rated = client.get(changelist, {"rated": "yes"})
+
+    # then: only the merchant's own shop's sessions, filtered by score
+    assert low.status_code == 200
+    assert list(low.context["cl"].result_list) == [closed_session]
+    assert "slow answer" in low.content.decode() and "rival's secret" not in low.content.decode()
+    assert list(high.context["cl"].result_list) == []
+    assert list(rated.context["cl"].result_list) == [closed_session]
+
+
+def test_seeddemo_makes_two_rated_past_sessions_once(db, settings):
+    settings.DEBUG = True
+    call_command("seeddemo", stdout=io.StringIO())
+    call_command("seeddemo", stdout=io.StringIO())
+
+    rated = ServiceSession.objects.filter(rating__isnull=False).order_by("closed_at")
+    assert [(s.agent.username, s.rating) for s in rated] == [("ben", 4), ("amy", 5)]
+    assert ratings.rating_summary([rated[0].shop_id])["average"] == 4.5
+    assert ratings.pending_for(rated[0].consumer_id) == []

@@ -1,14 +1,17 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_create
 from chat.groups import group_create
 from chat.models import ChatGroup
 from chat.protocol import Caller
-from customer_service import services
-from customer_service.models import QuickReply, ServiceAgent, Shop
+from customer_service import ratings, services
+from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
 from imchat.links import default_base_url
 
 DEMO_PASSWORD = "imchat-demo"
@@ -22,6 +25,12 @@ DEMO_USERS = [
 ]
 DEMO_SHOP_ID = 1
 DEMO_GROUP = "Demo group"
+# bob's earlier conversations with the shop, rated (the dashboard's satisfaction panel, the workspace's
+# customer panel, and a history the queue ETA learns from): agent, hours ago, minutes handled, score, comment.
+DEMO_RATED_SESSIONS = [
+    ("ben", 3, 6, 4, "Helpful, though I waited a bit."),
+    ("amy", 1, 4, 5, "Fast and friendly, thank you!"),
+]
 DEMO_QUICK_REPLIES = [
     # title, text (the merchant edits them in the admin: Quick replies)
     ("Greeting", "Hello! Thanks for contacting Demo Shop. How can I help you today?"),
@@ -55,6 +64,8 @@ class Command(BaseCommand):
                                    base_url=default_base_url())
         for order, (title, text) in enumerate(DEMO_QUICK_REPLIES):
             QuickReply.objects.get_or_create(shop=shop, title=title, defaults={"text": text, "order": order})
+        if not ServiceSession.objects.filter(shop=shop, consumer=users["bob"]).exists():
+            self._rated_sessions(shop, users)
         if not ChatGroup.objects.filter(owner=users["alice"], name=DEMO_GROUP, dissolved_at__isnull=True).exists():
             group_create(caller=Caller(user=users["alice"], base_url=default_base_url()), name=DEMO_GROUP,
                          uids=[users["bob"].pk, users["amy"].pk])
@@ -67,9 +78,28 @@ class Command(BaseCommand):
             f"  consumers: alice (id {users['alice'].pk}), bob (id {users['bob'].pk})\n"
             f"  shop {shop.pk} '{shop.name}', owner merchant (admin: http://localhost:{port}/admin/), "
             f"agents amy and ben (online),\n"
-            f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies\n"
+            f"             a group '{DEMO_GROUP}' (alice, bob, amy), {len(DEMO_QUICK_REPLIES)} quick replies and\n"
+            f"             {len(DEMO_RATED_SESSIONS)} rated past conversations of bob's\n"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
             f"-d '{{\"username\":\"alice\",\"password\":\"{DEMO_PASSWORD}\"}}'"
         )
+
+    def _rated_sessions(self, shop: Shop, users: dict[str, User]) -> None:
+        """bob wrote, the session closed, then he rated it: through the real services, the session's
+        agent and times then set back to the hours ago the demo tells."""
+        bob = Caller(user=users["bob"], base_url=default_base_url())
+        now = timezone.now()
+        for agent, hours_ago, minutes, score, comment in DEMO_RATED_SESSIONS:
+            services.consumer_message_send(caller=bob, shop_id=shop.pk, msg_type=1, client_msg_id=None,
+                                           msg=f"Question from {hours_ago} hours ago: where is my parcel?")
+            session = ServiceSession.objects.select_related("conversation").get(
+                shop=shop, consumer=bob.user, state__in=[ServiceSession.State.QUEUED, ServiceSession.State.OPEN])
+            services.session_close(session=session, now=now)
+            assigned = now - timedelta(hours=hours_ago)
+            ended = assigned + timedelta(minutes=minutes)
+            ServiceSession.objects.filter(pk=session.pk).update(
+                agent=users[agent], created_at=assigned, queued_at=assigned, assigned_at=assigned,
+                first_response_at=assigned + timedelta(seconds=30), last_activity_at=ended, closed_at=ended)
+            ratings.session_rate(consumer=bob.user, session_id=session.pk, score=score, comment=comment)
