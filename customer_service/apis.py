@@ -327,7 +327,7 @@ class ShopRatingListApi(APIView):
     class RatingFilterSerializer(serializers.Serializer):
         agent_uid = QueryIntegerField(required=False, min_value=1, max_value=INT64_MAX)
         score = QueryIntegerField(required=False, min_value=1, max_value=5)
-        since = QueryIntegerField(required=False, min_value=0, max_value=2**40,
+        since = QueryIntegerField(required=False, min_value=0, max_value=10**10,  # (year 2286: a datetime)
                                   help_text="unix seconds: ratings given since (default: the last 30 days)")
         page = QueryIntegerField(default=1, min_value=1, max_value=100000)
 

@@ -169,6 +169,7 @@ def test_another_shops_people_and_consumers_cannot_read_the_ratings(api, closed,
     assert api(merchant).get("/api/v1/shops/999999/ratings/").status_code == 404
     assert api(merchant).get(f"/api/v1/shops/{shop.pk}/ratings/?score=7").status_code == 400
     assert api(merchant).get(f"/api/v1/shops/{shop.pk}/ratings/?page=abc").status_code == 400
+    assert api(merchant).get(f"/api/v1/shops/{shop.pk}/ratings/?since=1099511627775").status_code == 400
 
 
 def test_the_schema_names_the_rating_resources(tmp_path):
