@@ -59,7 +59,7 @@ WORKSPACE_STRINGS = {
 CSAT_STRINGS = {
     "rating_of": _("rated {score} of 5"),
     "rating_received": _("The customer rated this conversation {stars} ({score}/5)."),
-    "rating_count": _("{count} ratings"),
+    "rating_count": _("ratings: {count}"),
     "rating_none": _("no ratings yet"),
 }
 

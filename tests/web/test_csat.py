@@ -122,3 +122,19 @@ def test_a_queued_consumer_sees_about_how_long_the_wait_is(browser, demo_site, a
         assert bob.errors == []
     finally:
         bob.close()
+
+
+def test_the_merchants_dashboard_shows_the_satisfaction_of_the_last_30_days(browser, demo_site):
+    # seeddemo's two rated sessions of bob's (4 by ben's, 5 by amy's) and alice's 4 above
+    merchant = Person(browser, demo_site.servers[0].http_url, "merchant")
+    try:
+        merchant.page.goto(merchant.base_url + "/dashboard/")
+
+        merchant.page.locator("#csat-average", has_text="4.3 ★").wait_for(timeout=WAIT_MS)
+        assert merchant.page.locator("#csat-count").inner_text() == "ratings: 3"
+        assert merchant.page.locator('#csat-distribution tr[data-score="4"]').inner_text().endswith("2")
+        agents = merchant.page.locator("#csat-agents tr")
+        assert sorted(agents.all_inner_texts()) == ["Amy (agent)\t4.5 ★ · ratings: 2", "Ben (agent)\t4.0 ★ · ratings: 1"]
+        assert merchant.errors == []
+    finally:
+        merchant.close()
