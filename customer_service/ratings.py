@@ -110,8 +110,10 @@ def session_rate(*, consumer: User, score: int, comment: str = "", session_id: i
         raise bad_request(f"{field}: already rated")
     if now.timestamp() > rate_until(session):
         raise bad_request(f"{field}: too late to rate (the window closed)")
-    ServiceSession.objects.filter(pk=session.pk, rating__isnull=True).update(
-        rating=score, rating_comment=comment, rated_at=now)
+    # Conditional, so two ratings at once store one even where the row lock is a no-op (SQLite).
+    if not ServiceSession.objects.filter(pk=session.pk, rating__isnull=True).update(
+            rating=score, rating_comment=comment, rated_at=now):
+        raise bad_request(f"{field}: already rated")
     session.rating, session.rating_comment, session.rated_at = score, comment, now
     event = rating_event(session)
     # The shop's agents and owner; the consumer's other sockets (their widget there is done too).
