@@ -51,14 +51,14 @@ ALWAYS_OPEN = Hours()
 
 
 @lru_cache(maxsize=1)
-def _zone_names() -> frozenset[str]:
+def zone_names() -> frozenset[str]:
     # "localtime" and "posixrules" would mean whatever the server's files say.
     return frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}
 
 
 def check_timezone(name: str) -> str:
     """The IANA name, or ValueError."""
-    if not isinstance(name, str) or name not in _zone_names():
+    if not isinstance(name, str) or name not in zone_names():
         raise ValueError("timezone: not an IANA time zone name (e.g. Europe/Berlin)")
     return name
 

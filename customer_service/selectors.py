@@ -1,7 +1,8 @@
 """Customer-service reads: who serves which shop, who is a shop's customer, live sessions."""
 
+import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
@@ -12,9 +13,12 @@ from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Conversation
 from chat.presence import presence
-from customer_service.models import ServiceAgent, ServiceSession, Shop
+from customer_service.hours import Hours, Interval, zone_names
+from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
 from imchat.errors import bad_request, forbidden
 from imchat.sql import in_list, prepared
+
+logger = logging.getLogger(__name__)
 
 
 def served_shop_ids(user: User) -> list[int]:
@@ -142,3 +146,20 @@ def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
         sessions[chat_id] = LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id,
                                         bool(active), last_activity_at, shop_name, shop_logo)
     return sessions
+
+
+def shop_hours(shop_id: int, *, timezone: str | None = None, today: date | None = None) -> Hours:
+    """The shop's business hours (its closed dates from yesterday on): two queries, three without
+    the `timezone`. Only the slow path asks (a session created or queued, a drain, a page)."""
+    if timezone is None:
+        timezone = Shop.objects.filter(pk=shop_id).values_list("timezone", flat=True).first() or "UTC"
+    intervals = tuple(Interval(weekday, opens, closes) for weekday, opens, closes in
+                      ShopHours.objects.filter(shop_id=shop_id).values_list("weekday", "opens", "closes"))
+    if not intervals:
+        return Hours(timezone)  # always open: the zone is not read
+    since = (today or datetime.now(UTC).date()) - timedelta(days=2)  # yesterday, wherever the shop is
+    closed = frozenset(ShopClosedDay.objects.filter(shop_id=shop_id, date__gte=since).values_list("date", flat=True))
+    if timezone not in zone_names():  # set by hand past the checks: read as UTC rather than fail a message
+        logger.warning("shop %s has an unknown time zone %r: its hours are read in UTC", shop_id, timezone)
+        timezone = "UTC"
+    return Hours(timezone, intervals, closed)

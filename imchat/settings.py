@@ -385,6 +385,8 @@ IM_SYSTEM_NAME = os.environ.get("IM_SYSTEM_NAME", "System notices")
 IM_AGENT_GRACE_SECONDS = env_int("IM_AGENT_GRACE_SECONDS", 60)
 IM_OFFLINE_NOTICE_SECONDS = env_int("IM_OFFLINE_NOTICE_SECONDS", 300)
 IM_SESSION_IDLE_SECONDS = env_int("IM_SESSION_IDLE_SECONDS", 1800)
+# A session queued outside a shop's business hours is not closed as idle for this long (a weekend).
+IM_OUT_OF_HOURS_HOLD_SECONDS = env_int("IM_OUT_OF_HOURS_HOLD_SECONDS", 7 * 24 * 3600)
 # A process refreshes its liveness key this often; a dead process's sockets stop counting as
 # online after IM_PRESENCE_TTL seconds.
 IM_PRESENCE_REFRESH_SECONDS = env_int("IM_PRESENCE_REFRESH_SECONDS", 5)
