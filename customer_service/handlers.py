@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.utils import timezone
+
 from chat.inputs import read_chat_id
 from chat.protocol import Caller, read_int, read_str
 from customer_service import selectors, services
@@ -37,8 +39,15 @@ def close(caller: Caller, content: dict) -> tuple[int, Any]:
     return Code.OK, {"chat_id": chat_id}
 
 
+def shop_info(caller: Caller, content: dict) -> tuple[int, Any]:
+    """Any user: a shop's name, logo and business hours (open now, next opening, weekly schedule)."""
+    shop_id = read_int(content, "shop_id", required=True, minimum=1)
+    return Code.OK, selectors.shop_info(shop_id, base_url=caller.base_url, now=timezone.now())
+
+
 HANDLERS = {
     ("service", "setstatus"): set_status,
     ("service", "transfer"): transfer,
     ("service", "close"): close,
+    ("service", "shopinfo"): shop_info,
 }

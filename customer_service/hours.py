@@ -128,3 +128,17 @@ def describe_moment(moment: datetime, timezone: str) -> str:
     """A moment as the shop's people say it: "Mon 7 Dec 09:00 (Europe/Berlin)"."""
     local = moment.astimezone(ZoneInfo(timezone))
     return f"{WEEKDAYS[local.weekday()]} {local.day} {local:%b %H:%M} ({timezone})"
+
+
+def hours_payload(hours: Hours, now: datetime) -> dict:
+    """What a client shows: open now, the next opening (unix seconds, or null), the weekly intervals."""
+    opens = next_opening(hours, now)
+    return {
+        "timezone": hours.timezone,
+        "open_now": is_open(hours, now),
+        "next_opening": int(opens.timestamp()) if opens else None,
+        "always_open": hours.always_open,
+        "schedule": [{"weekday": interval.weekday, "opens": f"{interval.opens:%H:%M}",
+                      "closes": f"{interval.closes:%H:%M}"}
+                     for interval in sorted(hours.intervals, key=lambda interval: (interval.weekday, interval.opens))],
+    }

@@ -3,6 +3,7 @@
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
@@ -13,9 +14,10 @@ from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Conversation
 from chat.presence import presence
-from customer_service.hours import Hours, Interval, zone_names
+from customer_service.hours import Hours, Interval, hours_payload, zone_names
 from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
-from imchat.errors import bad_request, forbidden
+from imchat.errors import bad_request, forbidden, not_found
+from imchat.links import absolute_url
 from imchat.sql import in_list, prepared
 
 logger = logging.getLogger(__name__)
@@ -163,3 +165,15 @@ def shop_hours(shop_id: int, *, timezone: str | None = None, today: date | None 
         logger.warning("shop %s has an unknown time zone %r: its hours are read in UTC", shop_id, timezone)
         timezone = "UTC"
     return Hours(timezone, intervals, closed)
+
+
+def shop_info(shop_id: int, *, base_url: str, now: datetime) -> dict:
+    """What anyone may read about a shop: name, logo, hours (and closed dates from today on)."""
+    shop = Shop.objects.filter(pk=shop_id).only("name", "logo", "timezone").first()
+    if shop is None:
+        raise not_found("shop_id: no such shop")
+    hours = shop_hours(shop.pk, timezone=shop.timezone)
+    today = now.astimezone(ZoneInfo(hours.timezone)).date() if not hours.always_open else now.date()
+    return {"shop_id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url),
+            **hours_payload(hours, now), "closed_days": sorted(day.isoformat() for day in hours.closed_days
+                                                               if day >= today)}

@@ -1,7 +1,7 @@
 """Customer-service writes: shops, agents and their status, and messages between consumers and shops."""
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cached_property
 
 from django.conf import settings
@@ -18,8 +18,10 @@ from chat.presence import presence
 from chat.protocol import Caller
 from customer_service import routing, selectors, webhooks
 from customer_service.assignment import pick_agent
-from customer_service.hours import Hours, describe_moment, is_open, next_opening
-from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
+from customer_service.hours import (
+    Hours, Interval, check_schedule, check_timezone, describe_moment, is_open, next_opening,
+)
+from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
 from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
@@ -61,6 +63,36 @@ def shop_update(*, shop: Shop, **changes) -> Shop:
         realtime.membership_on_commit([realtime.user_group(shop.owner_id)], join=realtime.shop_agents_group(shop.pk))
         _shop_group_leave_unless_serving(shop_id=shop.pk, user_id=old_owner_id)
     return shop
+
+
+@transaction.atomic
+def shop_hours_set(*, shop: Shop, timezone_name: str, intervals: list[Interval],
+                   closed_days: list[tuple[date, str]], greeting: str | None = None,
+                   out_of_hours_message: str | None = None, base_url: str = "") -> Hours:
+    """Replace a shop's business hours (and its greeting and out-of-hours text, when given). A shop
+    that is open now after the change lets its queue move at once; else the periodic drain does at
+    the opening."""
+    try:
+        check_timezone(timezone_name)
+        check_schedule(intervals, [day for day, _ in closed_days])
+    except ValueError as error:
+        raise bad_request(str(error)) from None
+    if len({day for day, _ in closed_days}) != len(closed_days):
+        raise bad_request("closed_days: a date is listed twice")
+    shop = lock_shop(shop.pk)
+    shop.timezone = timezone_name
+    if greeting is not None:
+        shop.greeting = greeting
+    if out_of_hours_message is not None:
+        shop.out_of_hours_message = out_of_hours_message
+    shop.save(update_fields=["timezone", "greeting", "out_of_hours_message"])
+    ShopHours.objects.filter(shop=shop).delete()
+    ShopHours.objects.bulk_create([ShopHours(shop=shop, weekday=interval.weekday, opens=interval.opens,
+                                             closes=interval.closes) for interval in intervals])
+    ShopClosedDay.objects.filter(shop=shop).delete()
+    ShopClosedDay.objects.bulk_create([ShopClosedDay(shop=shop, date=day, note=note) for day, note in closed_days])
+    queue_drain(shop_id=shop.pk, base_url=base_url)
+    return selectors.shop_hours(shop.pk, timezone=shop.timezone)
 
 
 def _shop_group_leave_unless_serving(*, shop_id: int, user_id: int) -> None:

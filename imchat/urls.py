@@ -74,6 +74,7 @@ urlpatterns += [
     path("api/v1/shops/<int:shop_id>/agents/", service_apis.ShopAgentListApi.as_view(), name="api-shop-agents"),
     path("api/v1/shops/<int:shop_id>/agents/<int:uid>/", service_apis.ShopAgentApi.as_view(),
          name="api-shop-agent"),
+    path("api/v1/shops/<int:shop_id>/hours/", service_apis.ShopHoursApi.as_view(), name="api-shop-hours"),
     path("api/v1/notices/", service_apis.NoticeApi.as_view(), name="api-notices"),
     path("api/v1/mall/users/", account_apis.MallUsersApi.as_view(), name="api-mall-users"),
     path("api/v1/mall/shops/", service_apis.MallShopsApi.as_view(), name="api-mall-shops"),
