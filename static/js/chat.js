@@ -1,5 +1,6 @@
 // The consumer's chat page: conversation list, private and group chat, contact a shop, images.
 
+import { hideShopHours, showShopHours } from "./desk-hours.js";
 import { groupChatId, privateChatId, serviceChatId } from "./imchat.js";
 import {
   ChatType, Code, MessageList, MsgType, avatar, composer, config, connect, el, getJson, preview, t,
@@ -123,7 +124,10 @@ async function openChat(target) {
   messages.reset(target.chatId);
   if (!form.hidden) input.focus();
   else $("chat-title").focus();
-  if (target.chatType === ChatType.SERVICE) describeShop(target.shopId || target.toUid);
+  if (target.chatType === ChatType.SERVICE) {
+    describeShop(target.shopId || target.toUid);
+    showShopHours(client, target.shopId || target.toUid, () => active === target);
+  } else hideShopHours();
   try {
     await messages.start();
   } catch (error) {
@@ -241,7 +245,8 @@ client.addEventListener("failed", ({ detail: { clientMsgId, error } }) => messag
 
 client.addEventListener("event", ({ detail: { code, result } }) => {
   if (code === Code.SESSION && active && result.chat_id === active.chatId) {
-    const text = { queued: t("queued", { position: result.queue_position }), assigned: t("assigned"),
+    const queued = result.reason === "out_of_hours" ? t("queued_closed") : t("queued", { position: result.queue_position });
+    const text = { queued, assigned: t("assigned"),
       transferred: t("transferred"), closed: t("closed") }[result.event];
     if (text) showBanner(text);
   } else if (code === Code.RECALLED && active && result.chat_id === active.chatId) {
