@@ -1,11 +1,14 @@
 """Business hours in the merchant's admin: on the shop's page, checked, scoped to the merchant."""
 
 from datetime import time
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
 from customer_service.models import Shop, ShopClosedDay, ShopHours
+from customer_service.selectors import shop_hours
 from tests.customer_service.test_admin import merchant_a, merchant_b, merchant_client, shop_a, shop_b  # noqa: F401
 
 
@@ -63,3 +66,13 @@ def test_a_merchant_cannot_set_another_merchants_hours(merchant_client, shop_b):
     assert response.status_code == 302 and response["Location"] == reverse("admin:index")
     assert not ShopHours.objects.exists()
     assert Shop.objects.get(pk=shop_b.pk).greeting == ""
+
+
+def test_seeddemo_keeps_the_demo_shop_always_open_and_gives_its_second_shop_hours_and_a_greeting(db, settings):
+    settings.DEBUG = True
+    call_command("seeddemo", stdout=StringIO())
+    assert shop_hours(1).always_open
+    owl = Shop.objects.get(pk=2)
+    hours = shop_hours(2)
+    assert (owl.timezone, len(hours.intervals), owl.greeting.startswith("Welcome")) == ("Asia/Shanghai", 6, True)
+    assert list(owl.agents.values_list("user__username", "status")) == [("ben", "online")]
