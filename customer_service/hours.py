@@ -77,9 +77,10 @@ def check_schedule(intervals: Iterable[Interval], closed_days: Iterable[date] = 
             raise ValueError("schedule: weekday is 0 (Monday) to 6 (Sunday)")
         if interval.opens.second or interval.closes.second or interval.opens.microsecond or interval.closes.microsecond:
             raise ValueError("schedule: times are whole minutes (HH:MM)")
-        start = interval.weekday * 1440 + interval.opens.hour * 60 + interval.opens.minute
-        length = (interval.closes.hour * 60 + interval.closes.minute) - (interval.opens.hour * 60 + interval.opens.minute)
-        spans.append((start, start + (length if length > 0 else length + 1440), interval))
+        opens = interval.opens.hour * 60 + interval.opens.minute
+        length = (interval.closes.hour * 60 + interval.closes.minute - opens) % 1440 or 1440
+        start = interval.weekday * 1440 + opens
+        spans.append((start, start + length, interval))
     spans.sort(key=lambda span: span[0])
     for (start, end, interval), (next_start, _, following) in zip(spans, spans[1:] + spans[:1]):
         if following is interval:

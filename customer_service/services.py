@@ -194,9 +194,28 @@ def sessions_hand_back(agent: ServiceAgent, now, base_url: str) -> None:
 # --- Sessions: every change of one is written here; customer_service/routing.py decides ---------
 
 
+OUT_OF_HOURS = "out_of_hours"
+
+
+class ShopOpening:
+    """Whether a shop is open at `now`, its hours read (two queries) the first time that is asked."""
+
+    def __init__(self, shop: Shop, now: datetime) -> None:
+        self.shop = shop
+        self.now = now
+
+    @cached_property
+    def hours(self) -> Hours:
+        return selectors.shop_hours(self.shop.pk, timezone=self.shop.timezone)
+
+    @cached_property
+    def open_now(self) -> bool:
+        return is_open(self.hours, self.now)
+
+
 def session_event(session: ServiceSession, event: str, *, agent_id: int = 0, position: int = 0,
                   reason: str | None = None) -> dict:
-    event = {
+    result = {
         "chat_id": session.conversation.chat_id,
         "shop_id": session.shop_id,
         "event": event,
@@ -204,8 +223,8 @@ def session_event(session: ServiceSession, event: str, *, agent_id: int = 0, pos
         "queue_position": position,
     }
     if reason:  # ext: "out_of_hours" on a `queued` while the shop is closed
-        event["reason"] = reason
-    return event
+        result["reason"] = reason
+    return result
 
 
 def _push_session_event(session: ServiceSession, event: str, *, to_users: list[int], agent_id: int = 0,
@@ -216,7 +235,8 @@ def _push_session_event(session: ServiceSession, event: str, *, to_users: list[i
     if to_shop:
         groups.append(realtime.shop_agents_group(session.shop_id))
     realtime.push_on_commit(
-        groups, Code.SESSION_EVENT, session_event(session, event, agent_id=agent_id, position=position, reason=reason),
+        groups, Code.SESSION_EVENT,
+        session_event(session, event, agent_id=agent_id, position=position, reason=reason),
         exclude_channel=exclude_channel,
     )
 
@@ -266,7 +286,7 @@ def session_route(*, session: ServiceSession, shop: Shop, now, exclude_agent: in
 
 
 def _session_for_consumer_message(*, shop: Shop, conversation: Conversation, consumer_id: int, next_seq: int, now,
-                                  base_url: str, opening: "ShopOpening") -> tuple[ServiceSession, int]:
+                                  base_url: str, opening: ShopOpening) -> tuple[ServiceSession, int]:
     """The session a consumer's message belongs to (found, or opened), and its agent (0: queued)."""
     session = selectors.live_session(conversation.pk, lock=True, conversation=conversation)
     if session is not None and session.state == State.OPEN:
@@ -645,25 +665,6 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
         if agent_id == 0:
             _offline_notice_if_due(session, shop, consumer.pk, caller.base_url, now)
     return stored
-
-
-OUT_OF_HOURS = "out_of_hours"
-
-
-class ShopOpening:
-    """Whether a shop is open at `now`, its hours read (two queries) the first time that is asked."""
-
-    def __init__(self, shop: Shop, now: datetime) -> None:
-        self.shop = shop
-        self.now = now
-
-    @cached_property
-    def hours(self) -> Hours:
-        return selectors.shop_hours(self.shop.pk, timezone=self.shop.timezone)
-
-    @cached_property
-    def open_now(self) -> bool:
-        return is_open(self.hours, self.now)
 
 
 def _shop_says(shop: Shop, consumer_id: int, text: str, base_url: str, now, *, agent_id: int = 0) -> None:

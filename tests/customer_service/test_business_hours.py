@@ -10,7 +10,6 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from chat.models import Message, SentAs
 from customer_service import services

@@ -61,7 +61,7 @@ def test_outside_hours_the_queue_waits_and_drains_across_processes_when_the_hour
         assert opened["open_now"] is True
         await amy.expect(is_event("assigned", chat_id), what="305 assigned")
         backlog = [await amy.expect(is_message(chat_id, seq=seq), what=f"backlog seq {seq}") for seq in (1, 2)]
-        assert [m["result"]["msg"] for m in backlog][0] == "are you there?"
+        assert backlog[0]["result"]["msg"] == "are you there?"
         await cora.expect(is_event("assigned", chat_id), what="305 assigned to the consumer")
         await amy.close()
         await cora.close()
