@@ -14,7 +14,7 @@ from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Conversation
 from chat.presence import presence
-from customer_service.hours import Hours, Interval, hours_payload, zone_names
+from customer_service.hours import Hours, Interval, hours_payload, is_open, zone_names
 from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
 from imchat.errors import bad_request, forbidden, not_found
 from imchat.links import absolute_url
@@ -165,6 +165,24 @@ def shop_hours(shop_id: int, *, timezone: str | None = None, today: date | None 
         logger.warning("shop %s has an unknown time zone %r: its hours are read in UTC", shop_id, timezone)
         timezone = "UTC"
     return Hours(timezone, intervals, closed)
+
+
+def shops_open_now(shops: list[Shop], now: datetime) -> dict[int, bool]:
+    """Whether each shop is open at `now`, for a list of shops: two queries whatever their number."""
+    intervals: dict[int, list[Interval]] = {}
+    for shop_id, weekday, opens, closes in ShopHours.objects.filter(shop__in=shops).values_list(
+            "shop_id", "weekday", "opens", "closes"):
+        intervals.setdefault(shop_id, []).append(Interval(weekday, opens, closes))
+    closed: dict[int, set[date]] = {}
+    if intervals:
+        since = now.date() - timedelta(days=2)
+        for shop_id, day in ShopClosedDay.objects.filter(shop_id__in=list(intervals), date__gte=since,
+                                                         date__lte=now.date() + timedelta(days=2)).values_list(
+                "shop_id", "date"):
+            closed.setdefault(shop_id, set()).add(day)
+    return {shop.pk: is_open(Hours(shop.timezone if shop.timezone in zone_names() else "UTC",
+                                   tuple(intervals.get(shop.pk, ())), frozenset(closed.get(shop.pk, ()))), now)
+            for shop in shops}
 
 
 def shop_info(shop_id: int, *, base_url: str, now: datetime) -> dict:

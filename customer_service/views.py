@@ -23,7 +23,9 @@ from chat.views import page_config
 from customer_service import reports
 from customer_service.models import ServiceAgent, Shop
 from customer_service.hours import describe_moment, is_open, next_opening
-from customer_service.selectors import agents_with_state, customer_conversation, served_shop_ids, shop_hours
+from customer_service.selectors import (
+    agents_with_state, customer_conversation, served_shop_ids, shop_hours, shops_open_now,
+)
 from imchat.api import HTTP_STATUS
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.inputs import query_int
@@ -200,7 +202,9 @@ def shop_directory(request: HttpRequest) -> HttpResponse:
     shops = list(Shop.objects.order_by("pk")[:200])
     agents = agents_with_state(ServiceAgent.objects.filter(shop__in=shops, status=ServiceAgent.Status.ONLINE))
     answering = {agent.shop_id for agent in agents if agent.connected}
+    open_now = shops_open_now(shops, timezone.now())
     return JsonResponse({"shops": [
-        {"id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url), "online": shop.pk in answering}
+        {"id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url), "online": shop.pk in answering,
+         "open_now": open_now[shop.pk]}
         for shop in shops
     ]})

@@ -334,7 +334,8 @@ $("contact-shop").addEventListener("click", async () => {
   dialog.showModal();
   try {
     for (const shop of (await loadShops(true)).values()) {
-      const state = el("span", { className: "tag" }, shop.online ? t("shop_online") : t("shop_offline"));
+      const state = el("span", { className: "tag" },
+        shop.open_now === false ? t("shop_closed") : shop.online ? t("shop_online") : t("shop_offline"));
       const button = el("button", { type: "button", dataset: { shopId: shop.id } },
         avatar(shop.logo, "avatar small"), shop.name, state);
       button.addEventListener("click", () => {

@@ -1,6 +1,6 @@
 """Business hours on the pages (Django test client): the owner's dashboard, the consumer's strings."""
 
-from datetime import time
+from datetime import UTC, datetime, time, timedelta
 
 from django.test import Client
 from django.urls import reverse
@@ -34,3 +34,14 @@ def test_the_dashboard_shows_each_own_shops_hours_with_a_link_to_edit_them(world
 def test_the_chat_page_carries_the_closed_strings(world):
     page = client_for(world.consumer_a).get(reverse("chat")).content.decode()
     assert "The shop is closed now. It opens {when}." in page
+
+
+def test_the_shop_directory_says_which_shops_are_closed_now(world):
+    today = datetime.now(UTC).date()
+    services.shop_hours_set(shop=world.shop_b, timezone_name="UTC",
+                            intervals=[Interval(day, time(0), time(0)) for day in range(7)],
+                            closed_days=[(today + timedelta(days=n), "") for n in (-1, 0, 1)])
+
+    shops = client_for(world.consumer_a).get(reverse("shop-directory")).json()["shops"]
+
+    assert [(shop["name"], shop["open_now"]) for shop in shops] == [("Alpha Teas", True), ("Bravo Bikes", False)]
