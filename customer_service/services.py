@@ -406,10 +406,14 @@ def sessions_close_idle(*, base_url: str, now=None) -> int:
         for session in idle:
             session_close(session=session, now=now)
     # Also a safety net: any shop with a queue gets a drain, whatever freed its agents.
+    # That is also how a queue moves when its shop opens; shops closed now are skipped in two queries.
     waiting = set(ServiceSession.objects.filter(state=State.QUEUED).values_list("shop_id", flat=True).distinct())
-    for shop_id in {session.shop_id for session in idle} | waiting:
-        with transaction.atomic():
-            queue_drain(shop_id=shop_id, base_url=base_url, now=now)
+    shops = list(Shop.objects.filter(pk__in={session.shop_id for session in idle} | waiting).only("timezone"))
+    open_now = selectors.shops_open_now(shops, now)
+    for shop in shops:
+        if open_now[shop.pk]:
+            with transaction.atomic():
+                queue_drain(shop_id=shop.pk, base_url=base_url, now=now)
     return len(idle)
 
 
