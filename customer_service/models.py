@@ -31,7 +31,7 @@ class Shop(models.Model):
                                 help_text="Sent to a customer who starts a conversation in hours; blank: none")
     out_of_hours_message = models.CharField(
         max_length=500, default=DEFAULT_OUT_OF_HOURS_MESSAGE,
-        help_text="Sent once per conversation outside the hours; {next_opening} becomes the next opening time",
+        help_text="Sent once per session outside the hours; {next_opening} becomes the next opening time",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

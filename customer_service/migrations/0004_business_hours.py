@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='shop',
             name='out_of_hours_message',
-            field=models.CharField(default='We are closed right now and open again {next_opening}. Leave a message and we will answer then.', help_text='Sent once per conversation outside the hours; {next_opening} becomes the next opening time', max_length=500),
+            field=models.CharField(default='We are closed right now and open again {next_opening}. Leave a message and we will answer then.', help_text='Sent once per session outside the hours; {next_opening} becomes the next opening time', max_length=500),
         ),
         migrations.AddField(
             model_name='shop',
