@@ -3,6 +3,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
@@ -10,7 +11,10 @@ from accounts.models import User
 from chat.presence import presence
 from chat.realtime import layer_is_shared
 from customer_service import services
-from customer_service.models import Assignment, QuickReply, ServiceAgent, ServiceSession, Shop
+from customer_service.hours import MAX_CLOSED_DAYS, MAX_INTERVALS, Interval, check_schedule, check_timezone
+from customer_service.models import (
+    Assignment, QuickReply, ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours,
+)
 from imchat.errors import AppError
 from imchat.inputs import ascii_int
 from imchat.links import base_url_from_request
@@ -61,12 +65,85 @@ class MerchantScopedAdmin(admin.ModelAdmin):
             self.message_user(request, LIVE_NOTE, messages.INFO)
 
 
+class ShopForm(forms.ModelForm):
+    timezone = forms.CharField(max_length=64, initial="UTC",
+                               help_text="IANA time zone of the hours below, e.g. Europe/Berlin or Asia/Shanghai")
+
+    class Meta:
+        model = Shop
+        fields = "__all__"
+
+    def clean_timezone(self):
+        try:
+            return check_timezone(self.cleaned_data["timezone"].strip())
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+
+class ShopHoursFormSet(forms.BaseInlineFormSet):
+    """The week's intervals checked together: no overlaps (overnight ones included), not too many."""
+
+    def clean(self):
+        super().clean()
+        intervals = [
+            Interval(form.cleaned_data["weekday"], form.cleaned_data["opens"], form.cleaned_data["closes"])
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+            and {"weekday", "opens", "closes"} <= set(form.cleaned_data)
+        ]
+        try:
+            check_schedule(intervals)
+        except ValueError as error:
+            raise ValidationError(str(error).removeprefix("schedule: ")) from None
+
+
+class ShopScopedInline(admin.TabularInline):
+    """Rows of a shop its owner edits on the shop's page (the shop admin already scopes the shop)."""
+
+    extra = 0
+
+    def _allowed(self, request) -> bool:
+        return request.user.is_superuser or Shop.objects.filter(owner=request.user).exists()
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request)
+
+    def has_add_permission(self, request, obj=None):
+        return self._allowed(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request)
+
+
+class ShopHoursInline(ShopScopedInline):
+    model = ShopHours
+    formset = ShopHoursFormSet
+    fields = ("weekday", "opens", "closes")
+    max_num = MAX_INTERVALS
+    verbose_name_plural = "opening hours (none: always open; closes at or before opens: the next day)"
+
+
+class ShopClosedDayInline(ShopScopedInline):
+    model = ShopClosedDay
+    fields = ("date", "note")
+    max_num = MAX_CLOSED_DAYS
+    verbose_name_plural = "closed days (holidays)"
+
+
 @admin.register(Shop)
 class ShopAdmin(MerchantScopedAdmin):
     shop_lookup = "pk"
+    form = ShopForm
     list_display = ("id", "name", "owner", "strategy", "agent_count")
     search_fields = ("name", "=id")
-    fields = ("name", "logo", "strategy", "offline_notice", "owner")
+    fieldsets = (
+        (None, {"fields": ("name", "logo", "strategy", "offline_notice", "owner")}),
+        ("Business hours and greeting", {"fields": ("timezone", "greeting", "out_of_hours_message")}),
+    )
+    inlines = (ShopHoursInline, ShopClosedDayInline)
 
     def get_readonly_fields(self, request, obj=None):
         return () if request.user.is_superuser else ("owner",)
@@ -89,6 +166,11 @@ class ShopAdmin(MerchantScopedAdmin):
             services.shop_update(shop=obj, **{name: form.cleaned_data[name] for name in form.changed_data})
         else:
             super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        with transaction.atomic():  # new hours that open the shop now let its queue move at once
+            services.queue_drain(shop_id=form.instance.pk, base_url=base_url_from_request(request))
 
 
 class AgentForm(forms.ModelForm):

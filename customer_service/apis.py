@@ -13,9 +13,10 @@ from chat.models import Notice
 from chat.payloads import unix
 from customer_service import ratings, services
 from customer_service.mall import shops_upsert
-from customer_service.models import ServiceAgent, ServiceSession, Shop
+from customer_service.hours import MAX_CLOSED_DAYS, MAX_INTERVALS, Hours, Interval, hours_payload
+from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay
 from customer_service.notices import notice_send_to
-from customer_service.selectors import agent_available, agents_with_state, can_serve
+from customer_service.selectors import agent_available, agents_with_state, can_serve, shop_hours
 from imchat.api import ok
 from imchat.errors import bad_request, forbidden, not_found
 from imchat.inputs import QueryIntegerField, body_of, validated
@@ -343,3 +344,64 @@ class ShopRatingListApi(APIView):
         rows = rated.select_related("conversation", "consumer", "agent")[start:start + ratings.PAGE_SIZE]
         return ok({"rows": [ratings.rating_row(session) for session in rows], "total": rated.count(),
                    "page": filters["page"], "summary": ratings.rating_summary([shop.pk], since=since)})
+class IntervalSerializer(serializers.Serializer):
+    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="0 Monday .. 6 Sunday")
+    opens = serializers.TimeField(format="%H:%M", input_formats=["%H:%M"], help_text="HH:MM, the shop's local time")
+    closes = serializers.TimeField(format="%H:%M", input_formats=["%H:%M"],
+                                   help_text="HH:MM; at or before `opens`: the next day (22:00-02:00)")
+
+
+class ClosedDaySerializer(serializers.Serializer):
+    date = serializers.DateField(help_text="YYYY-MM-DD: intervals starting that day stay closed")
+    note = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class ShopHoursApi(APIView):
+    """A shop's business hours, greeting and out-of-hours message (owner only). No intervals: always open."""
+
+    class HoursInputSerializer(serializers.Serializer):
+        timezone = serializers.CharField(max_length=64, help_text="IANA name, e.g. Europe/Berlin")
+        schedule = IntervalSerializer(many=True, max_length=MAX_INTERVALS)
+        closed_days = ClosedDaySerializer(many=True, max_length=MAX_CLOSED_DAYS, required=False, default=list)
+        greeting = serializers.CharField(max_length=500, required=False, allow_blank=True,
+                                         help_text="sent when a conversation starts in hours; blank: none")
+        out_of_hours_message = serializers.CharField(max_length=500, required=False,
+                                                     help_text="{next_opening} becomes the next opening time")
+
+    class HoursOutputSerializer(serializers.Serializer):
+        shop_id = serializers.IntegerField()
+        timezone = serializers.CharField()
+        schedule = IntervalSerializer(many=True)
+        closed_days = ClosedDaySerializer(many=True)
+        greeting = serializers.CharField()
+        out_of_hours_message = serializers.CharField()
+        always_open = serializers.BooleanField(help_text="no schedule: the shop is always open")
+        open_now = serializers.BooleanField(read_only=True)
+        next_opening = serializers.IntegerField(allow_null=True, read_only=True,
+                                                help_text="unix seconds; null when open now (or no opening in a year)")
+
+    @staticmethod
+    def _reply(shop: Shop, hours: Hours) -> dict:
+        closed = ShopClosedDay.objects.filter(shop=shop).order_by("date").values_list("date", "note")
+        return {"shop_id": shop.pk, **hours_payload(hours, timezone.now()), "greeting": shop.greeting,
+                "out_of_hours_message": shop.out_of_hours_message,
+                "closed_days": [{"date": day.isoformat(), "note": note} for day, note in closed]}
+
+    @api(name="ShopHours", result=HoursOutputSerializer, tags=["shops"])
+    def get(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        return ok(self._reply(shop, shop_hours(shop.pk, timezone=shop.timezone)))
+
+    @api(name="ShopHoursSet", result=HoursOutputSerializer, request=HoursInputSerializer, tags=["shops"])
+    def put(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        data = validated(self.HoursInputSerializer, body_of(request))
+        hours = services.shop_hours_set(
+            shop=shop, timezone_name=data["timezone"],
+            intervals=[Interval(row["weekday"], row["opens"], row["closes"]) for row in data["schedule"]],
+            closed_days=[(row["date"], row.get("note", "")) for row in data["closed_days"]],
+            greeting=data.get("greeting"), out_of_hours_message=data.get("out_of_hours_message"),
+            base_url=base_url_from_request(request),
+        )
+        shop.refresh_from_db()
+        return ok(self._reply(shop, hours))

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.utils import timezone
+
 from chat.inputs import read_chat_id
 from chat.protocol import Caller, read_int, read_str
 from customer_service import ratings, selectors, services
@@ -45,6 +47,10 @@ def rate(caller: Caller, content: dict) -> tuple[int, Any]:
     session = ratings.session_rate(consumer=caller.user, score=score, comment=comment, session_id=session_id,
                                    chat_id=chat_id, exclude_channel=caller.channel_name)
     return Code.OK, ratings.rating_event(session)
+def shop_info(caller: Caller, content: dict) -> tuple[int, Any]:
+    """Any user: a shop's name, logo and business hours (open now, next opening, weekly schedule)."""
+    shop_id = read_int(content, "shop_id", required=True, minimum=1)
+    return Code.OK, selectors.shop_info(shop_id, base_url=caller.base_url, now=timezone.now())
 
 
 HANDLERS = {
@@ -52,4 +58,5 @@ HANDLERS = {
     ("service", "transfer"): transfer,
     ("service", "close"): close,
     ("service", "rate"): rate,
+    ("service", "shopinfo"): shop_info,
 }

@@ -4,6 +4,11 @@ from django.conf import settings
 from django.db import models
 
 
+DEFAULT_OUT_OF_HOURS_MESSAGE = (
+    "We are closed right now and open again {next_opening}. Leave a message and we will answer then."
+)
+
+
 class Shop(models.Model):
     class Strategy(models.TextChoices):
         LEAST_BUSY = "least_busy", "least busy (fewest open sessions)"
@@ -20,10 +25,59 @@ class Shop(models.Model):
         max_length=500,
         default="Our agents are away right now. Leave a message and we will reply as soon as we are back.",
     )
+    # Business hours (customer_service/hours.py): no ShopHours rows means always open.
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA time zone of the shop's hours")
+    greeting = models.CharField(max_length=500, blank=True,
+                                help_text="Sent to a customer who starts a conversation in hours; blank: none")
+    out_of_hours_message = models.CharField(
+        max_length=500, default=DEFAULT_OUT_OF_HOURS_MESSAGE,
+        help_text="Sent once per session outside the hours; {next_opening} becomes the next opening time",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.name} (shop {self.pk})"
+
+
+class ShopHours(models.Model):
+    """One weekly interval a shop is open, in the shop's time zone (closes <= opens: the next day)."""
+
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0
+        TUESDAY = 1
+        WEDNESDAY = 2
+        THURSDAY = 3
+        FRIDAY = 4
+        SATURDAY = 5
+        SUNDAY = 6
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="hours")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    opens = models.TimeField()
+    closes = models.TimeField(help_text="At or before the opening time: the next day (22:00-02:00)")
+
+    class Meta:
+        ordering = ["shop", "weekday", "opens"]
+        verbose_name = "opening hours"
+        verbose_name_plural = "opening hours"
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+
+class ShopClosedDay(models.Model):
+    """A date the shop stays closed (a holiday): its intervals starting that day do not open."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="closed_days")
+    date = models.DateField()
+    note = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["shop", "date"]
+        constraints = [models.UniqueConstraint(fields=["shop", "date"], name="closed_day_unique_per_shop")]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.note}".strip()
 
 
 class ServiceAgent(models.Model):
@@ -82,6 +136,8 @@ class ServiceSession(models.Model):
     rating = models.PositiveSmallIntegerField(null=True, blank=True, choices=[(n, "★" * n) for n in range(1, 6)])
     rating_comment = models.CharField(max_length=500, blank=True)
     rated_at = models.DateTimeField(null=True, blank=True)
+    # Set when the shop's out-of-hours message went out (once per session): it waits for the opening.
+    out_of_hours_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -1,7 +1,9 @@
 """Customer-service reads: who serves which shop, who is a shop's customer, live sessions."""
 
+import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
@@ -12,9 +14,13 @@ from accounts.models import User
 from chat import ids
 from chat.models import ChatType, Conversation
 from chat.presence import presence
-from customer_service.models import ServiceAgent, ServiceSession, Shop
-from imchat.errors import bad_request, forbidden
+from customer_service.hours import Hours, Interval, hours_payload, is_open, zone_names
+from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
+from imchat.errors import bad_request, forbidden, not_found
+from imchat.links import absolute_url
 from imchat.sql import in_list, prepared
+
+logger = logging.getLogger(__name__)
 
 
 def served_shop_ids(user: User) -> list[int]:
@@ -142,3 +148,50 @@ def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
         sessions[chat_id] = LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id,
                                         bool(active), last_activity_at, shop_name, shop_logo)
     return sessions
+
+
+def shop_hours(shop_id: int, *, timezone: str | None = None, today: date | None = None) -> Hours:
+    """The shop's business hours (its closed dates from yesterday on): two queries, three without
+    the `timezone`. Only the slow path asks (a session created or queued, a drain, a page)."""
+    if timezone is None:
+        timezone = Shop.objects.filter(pk=shop_id).values_list("timezone", flat=True).first() or "UTC"
+    intervals = tuple(Interval(weekday, opens, closes) for weekday, opens, closes in
+                      ShopHours.objects.filter(shop_id=shop_id).values_list("weekday", "opens", "closes"))
+    if not intervals:
+        return Hours(timezone)  # always open: the zone is not read
+    since = (today or datetime.now(UTC).date()) - timedelta(days=2)  # yesterday, wherever the shop is
+    closed = frozenset(ShopClosedDay.objects.filter(shop_id=shop_id, date__gte=since).values_list("date", flat=True))
+    if timezone not in zone_names():  # set by hand past the checks: read as UTC rather than fail a message
+        logger.warning("shop %s has an unknown time zone %r: its hours are read in UTC", shop_id, timezone)
+        timezone = "UTC"
+    return Hours(timezone, intervals, closed)
+
+
+def shops_open_now(shops: list[Shop], now: datetime) -> dict[int, bool]:
+    """Whether each shop is open at `now`, for a list of shops: two queries whatever their number."""
+    intervals: dict[int, list[Interval]] = {}
+    for shop_id, weekday, opens, closes in ShopHours.objects.filter(shop__in=shops).values_list(
+            "shop_id", "weekday", "opens", "closes"):
+        intervals.setdefault(shop_id, []).append(Interval(weekday, opens, closes))
+    closed: dict[int, set[date]] = {}
+    if intervals:
+        since = now.date() - timedelta(days=2)
+        for shop_id, day in ShopClosedDay.objects.filter(shop_id__in=list(intervals), date__gte=since,
+                                                         date__lte=now.date() + timedelta(days=2)).values_list(
+                "shop_id", "date"):
+            closed.setdefault(shop_id, set()).add(day)
+    return {shop.pk: is_open(Hours(shop.timezone if shop.timezone in zone_names() else "UTC",
+                                   tuple(intervals.get(shop.pk, ())), frozenset(closed.get(shop.pk, ()))), now)
+            for shop in shops}
+
+
+def shop_info(shop_id: int, *, base_url: str, now: datetime) -> dict:
+    """What anyone may read about a shop: name, logo, hours (and closed dates from today on)."""
+    shop = Shop.objects.filter(pk=shop_id).only("name", "logo", "timezone").first()
+    if shop is None:
+        raise not_found("shop_id: no such shop")
+    hours = shop_hours(shop.pk, timezone=shop.timezone)
+    today = now.astimezone(ZoneInfo(hours.timezone)).date() if not hours.always_open else now.date()
+    return {"shop_id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url),
+            **hours_payload(hours, now), "closed_days": sorted(day.isoformat() for day in hours.closed_days
+                                                               if day >= today)}

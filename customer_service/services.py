@@ -1,7 +1,8 @@
 """Customer-service writes: shops, agents and their status, and messages between consumers and shops."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from functools import cached_property
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -17,7 +18,10 @@ from chat.presence import presence
 from chat.protocol import Caller
 from customer_service import eta, ratings, routing, selectors, webhooks
 from customer_service.assignment import pick_agent
-from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop
+from customer_service.hours import (
+    Hours, Interval, check_schedule, check_timezone, describe_moment, is_open, next_opening,
+)
+from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
 from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
@@ -59,6 +63,36 @@ def shop_update(*, shop: Shop, **changes) -> Shop:
         realtime.membership_on_commit([realtime.user_group(shop.owner_id)], join=realtime.shop_agents_group(shop.pk))
         _shop_group_leave_unless_serving(shop_id=shop.pk, user_id=old_owner_id)
     return shop
+
+
+@transaction.atomic
+def shop_hours_set(*, shop: Shop, timezone_name: str, intervals: list[Interval],
+                   closed_days: list[tuple[date, str]], greeting: str | None = None,
+                   out_of_hours_message: str | None = None, base_url: str = "") -> Hours:
+    """Replace a shop's business hours (and its greeting and out-of-hours text, when given). A shop
+    that is open now after the change lets its queue move at once; else the periodic drain does at
+    the opening."""
+    try:
+        check_timezone(timezone_name)
+        check_schedule(intervals, [day for day, _ in closed_days])
+    except ValueError as error:
+        raise bad_request(str(error)) from None
+    if len({day for day, _ in closed_days}) != len(closed_days):
+        raise bad_request("closed_days: a date is listed twice")
+    shop = lock_shop(shop.pk)
+    shop.timezone = timezone_name
+    if greeting is not None:
+        shop.greeting = greeting
+    if out_of_hours_message is not None:
+        shop.out_of_hours_message = out_of_hours_message
+    shop.save(update_fields=["timezone", "greeting", "out_of_hours_message"])
+    ShopHours.objects.filter(shop=shop).delete()
+    ShopHours.objects.bulk_create([ShopHours(shop=shop, weekday=interval.weekday, opens=interval.opens,
+                                             closes=interval.closes) for interval in intervals])
+    ShopClosedDay.objects.filter(shop=shop).delete()
+    ShopClosedDay.objects.bulk_create([ShopClosedDay(shop=shop, date=day, note=note) for day, note in closed_days])
+    queue_drain(shop_id=shop.pk, base_url=base_url)
+    return selectors.shop_hours(shop.pk, timezone=shop.timezone)
 
 
 def _shop_group_leave_unless_serving(*, shop_id: int, user_id: int) -> None:
@@ -160,10 +194,29 @@ def sessions_hand_back(agent: ServiceAgent, now, base_url: str) -> None:
 # --- Sessions: every change of one is written here; customer_service/routing.py decides ---------
 
 
+OUT_OF_HOURS = "out_of_hours"
+
+
+class ShopOpening:
+    """Whether a shop is open at `now`, its hours read (two queries) the first time that is asked."""
+
+    def __init__(self, shop: Shop, now: datetime) -> None:
+        self.shop = shop
+        self.now = now
+
+    @cached_property
+    def hours(self) -> Hours:
+        return selectors.shop_hours(self.shop.pk, timezone=self.shop.timezone)
+
+    @cached_property
+    def open_now(self) -> bool:
+        return is_open(self.hours, self.now)
+
+
 def session_event(session: ServiceSession, event: str, *, agent_id: int = 0, position: int = 0,
                   ext: dict | None = None) -> dict:
-    """A 305's result: the compat fields, then the event's ext ones (queued: eta_seconds; closed:
-    session_id, rate_until)."""
+    """A 305's result: the compat fields, then the event's ext ones (queued: eta_seconds and, while
+    the shop is closed, reason "out_of_hours"; closed: session_id, rate_until)."""
     return {
         "chat_id": session.conversation.chat_id,
         "shop_id": session.shop_id,
@@ -187,9 +240,11 @@ def _push_session_event(session: ServiceSession, event: str, *, to_users: list[i
     )
 
 
-def _push_queued(session: ServiceSession, position: int, pace: eta.Pace) -> None:
-    _push_session_event(session, "queued", to_users=[session.consumer_id], position=position,
-                        ext={"eta_seconds": pace.eta_seconds(position)})
+def _push_queued(session: ServiceSession, position: int, pace: eta.Pace, *, open_now: bool = True) -> None:
+    ext = {"eta_seconds": pace.eta_seconds(position)}
+    if not open_now:
+        ext["reason"] = OUT_OF_HOURS
+    _push_session_event(session, "queued", to_users=[session.consumer_id], position=position, ext=ext)
 
 
 def lock_shop(shop_id: int) -> Shop:
@@ -213,10 +268,13 @@ def session_assign(*, session: ServiceSession, agent_id: int, reason: str, now, 
 
 
 def session_route(*, session: ServiceSession, shop: Shop, now, exclude_agent: int | None = None, detail: str = "",
-                  base_url: str = "") -> int:
+                  base_url: str = "", open_now: bool | None = None) -> int:
     """With the shop locked: the agent routing chooses gets the session, else it is queued. Returns
-    the agent or 0. A session taken from another agent (`exclude_agent`) brings its messages so far."""
-    chosen, reason = routing.choose_agent(session, shop, exclude_agent=exclude_agent)
+    the agent or 0. A session taken from another agent (`exclude_agent`) brings its messages so far.
+    Outside the shop's hours nobody is chosen: the session waits in the queue for the opening."""
+    if open_now is None:
+        open_now = is_open(selectors.shop_hours(shop.pk, timezone=shop.timezone), now)
+    chosen, reason = routing.choose_agent(session, shop, exclude_agent=exclude_agent) if open_now else (0, "")
     if chosen:
         session_assign(session=session, agent_id=chosen, reason=reason, now=now,
                        detail=detail or (shop.strategy if reason == Assignment.Reason.STRATEGY else ""))
@@ -228,12 +286,12 @@ def session_route(*, session: ServiceSession, shop: Shop, now, exclude_agent: in
     # Taken under the shop's lock (not the request's start time), so queue order is lock order.
     session.queued_at = timezone.now()
     session.save(update_fields=["agent", "state", "queued_at"])
-    _push_queued(session, routing.queue_position(session), eta.shop_pace(session.shop_id))
+    _push_queued(session, routing.queue_position(session), eta.shop_pace(session.shop_id), open_now=open_now)
     return 0
 
 
 def _session_for_consumer_message(*, shop: Shop, conversation: Conversation, consumer_id: int, next_seq: int, now,
-                                  base_url: str) -> tuple[ServiceSession, int]:
+                                  base_url: str, opening: ShopOpening) -> tuple[ServiceSession, int]:
     """The session a consumer's message belongs to (found, or opened), and its agent (0: queued)."""
     session = selectors.live_session(conversation.pk, lock=True, conversation=conversation)
     if session is not None and session.state == State.OPEN:
@@ -262,10 +320,11 @@ def _session_for_consumer_message(*, shop: Shop, conversation: Conversation, con
             first_seq=next_seq, last_activity_at=now, queued_at=now,
         )
         session.conversation = conversation
-        return session, session_route(session=session, shop=shop, now=now)
+        return session, session_route(session=session, shop=shop, now=now, open_now=opening.open_now)
     previous = session.agent_id
     return session, session_route(session=session, shop=shop, now=now, exclude_agent=previous,
-                                  detail=f"agent {previous} unavailable", base_url=base_url)
+                                  detail=f"agent {previous} unavailable", base_url=base_url,
+                                  open_now=opening.open_now)
 
 
 def session_close(*, session: ServiceSession, now, exclude_channel: str | None = None) -> None:
@@ -285,6 +344,8 @@ def queue_drain(*, shop_id: int, base_url: str, now=None) -> int:
     """Assign queued sessions oldest first within capacity; the agent gets the backlog. Inside a transaction."""
     now = now or timezone.now()
     if not ServiceSession.objects.filter(shop_id=shop_id, state=State.QUEUED).exists():
+        return 0
+    if not is_open(selectors.shop_hours(shop_id), now):  # the queue waits for the opening (a periodic drain)
         return 0
     shop = lock_shop(shop_id)
     candidates = routing.candidates_for(shop)
@@ -317,9 +378,12 @@ def push_queue_positions(shop_id: int) -> None:
     )
     if not queued:
         return
+    # Only a queue that waits out of hours costs the look at the shop's hours.
+    closed = any(session.out_of_hours_at for session in queued) and not is_open(selectors.shop_hours(shop_id),
+                                                                               timezone.now())
     pace = eta.shop_pace(shop_id)  # one query for the whole queue
     for position, session in enumerate(queued, start=1):
-        _push_queued(session, position, pace)
+        _push_queued(session, position, pace, open_now=not closed)
 
 
 def _push_backlog(session: ServiceSession, agent_id: int, base_url: str) -> None:
@@ -338,19 +402,26 @@ def sessions_close_idle(*, base_url: str, now=None) -> int:
     """Close sessions silent for IM_SESSION_IDLE_SECONDS, then let their shops' queues move."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
+    # A session queued out of hours waits for the opening and an agent, however long the night.
+    held = now - timedelta(seconds=settings.IM_OUT_OF_HOURS_HOLD_SECONDS)
     with transaction.atomic():
         idle = list(
             ServiceSession.objects.select_related("conversation")
             .select_for_update(skip_locked=True, of=("self",))
-            .filter(state__in=[State.OPEN, State.QUEUED], last_activity_at__lt=cutoff)[:500]
+            .filter(state__in=[State.OPEN, State.QUEUED], last_activity_at__lt=cutoff)
+            .exclude(state=State.QUEUED, out_of_hours_at__gt=held)[:500]
         )
         for session in idle:
             session_close(session=session, now=now)
     # Also a safety net: any shop with a queue gets a drain, whatever freed its agents.
+    # That is also how a queue moves when its shop opens; shops closed now are skipped in two queries.
     waiting = set(ServiceSession.objects.filter(state=State.QUEUED).values_list("shop_id", flat=True).distinct())
-    for shop_id in {session.shop_id for session in idle} | waiting:
-        with transaction.atomic():
-            queue_drain(shop_id=shop_id, base_url=base_url, now=now)
+    shops = list(Shop.objects.filter(pk__in={session.shop_id for session in idle} | waiting).only("timezone"))
+    open_now = selectors.shops_open_now(shops, now)
+    for shop in shops:
+        if open_now[shop.pk]:
+            with transaction.atomic():
+                queue_drain(shop_id=shop.pk, base_url=base_url, now=now)
     return len(idle)
 
 
@@ -587,18 +658,53 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
     with transaction.atomic():
         conversation = conversation_open_service(shop=shop, consumer=consumer)
         now = timezone.now()
+        opening = ShopOpening(shop, now)
         session, agent_id = _session_for_consumer_message(
             shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now,
-            base_url=caller.base_url,
+            base_url=caller.base_url, opening=opening,
         )
         draft = _consumer_draft(caller, Body(msg_type, msg, client_msg_id), shop.pk, agent_id)
         stored = message_store(draft, now=now)
+        new_session = session.first_seq == stored.seq
         if webhooks.enabled():
-            webhooks.consumer_message_events(session=session, message=payload(draft, stored),
-                                             new_session=session.first_seq == stored.seq)
+            webhooks.consumer_message_events(session=session, message=payload(draft, stored), new_session=new_session)
+        # The shop's automatic answers, after the message (the hours are read only here: a new or queued session).
+        if agent_id == 0 and not opening.open_now:
+            _out_of_hours_message_if_due(session, shop, consumer.pk, caller.base_url, now, opening.hours)
+            return stored
+        if new_session and shop.greeting:
+            _shop_says(shop, consumer.pk, shop.greeting, caller.base_url, now, agent_id=agent_id)
         if agent_id == 0:
             _offline_notice_if_due(session, shop, consumer.pk, caller.base_url, now)
     return stored
+
+
+def _shop_says(shop: Shop, consumer_id: int, text: str, base_url: str, now, *, agent_id: int = 0) -> None:
+    """An automatic message from the shop (its name and logo) in the conversation; it reads nothing
+    for the shop, so the consumer's question stays unread there. The session's agent sees it too."""
+    receivers = [realtime.user_group(consumer_id)] + ([realtime.user_group(agent_id)] if agent_id else [])
+    message_store(Draft(
+        chat_id=ids.service_chat_id(shop.pk, consumer_id), chat_type=ChatType.SERVICE, msg_type=MsgType.TEXT,
+        msg=text, author=Author(shop.name, absolute_url(shop.logo, base_url)), reads=NOBODY,
+        sent_as=SentAs.SYSTEM, to_uid=consumer_id, shop_id=shop.pk, receivers=tuple(receivers),
+    ), now=now)
+
+
+def out_of_hours_text(shop: Shop, hours: Hours, now) -> str:
+    """The shop's out-of-hours message with {next_opening} filled in (in the shop's time zone)."""
+    opens = next_opening(hours, now)
+    return shop.out_of_hours_message.replace(
+        "{next_opening}", describe_moment(opens, hours.timezone) if opens else "soon")
+
+
+def _out_of_hours_message_if_due(session: ServiceSession, shop: Shop, consumer_id: int, base_url: str, now,
+                                 hours: Hours) -> None:
+    """Once per session, outside the hours (in place of the offline notice and the greeting)."""
+    if session.out_of_hours_at is not None:
+        return
+    ServiceSession.objects.filter(pk=session.pk).update(out_of_hours_at=now)
+    session.out_of_hours_at = now
+    _shop_says(shop, consumer_id, out_of_hours_text(shop, hours, now), base_url, now)
 
 
 def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int, base_url: str, now) -> None:
@@ -613,12 +719,7 @@ def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int
     if previous:
         return
     ServiceSession.objects.filter(pk=session.pk).update(offline_notice_at=now)
-    # An automatic notice reads nothing for the shop: the consumer's question stays unread there.
-    message_store(Draft(
-        chat_id=ids.service_chat_id(shop.pk, consumer_id), chat_type=ChatType.SERVICE, msg_type=MsgType.TEXT,
-        msg=shop.offline_notice, author=Author(shop.name, absolute_url(shop.logo, base_url)), reads=NOBODY,
-        sent_as=SentAs.SYSTEM, to_uid=consumer_id, shop_id=shop.pk, receivers=(realtime.user_group(consumer_id),),
-    ), now=now)
+    _shop_says(shop, consumer_id, shop.offline_notice, base_url, now)
 
 
 def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_type: int, msg: str,

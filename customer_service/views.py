@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 
@@ -21,7 +22,10 @@ from chat.models import ChatType
 from chat.views import page_config
 from customer_service import reports
 from customer_service.models import ServiceAgent, Shop
-from customer_service.selectors import agents_with_state, customer_conversation, served_shop_ids
+from customer_service.hours import describe_moment, is_open, next_opening
+from customer_service.selectors import (
+    agents_with_state, customer_conversation, served_shop_ids, shop_hours, shops_open_now,
+)
 from imchat.api import HTTP_STATUS
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.inputs import query_int
@@ -175,7 +179,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     config = page_config(request, data=data, data_url=reverse("dashboard-data"), shop=selected)
     config["strings"].update(shop_side_strings())
     return render(request, "customer_service/dashboard.html",
-                  {"config": config, "data": data, "shops": shops, "selected": selected})
+                  {"config": config, "data": data, "shops": shops, "selected": selected,
+                   "shop_hours": shop_hours_rows(shop_ids)})
+
+
+def shop_hours_rows(shop_ids: list[int]) -> list[dict]:
+    """Each shop's hours as the dashboard shows them (the admin's shop page edits them)."""
+    now = timezone.now()
+    rows = []
+    for shop in Shop.objects.filter(pk__in=shop_ids).order_by("pk").only("name", "timezone", "greeting"):
+        hours = shop_hours(shop.pk, timezone=shop.timezone)
+        opens = next_opening(hours, now)
+        rows.append({"id": shop.pk, "name": shop.name, "hours": hours, "open_now": is_open(hours, now),
+                     "next_opening": describe_moment(opens, hours.timezone) if opens else "",
+                     "intervals": [str(i) for i in sorted(hours.intervals, key=lambda i: (i.weekday, i.opens))],
+                     "closed_days": sorted(hours.closed_days), "greeting": shop.greeting,
+                     "edit_url": reverse("admin:customer_service_shop_change", args=[shop.pk])})
+    return rows
 
 
 @json_view
@@ -194,7 +214,9 @@ def shop_directory(request: HttpRequest) -> HttpResponse:
     shops = list(Shop.objects.order_by("pk")[:200])
     agents = agents_with_state(ServiceAgent.objects.filter(shop__in=shops, status=ServiceAgent.Status.ONLINE))
     answering = {agent.shop_id for agent in agents if agent.connected}
+    open_now = shops_open_now(shops, timezone.now())
     return JsonResponse({"shops": [
-        {"id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url), "online": shop.pk in answering}
+        {"id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url), "online": shop.pk in answering,
+         "open_now": open_now[shop.pk]}
         for shop in shops
     ]})

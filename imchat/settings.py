@@ -391,6 +391,8 @@ IM_CSAT_WINDOW_SECONDS = env_int("IM_CSAT_WINDOW_SECONDS", 7 * 24 * 3600)
 # IM_ETA_SAMPLE of them); without any, the `queued` 305 says eta_seconds null (customer_service/eta.py).
 IM_ETA_HISTORY_SECONDS = env_int("IM_ETA_HISTORY_SECONDS", 24 * 3600)
 IM_ETA_SAMPLE = env_int("IM_ETA_SAMPLE", 50)
+# A session queued outside a shop's business hours is not closed as idle for this long (a weekend).
+IM_OUT_OF_HOURS_HOLD_SECONDS = env_int("IM_OUT_OF_HOURS_HOLD_SECONDS", 7 * 24 * 3600)
 # A process refreshes its liveness key this often; a dead process's sockets stop counting as
 # online after IM_PRESENCE_TTL seconds.
 IM_PRESENCE_REFRESH_SECONDS = env_int("IM_PRESENCE_REFRESH_SECONDS", 5)

@@ -74,6 +74,7 @@ urlpatterns += [
     path("api/v1/shops/<int:shop_id>/agents/", service_apis.ShopAgentListApi.as_view(), name="api-shop-agents"),
     path("api/v1/shops/<int:shop_id>/agents/<int:uid>/", service_apis.ShopAgentApi.as_view(),
          name="api-shop-agent"),
+    path("api/v1/shops/<int:shop_id>/hours/", service_apis.ShopHoursApi.as_view(), name="api-shop-hours"),
     path("api/v1/notices/", service_apis.NoticeApi.as_view(), name="api-notices"),
     path("api/v1/ratings/", service_apis.RatingApi.as_view(), name="api-ratings"),
     path("api/v1/ratings/pending/", service_apis.PendingRatingListApi.as_view(), name="api-ratings-pending"),

@@ -1,6 +1,7 @@
 // The consumer's chat page: conversation list, private and group chat, contact a shop, images.
 
 import { ratingWidget } from "./chat-csat.js";
+import { hideShopHours, showShopHours } from "./desk-hours.js";
 import { groupChatId, privateChatId, serviceChatId } from "./imchat.js";
 import {
   ChatType, Code, MessageList, MsgType, avatar, composer, config, connect, el, getJson, preview, t,
@@ -127,7 +128,10 @@ async function openChat(target) {
   messages.reset(target.chatId);
   if (!form.hidden) input.focus();
   else $("chat-title").focus();
-  if (target.chatType === ChatType.SERVICE) describeShop(target.shopId || target.toUid);
+  if (target.chatType === ChatType.SERVICE) {
+    describeShop(target.shopId || target.toUid);
+    showShopHours(client, target.shopId || target.toUid, () => active === target);
+  } else hideShopHours();
   try {
     await messages.start();
   } catch (error) {
@@ -246,7 +250,8 @@ client.addEventListener("failed", ({ detail: { clientMsgId, error } }) => messag
 client.addEventListener("event", ({ detail: { code, result } }) => {
   if (code === Code.SESSION && active && result.chat_id === active.chatId) {
     const wait = result.eta_seconds ? ` ${t("queue_eta", { minutes: Math.max(1, Math.round(result.eta_seconds / 60)) })}` : "";
-    const text = { queued: t("queued", { position: result.queue_position }) + wait, assigned: t("assigned"),
+    const queued = result.reason === "out_of_hours" ? t("queued_closed") : t("queued", { position: result.queue_position }) + wait;
+    const text = { queued, assigned: t("assigned"),
       transferred: t("transferred"), closed: t("closed") }[result.event];
     if (text) showBanner(text);
   } else if (code === Code.RECALLED && active && result.chat_id === active.chatId) {
@@ -334,7 +339,8 @@ $("contact-shop").addEventListener("click", async () => {
   dialog.showModal();
   try {
     for (const shop of (await loadShops(true)).values()) {
-      const state = el("span", { className: "tag" }, shop.online ? t("shop_online") : t("shop_offline"));
+      const state = el("span", { className: "tag" },
+        shop.open_now === false ? t("shop_closed") : shop.online ? t("shop_online") : t("shop_offline"));
       const button = el("button", { type: "button", dataset: { shopId: shop.id } },
         avatar(shop.logo, "avatar small"), shop.name, state);
       button.addEventListener("click", () => {

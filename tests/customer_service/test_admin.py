@@ -12,6 +12,13 @@ from customer_service.models import ServiceAgent, ServiceSession
 from tests import factories
 
 PASSWORD = factories.PASSWORD
+# The business-hours part of the shop's change form (tests/customer_service/test_hours_admin.py), left as is.
+SHOP_HOURS_UNCHANGED = {
+    "timezone": "UTC", "greeting": "", "out_of_hours_message": "closed",
+    **{f"{prefix}-{field}": value for prefix in ("hours", "closed_days")
+       for field, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"),
+                            ("MAX_NUM_FORMS", "1000"))},
+}
 XSS = "<script>alert(1)</script>"
 
 
@@ -374,7 +381,7 @@ def test_an_owner_changed_in_the_admin_hands_over_the_shops_push_group_unless_th
         with django_capture_on_commit_callbacks() as callbacks:
             response = superuser_client.post(url("customer_service_shop_change", shop_a.pk), {
                 "name": shop_a.name, "logo": "", "strategy": "least_busy", "offline_notice": "away",
-                "owner": to.pk})
+                "owner": to.pk, **SHOP_HOURS_UNCHANGED})
         assert response.status_code == 302, html(response)[:2000]
         with realtime.collecting() as pushes:
             for callback in callbacks:

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import time, timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -11,6 +11,7 @@ from chat.groups import group_create
 from chat.models import ChatGroup
 from chat.protocol import Caller
 from customer_service import ratings, services
+from customer_service.hours import Interval
 from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
 from imchat.links import default_base_url
 
@@ -23,7 +24,12 @@ DEMO_USERS = [
     ("amy", 2002, "Amy (agent)", False),
     ("ben", 2003, "Ben (agent)", False),
 ]
-DEMO_SHOP_ID = 1
+DEMO_SHOP_ID = 1  # always open (no business hours): the demo answers at any time of day
+# A second shop with business hours and a greeting (edit them in the admin or PUT /api/v1/shops/2/hours/).
+HOURS_SHOP_ID = 2
+HOURS_SHOP_TIMEZONE = "Asia/Shanghai"
+HOURS_SHOP_WEEK = [(day, time(9), time(18)) for day in range(5)] + [(5, time(10), time(16))]
+HOURS_SHOP_GREETING = "Welcome to Night Owl Books! Ben will be with you in a moment."
 DEMO_GROUP = "Demo group"
 # bob's earlier conversations with the shop, rated (the dashboard's satisfaction panel, the workspace's
 # customer panel, and a history the queue ETA learns from): agent, hours ago, minutes handled, score, comment.
@@ -62,6 +68,14 @@ class Command(BaseCommand):
             if not ServiceAgent.objects.filter(shop=shop, user=users[username]).exists():
                 services.agent_add(shop=shop, user=users[username], status=ServiceAgent.Status.ONLINE,
                                    base_url=default_base_url())
+        hours_shop = Shop.objects.filter(pk=HOURS_SHOP_ID).first()
+        if hours_shop is None:
+            hours_shop = services.shop_create(name="Night Owl Books", owner=users["merchant"], shop_id=HOURS_SHOP_ID)
+            services.shop_hours_set(shop=hours_shop, timezone_name=HOURS_SHOP_TIMEZONE,
+                                    intervals=[Interval(*row) for row in HOURS_SHOP_WEEK], closed_days=[],
+                                    greeting=HOURS_SHOP_GREETING, base_url=default_base_url())
+            services.agent_add(shop=hours_shop, user=users["ben"], status=ServiceAgent.Status.ONLINE,
+                               base_url=default_base_url())
         for order, (title, text) in enumerate(DEMO_QUICK_REPLIES):
             QuickReply.objects.get_or_create(shop=shop, title=title, defaults={"text": text, "order": order})
         if not ServiceSession.objects.filter(shop=shop, consumer=users["bob"]).exists():
@@ -80,6 +94,9 @@ class Command(BaseCommand):
             f"agents amy and ben (online),\n"
             f"             a group '{DEMO_GROUP}' (alice, bob, amy), {len(DEMO_QUICK_REPLIES)} quick replies and\n"
             f"             {len(DEMO_RATED_SESSIONS)} rated past conversations of bob's\n"
+            f"  shop {hours_shop.pk} '{hours_shop.name}': business hours Mon-Fri 09:00-18:00, Sat 10:00-16:00 "
+            f"({HOURS_SHOP_TIMEZONE}),\n             a greeting, agent ben (http://localhost:{port}/chat/?shop="
+            f"{hours_shop.pk})\n"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
