@@ -4,6 +4,7 @@ from typing import Any
 
 from chat.inputs import read_chat_id
 from chat.protocol import Caller, read_int, read_str
+from customer_service import search as desk_search
 from customer_service import selectors, services
 from customer_service.models import ServiceAgent
 from imchat.errors import Code, bad_request
@@ -37,8 +38,19 @@ def close(caller: Caller, content: dict) -> tuple[int, Any]:
     return Code.OK, {"chat_id": chat_id}
 
 
+def search(caller: Caller, content: dict) -> tuple[int, Any]:
+    """The desk's search (customer_service/search.py): the same result as GET /api/v1/search/messages/."""
+    return Code.OK, desk_search.conversations_search(
+        user=caller.user, q=read_str(content, "q", required=True), shop_id=read_int(content, "shop_id") or None,
+        page=read_int(content, "page", default=1, minimum=1),
+        page_size=read_int(content, "page_size", default=desk_search.PAGE_SIZE_DEFAULT, minimum=1),
+        base_url=caller.base_url,
+    )
+
+
 HANDLERS = {
     ("service", "setstatus"): set_status,
     ("service", "transfer"): transfer,
     ("service", "close"): close,
+    ("service", "search"): search,
 }

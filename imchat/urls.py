@@ -75,6 +75,7 @@ urlpatterns += [
     path("api/v1/shops/<int:shop_id>/agents/<int:uid>/", service_apis.ShopAgentApi.as_view(),
          name="api-shop-agent"),
     path("api/v1/notices/", service_apis.NoticeApi.as_view(), name="api-notices"),
+    path("api/v1/search/messages/", service_apis.MessageSearchApi.as_view(), name="api-search-messages"),
     path("api/v1/mall/users/", account_apis.MallUsersApi.as_view(), name="api-mall-users"),
     path("api/v1/mall/shops/", service_apis.MallShopsApi.as_view(), name="api-mall-shops"),
     re_path(r"^user/upload/?$", uploads.compat_upload, name="compat-upload"),
