@@ -6,18 +6,20 @@ escapes `%`, `_` and `\\`) is served by pg_trgm GIN indexes on `UPPER(msg)` and 
 names (migrations chat 0003 / accounts 0002). A term without three word characters in a row has no
 trigram to look up: it is matched within the newest SHORT_WINDOW messages of the shops, read
 through the (shop_id, created_at) index, so its cost is bounded (docs/PERFORMANCE.md). On SQLite
-(the embedded development database) the same queries are plain scans.
+(the embedded development database, for development only) the same queries are plain scans.
 """
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from chat import ids
@@ -41,6 +43,7 @@ ORDER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ORDER_ID_CHARS = "A-Za-z0-9._-"
 # pg_trgm indexes words of three or more characters; a term without such a run has no trigram.
 INDEXABLE_RUN = re.compile(r"\w{3}")
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class SearchThrottle(PerUser):
@@ -114,12 +117,11 @@ def _indexes_non_ascii(vendor: str, alias: str) -> bool:
 
 def indexable(term: str) -> bool:
     """Whether the trigram index can narrow a search for `term` (else the bounded recent scan)."""
-    if connection.vendor != "postgresql":
-        return True  # SQLite scans either way; keep its results the same as a full search
-    run = INDEXABLE_RUN.search(term)
-    if run is None:
+    if INDEXABLE_RUN.search(term) is None:
         return False
-    return bool(re.search(r"[0-9A-Za-z_]{3}", term)) or _indexes_non_ascii(connection.vendor, connection.alias)
+    if connection.vendor != "postgresql" or re.search(r"[0-9A-Za-z_]{3}", term):
+        return True
+    return _indexes_non_ascii(connection.vendor, connection.alias)
 
 
 def _matching_messages(shop_ids: list[int], query: SearchQuery):
@@ -130,9 +132,28 @@ def _matching_messages(shop_ids: list[int], query: SearchQuery):
         token = re.escape(query.order_id)
         found = found.filter(msg__iregex=rf"(^|[^{ORDER_ID_CHARS}]){token}($|[^{ORDER_ID_CHARS}])")
     if not indexable(query.text):
-        recent = scoped.order_by("-created_at", "-id").values("id")[: settings.IM_SEARCH_SHORT_WINDOW]
-        found = found.filter(id__in=recent)
+        # The window's oldest moment, read once (an InitPlan) down the (shop_id, created_at) index;
+        # the match is then looked for only among messages at least that recent.
+        oldest = scoped.order_by("-created_at").values("created_at")[
+            settings.IM_SEARCH_SHORT_WINDOW - 1: settings.IM_SEARCH_SHORT_WINDOW]
+        found = found.filter(created_at__gte=Coalesce(Subquery(oldest), Value(EARLIEST, output_field=DateTimeField())))
     return found
+
+
+def message_page(shop_ids: list[int], query: SearchQuery, *, offset: int, page_size: int):
+    """One page of message hits, newest first, plus one row to tell whether more follow."""
+    return (
+        _matching_messages(shop_ids, query)
+        .select_related("conversation")
+        .order_by("-created_at", "-id")
+        .only("id", "seq", "msg", "msg_type", "sender_id", "sent_as", "created_at", "shop_id",
+              "conversation__chat_id")[offset: offset + page_size + 1]
+    )
+
+
+def customer_page(shop_ids: list[int], term: str):
+    """Conversations of these shops whose customer's name (nickname or username) contains `term`."""
+    return _matching_customers(shop_ids, term)[:CUSTOMERS_MAX]
 
 
 def _matching_customers(shop_ids: list[int], term: str):
@@ -189,16 +210,10 @@ def conversations_search(*, user: User, q: Any, shop_id: int | None = None, page
     offset = (page - 1) * page_size
 
     def work():
-        rows = list(
-            _matching_messages(shop_ids, query)
-            .select_related("conversation")
-            .order_by("-created_at", "-id")
-            .only("id", "seq", "msg", "msg_type", "sender_id", "sent_as", "created_at", "shop_id",
-                  "conversation__chat_id")[offset: offset + page_size + 1]
-        )
+        rows = list(message_page(shop_ids, query, offset=offset, page_size=page_size))
         customers = []
         if page == 1 and query.order_id is None:
-            customers = list(_matching_customers(shop_ids, query.text)[:CUSTOMERS_MAX])
+            customers = list(customer_page(shop_ids, query.text))
         return rows, customers
 
     rows, customers = _run_bounded(work)

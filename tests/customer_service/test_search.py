@@ -191,3 +191,17 @@ def test_snippet_offsets_are_code_points_and_text_stays_text():
     text, marks = search.snippet("<b>😀 Refund</b> please", "refund")
     assert text == "<b>😀 Refund</b> please"
     assert [text[start:end] for start, end in marks] == ["Refund"]
+
+
+def test_a_term_too_short_for_trigrams_searches_only_the_newest_messages(desk, amy, consumer, say, ask, settings):
+    # given: the window holds the shop's two newest messages
+    settings.IM_SEARCH_SHORT_WINDOW = 2
+    say(consumer, desk, "退款 one, long ago")
+    say(consumer, desk, "退款 two")
+    say(consumer, desk, "退款 three")
+    # when
+    short = find(ask, amy, "退款").result
+    longer = find(ask, amy, "long ago").result
+    # then: the short term sees the window; a term with three word characters in a row, everything
+    assert ([hit["snippet"] for hit in short["hits"]], short["recent_only"]) == (["退款 three", "退款 two"], True)
+    assert ([hit["snippet"] for hit in longer["hits"]], longer["recent_only"]) == (["退款 one, long ago"], False)
