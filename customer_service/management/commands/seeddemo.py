@@ -1,14 +1,18 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_create
+from chat import ids
 from chat.groups import group_create
-from chat.models import ChatGroup
+from chat.inputs import read_send
+from chat.models import ChatGroup, Conversation
 from chat.protocol import Caller
+from chat.sending import send_many
 from customer_service import services
-from customer_service.models import QuickReply, ServiceAgent, Shop
+from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
 from imchat.links import default_base_url
 
 DEMO_PASSWORD = "imchat-demo"
@@ -28,6 +32,16 @@ DEMO_QUICK_REPLIES = [
     ("Shipping", "Orders ship within 24 hours; delivery usually takes 2-3 days."),
     ("Returns", "You can return any item within 7 days of delivery. Shall I start a return for you?"),
     ("Goodbye", "Thank you for shopping with us. Have a nice day!"),
+]
+# A past, closed conversation of carol's with the shop, for the workspace's search box to find
+# (try "teapot", "退款" or "order:2024-001").
+DEMO_CUSTOMER = ("carol", 1003, "Carol (past customer)")
+DEMO_HISTORY = [
+    ("carol", "Hello, my teapot arrived with a crack in the lid."),
+    ("amy", "Sorry to hear that! Could you send your order number?"),
+    ("carol", "[Order 2024-001] Green tea teapot x1, 36.00"),
+    ("carol", "我想申请退款，谢谢"),
+    ("amy", "Refund started for order 2024-001; you will see it in 3-5 days."),
 ]
 
 
@@ -58,6 +72,7 @@ class Command(BaseCommand):
         if not ChatGroup.objects.filter(owner=users["alice"], name=DEMO_GROUP, dissolved_at__isnull=True).exists():
             group_create(caller=Caller(user=users["alice"], base_url=default_base_url()), name=DEMO_GROUP,
                          uids=[users["bob"].pk, users["amy"].pk])
+        self._demo_history(shop, users)
         port = settings.IM_PORT
         self.stdout.write(
             f"Demo data ready (password for every demo user: {DEMO_PASSWORD}).\n"
@@ -67,9 +82,31 @@ class Command(BaseCommand):
             f"  consumers: alice (id {users['alice'].pk}), bob (id {users['bob'].pk})\n"
             f"  shop {shop.pk} '{shop.name}', owner merchant (admin: http://localhost:{port}/admin/), "
             f"agents amy and ben (online),\n"
-            f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies\n"
+            f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies;\n"
+            f"             carol's past conversation with the shop: search it in the workspace (\"teapot\", \"退款\")\n"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
             f"-d '{{\"username\":\"alice\",\"password\":\"{DEMO_PASSWORD}\"}}'"
         )
+
+    def _demo_history(self, shop: Shop, users: dict[str, User]) -> None:
+        """carol's closed conversation with the shop, written once through the real send path."""
+        username, user_id, nickname = DEMO_CUSTOMER
+        carol = User.objects.filter(username=username).first() or user_create(
+            username=username, user_id=user_id, nickname=nickname, password=DEMO_PASSWORD)
+        chat_id = ids.service_chat_id(shop.pk, carol.pk)
+        if Conversation.objects.filter(chat_id=chat_id).exists():
+            return
+        base_url = default_base_url()
+        for author, text in DEMO_HISTORY:
+            if author == username:
+                content = {"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": shop.pk, "chat_id": ""}
+            else:
+                content = {"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": carol.pk, "chat_id": chat_id,
+                           "shop_id": shop.pk, "role_type": "service"}
+            send_many([(Caller(user=users.get(author, carol), base_url=base_url), read_send(content))])
+        session = ServiceSession.objects.filter(conversation__chat_id=chat_id).exclude(
+            state=ServiceSession.State.CLOSED).first()
+        if session is not None:
+            services.session_close(session=session, now=timezone.now())
