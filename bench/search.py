@@ -2,6 +2,7 @@
 
     python -m bench.search --messages 300000            # a scratch database, dropped afterwards
     python -m bench.search --messages 300000 --keep     # keep it (its name is printed)
+    python -m bench.search --insert-cost                # + what the indexes add to each insert
 
 Makes a scratch database (as tests/e2e/harness.py does), migrates it, fills it with SQL
 generate_series (`seed`: 10 shops, one conversation per customer, service messages in English and
@@ -150,11 +151,51 @@ def measure(shop_ids: list[int], q: str, runs: int = 5) -> dict:
             "recent_only": not search.indexable(query.text)}
 
 
+_INSERT_LOOP = """DO $$ BEGIN FOR i IN 1..{n} LOOP
+  INSERT INTO chat_message (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id,
+                            created_at)
+  VALUES (1 + i % 1000, {base} + i, 1001, 0, 4, 1, 'Where is my parcel? 我想申请退款 ' || i, 0, 1 + i % 10, now());
+END LOOP; END $$"""
+_SEARCH_INDEXES = {
+    "message_service_text_trgm": "CREATE INDEX message_service_text_trgm ON chat_message "
+                                 "USING gin (UPPER(msg) gin_trgm_ops) WHERE chat_type = 4",
+    "message_service_recent": "CREATE INDEX message_service_recent ON chat_message (shop_id, created_at) "
+                              "WHERE chat_type = 4",
+}
+
+
+def insert_cost(cursor, rows: int = 20000, rounds: int = 3) -> dict[str, list[float]]:
+    """Microseconds per customer-service message inserted (one row per INSERT, in the server) with
+    the search's indexes, with each alone, and with neither: what the indexes add to every message."""
+    base = 10_000_000
+    costs: dict[str, list[float]] = {}
+
+    def timed(label: str) -> None:
+        nonlocal base
+        started = time.perf_counter()
+        cursor.execute(_INSERT_LOOP.format(n=rows, base=base))
+        costs.setdefault(label, []).append(round((time.perf_counter() - started) / rows * 1e6, 1))
+        base += rows
+
+    for _ in range(rounds):
+        timed("both indexes")
+        cursor.execute("DROP INDEX message_service_text_trgm")
+        timed("(shop_id, created_at) only")
+        cursor.execute("DROP INDEX message_service_recent")
+        timed("neither")
+        cursor.execute(_SEARCH_INDEXES["message_service_text_trgm"])
+        timed("trigram only")
+        cursor.execute(_SEARCH_INDEXES["message_service_recent"])
+    return costs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--plans", action="store_true", help="print the whole EXPLAIN ANALYZE of each query")
+    parser.add_argument("--insert-cost", action="store_true",
+                        help="also: what the indexes add to inserting a customer-service message")
     options = parser.parse_args()
     name, url = create_database()
     try:
@@ -181,6 +222,12 @@ def main() -> None:
                 print(f"  {label:32} {q!r:22} {result['hits']:3} hits {result['ms']:8.1f} ms{flag}  {result['path']}")
                 if options.plans:
                     print("    " + result["plan"].replace("\n", "\n    "))
+        if options.insert_cost:
+            with connection.cursor() as cursor:
+                costs = insert_cost(cursor)
+            print("\nµs per customer-service message inserted (20,000 one-row INSERTs, 3 rounds):")
+            for label, values in costs.items():
+                print(f"  {label:28} {values}")
     finally:
         if options.keep:
             print(f"kept database {name}: {url}")
