@@ -206,6 +206,8 @@ def main() -> None:
         django.setup()
         from django.db import connection
 
+        from customer_service import search
+
         started = time.perf_counter()
         with connection.cursor() as cursor:
             seed(cursor, messages=options.messages)
@@ -222,6 +224,11 @@ def main() -> None:
                 print(f"  {label:32} {q!r:22} {result['hits']:3} hits {result['ms']:8.1f} ms{flag}  {result['path']}")
                 if options.plans:
                     print("    " + result["plan"].replace("\n", "\n    "))
+        print("\ncustomer names (all 10 shops, 5,000 customers):")
+        for q in ("customer 4999", "王12", "王"):
+            started = time.perf_counter()
+            names = list(search.customer_page(list(range(1, SHOPS + 1)), q))
+            print(f"  {q!r:18} {len(names):3} customers {(time.perf_counter() - started) * 1000:6.1f} ms")
         if options.insert_cost:
             with connection.cursor() as cursor:
                 costs = insert_cost(cursor)

@@ -41,8 +41,9 @@ ELLIPSIS = "…"
 ORDER_PREFIX = re.compile(r"^order:\s*", re.IGNORECASE)
 ORDER_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ORDER_ID_CHARS = "A-Za-z0-9._-"
-# pg_trgm indexes words of three or more characters; a term without such a run has no trigram.
-INDEXABLE_RUN = re.compile(r"\w{3}")
+# pg_trgm makes trigrams of runs of letters and digits; a term without a run of three has none.
+INDEXABLE_RUN = re.compile(r"[^\W_]{3}")
+ASCII_RUN = re.compile(r"[0-9A-Za-z]{3}")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -119,7 +120,7 @@ def indexable(term: str) -> bool:
     """Whether the trigram index can narrow a search for `term` (else the bounded recent scan)."""
     if INDEXABLE_RUN.search(term) is None:
         return False
-    if connection.vendor != "postgresql" or re.search(r"[0-9A-Za-z_]{3}", term):
+    if connection.vendor != "postgresql" or ASCII_RUN.search(term):
         return True
     return _indexes_non_ascii(connection.vendor, connection.alias)
 
