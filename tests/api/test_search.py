@@ -97,8 +97,8 @@ def test_without_a_token_the_search_is_refused(desk):
     ({"q": "tea", "page": "١"}, "page: A valid integer is required."),
     ({"q": "tea", "page_size": "1000"}, "page_size: Ensure this value is less than or equal to 50."),
     ({"q": "tea", "shop_id": "-1"}, "shop_id: Ensure this value is greater than or equal to 1."),
-    ({"q": "tea", "shop_id": "99999999999999999999"}, "shop_id: Ensure this value is less than or equal to "
-                                                        "9223372036854775807."),
+    ({"q": "tea", "shop_id": "99999999999999999999"},
+     "shop_id: Ensure this value is less than or equal to 9223372036854775807."),
     ({"q": "order:a b"}, "q: order:<id> takes letters, digits, '.', '_' and '-' (1 to 64)"),
     ({"q": "tea\x00"}, "q: Null characters are not allowed."),
 ])
