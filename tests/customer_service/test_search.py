@@ -205,3 +205,8 @@ def test_a_term_too_short_for_trigrams_searches_only_the_newest_messages(desk, a
     # then: the short term sees the window; a term with three word characters in a row, everything
     assert ([hit["snippet"] for hit in short["hits"]], short["recent_only"]) == (["退款 three", "退款 two"], True)
     assert ([hit["snippet"] for hit in longer["hits"]], longer["recent_only"]) == (["退款 one, long ago"], False)
+
+
+def test_customers_of_another_shop_are_not_found_by_name(desk, other_shop, amy, consumer2, say, ask):
+    say(consumer2, other_shop, "hello coffee")
+    assert find(ask, amy, "dan").result["customers"] == []
