@@ -3,8 +3,8 @@
 Only the caller's shops (as an agent or the owner), only customer-service messages (chat_type 4),
 never recalled ones, never images. On PostgreSQL `ILIKE '%term%'` (Django's `icontains`, which
 escapes `%`, `_` and `\\`) is served by pg_trgm GIN indexes on `UPPER(msg)` and on the users'
-names (migrations chat 0003 / accounts 0002). A term without three word characters in a row has no
-trigram to look up: it is matched within the newest SHORT_WINDOW messages of the shops, read
+names (migrations chat 0003 / accounts 0002). A term without three letters or digits in a row has no
+trigram to look up: it is matched within the shops' newest IM_SEARCH_SHORT_WINDOW messages, found
 through the (shop_id, created_at) index, so its cost is bounded (docs/PERFORMANCE.md). On SQLite
 (the embedded development database, for development only) the same queries are plain scans.
 """
@@ -98,7 +98,8 @@ def search_shop_ids(user: User, shop_id: int | None) -> list[int]:
 
 
 def search_allowed_or_raise(user: User) -> None:
-    """-429 past IM_SEARCH_RATE (the REST view runs the same throttle through DRF)."""
+    """-429 past IM_SEARCH_RATE: one count per user for the socket and HTTP together (in the cache,
+    as DRF's throttles count)."""
     throttle = SearchThrottle()
     if not throttle.allow_request(SimpleNamespace(user=user), None):
         raise rate_limited(throttle.wait() or 1, "too many searches")
@@ -137,7 +138,8 @@ def _matching_messages(shop_ids: list[int], query: SearchQuery):
         # the match is then looked for only among messages at least that recent.
         oldest = scoped.order_by("-created_at").values("created_at")[
             settings.IM_SEARCH_SHORT_WINDOW - 1: settings.IM_SEARCH_SHORT_WINDOW]
-        found = found.filter(created_at__gte=Coalesce(Subquery(oldest), Value(EARLIEST, output_field=DateTimeField())))
+        since = Coalesce(Subquery(oldest), Value(EARLIEST, output_field=DateTimeField()))
+        found = found.filter(created_at__gte=since)
     return found
 
 
