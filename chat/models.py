@@ -133,6 +133,11 @@ class Message(models.Model):
                 name="message_unique_client_msg_id",
             ),
         ]
+        # A shop's customer-service messages newest first (search; PostgreSQL also has a pg_trgm
+        # index on UPPER(msg) for these rows, made in migration 0003: customer_service/search.py).
+        indexes = [
+            models.Index(fields=["shop_id", "created_at"], condition=Q(chat_type=4), name="message_service_recent"),
+        ]
 
     @property
     def from_uid(self) -> int:

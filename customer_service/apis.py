@@ -11,13 +11,13 @@ from rest_framework.views import APIView
 from accounts import mall
 from chat.models import Notice
 from chat.payloads import unix
-from customer_service import ratings, services
+from customer_service import ratings, search, services
 from customer_service.mall import shops_upsert
 from customer_service.hours import MAX_CLOSED_DAYS, MAX_INTERVALS, Hours, Interval, hours_payload
 from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay
 from customer_service.notices import notice_send_to
 from customer_service.selectors import agent_available, agents_with_state, can_serve, shop_hours
-from imchat.api import ok
+from imchat.api import caller_of, ok
 from imchat.errors import bad_request, forbidden, not_found
 from imchat.inputs import QueryIntegerField, body_of, validated
 from imchat.links import absolute_url, base_url_from_request
@@ -405,3 +405,66 @@ class ShopHoursApi(APIView):
         )
         shop.refresh_from_db()
         return ok(self._reply(shop, hours))
+class SearchHitOut(serializers.Serializer):
+    chat_id = serializers.CharField()
+    shop_id = serializers.IntegerField()
+    uid = serializers.IntegerField(help_text="the customer")
+    name = serializers.CharField(help_text="the customer's name")
+    avatar = serializers.URLField()
+    msg_id = serializers.IntegerField()
+    seq = serializers.IntegerField()
+    from_uid = serializers.IntegerField(help_text="the sender; 0 for a shop notice")
+    from_customer = serializers.BooleanField()
+    msg_type = serializers.IntegerField()
+    snippet = serializers.CharField(help_text="plain text around the first match (… where cut); never HTML")
+    marks = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField(), min_length=2,
+                                                               max_length=2),
+                                  help_text="[start, end) of each match in `snippet`, in Unicode code points")
+    createtime = serializers.IntegerField()
+
+
+class SearchCustomerOut(serializers.Serializer):
+    chat_id = serializers.CharField()
+    shop_id = serializers.IntegerField()
+    uid = serializers.IntegerField()
+    name = serializers.CharField()
+    username = serializers.CharField()
+    avatar = serializers.URLField()
+    last_msg = serializers.CharField()
+    last_msg_type = serializers.IntegerField()
+    last_time = serializers.IntegerField()
+
+
+class SearchOut(serializers.Serializer):
+    q = serializers.CharField(help_text="the query as searched (trimmed)")
+    order_id = serializers.CharField(allow_null=True, help_text="set for `order:<id>` queries")
+    shop_ids = serializers.ListField(child=serializers.IntegerField(), help_text="the shops searched")
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    has_more = serializers.BooleanField(help_text="a next page exists")
+    recent_only = serializers.BooleanField(
+        help_text="the term has no three word characters in a row: only the shops' newest messages were "
+                  "searched (IM_SEARCH_SHORT_WINDOW)")
+    hits = SearchHitOut(many=True, help_text="messages, newest first")
+    customers = SearchCustomerOut(many=True, help_text="page 1: conversations whose customer's name matches")
+
+
+class MessageSearchApi(APIView):
+    """Search my shops' customer-service conversations: message text, customer name, `order:<id>`."""
+
+    class SearchFilterSerializer(serializers.Serializer):
+        q = serializers.CharField(max_length=search.QUERY_MAX_CHARS,
+                                  help_text="1-100 characters; `order:<id>` matches an order id exactly")
+        shop_id = QueryIntegerField(required=False, min_value=1, max_value=INT64_MAX,
+                                    help_text="one of my shops (default: all I serve)")
+        page = QueryIntegerField(default=1, min_value=1, max_value=search.PAGE_MAX)
+        page_size = QueryIntegerField(default=search.PAGE_SIZE_DEFAULT, min_value=1, max_value=search.PAGE_SIZE_MAX)
+
+    @api(name="MessageSearch", result=SearchOut, parameters=[SearchFilterSerializer], errors=(400, 401, 403),
+         tags=["search"])
+    def get(self, request):
+        data = validated(self.SearchFilterSerializer, request.query_params)
+        caller = caller_of(request)
+        return ok(search.conversations_search(user=caller.user, q=data["q"], shop_id=data.get("shop_id"),
+                                              page=data["page"], page_size=data["page_size"],
+                                              base_url=caller.base_url))

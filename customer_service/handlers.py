@@ -7,6 +7,7 @@ from django.utils import timezone
 from chat.inputs import read_chat_id
 from chat.protocol import Caller, read_int, read_str
 from customer_service import ratings, selectors, services
+from customer_service import search as desk_search
 from customer_service.models import ServiceAgent
 from imchat.errors import Code, bad_request
 
@@ -47,10 +48,22 @@ def rate(caller: Caller, content: dict) -> tuple[int, Any]:
     session = ratings.session_rate(consumer=caller.user, score=score, comment=comment, session_id=session_id,
                                    chat_id=chat_id, exclude_channel=caller.channel_name)
     return Code.OK, ratings.rating_event(session)
+
+
 def shop_info(caller: Caller, content: dict) -> tuple[int, Any]:
     """Any user: a shop's name, logo and business hours (open now, next opening, weekly schedule)."""
     shop_id = read_int(content, "shop_id", required=True, minimum=1)
     return Code.OK, selectors.shop_info(shop_id, base_url=caller.base_url, now=timezone.now())
+
+
+def search(caller: Caller, content: dict) -> tuple[int, Any]:
+    """The desk's search (customer_service/search.py): the same result as GET /api/v1/search/messages/."""
+    return Code.OK, desk_search.conversations_search(
+        user=caller.user, q=read_str(content, "q", required=True), shop_id=read_int(content, "shop_id") or None,
+        page=read_int(content, "page", default=1, minimum=1),
+        page_size=read_int(content, "page_size", default=desk_search.PAGE_SIZE_DEFAULT, minimum=1),
+        base_url=caller.base_url,
+    )
 
 
 HANDLERS = {
@@ -59,4 +72,5 @@ HANDLERS = {
     ("service", "close"): close,
     ("service", "rate"): rate,
     ("service", "shopinfo"): shop_info,
+    ("service", "search"): search,
 }

@@ -71,6 +71,17 @@ CSAT_STRINGS = {
 def shop_side_strings() -> dict[str, str]:
     return {key: str(text) for key, text in {**WORKSPACE_STRINGS, **CSAT_STRINGS}.items()}
 
+# The workspace's search box (static/js/desk-search.js).
+SEARCH_STRINGS = {
+    "search_running": _("Searching…"),
+    "search_found": _("Messages found: {count}"),
+    "search_found_recent": _("Messages found: {count} (a term this short searches the recent messages only)"),
+    "search_none": _("Nothing found."),
+    "search_none_recent": _("Nothing found among the recent messages (use three or more characters to search "
+                            "them all)."),
+    "search_customer": _("customer"),
+}
+
 
 def dashboard_shop_ids(user: User) -> list[int]:
     """Shops whose dashboard the user may see: all for a superuser, else the shops they own."""
@@ -136,6 +147,8 @@ def workspace(request: HttpRequest) -> HttpResponse:
     config = page_config(request, state=state, state_url=reverse("workspace-state"),
                          customer_url=reverse("workspace-customer"), upload_url="/user/upload")
     config["strings"].update(shop_side_strings())
+    config["strings"].update({key: str(text) for key, text in WORKSPACE_STRINGS.items()})
+    config["strings"].update({key: str(text) for key, text in SEARCH_STRINGS.items()})
     return render(request, "customer_service/workspace.html", {"config": config, "state": state})
 
 

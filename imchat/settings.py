@@ -365,6 +365,12 @@ IM_API_SEND_RATE = env_rate("IM_API_SEND_RATE", f"{IM_USER_RATE_LIMIT}/second")
 IM_UPLOAD_RATE = env_rate("IM_UPLOAD_RATE", "10/minute")
 IM_LOGIN_RATE = env_rate("IM_LOGIN_RATE", "20/minute")
 IM_REGISTER_RATE = env_rate("IM_REGISTER_RATE", "10/hour")
+# Searching the desk's conversations (customer_service/search.py): per user over HTTP and the socket;
+# each search may run this long on PostgreSQL; a term with no trigram (1-2 characters) is matched
+# within the shops' newest IM_SEARCH_SHORT_WINDOW messages.
+IM_SEARCH_RATE = env_rate("IM_SEARCH_RATE", "30/minute")
+IM_SEARCH_TIMEOUT_MS = env_int("IM_SEARCH_TIMEOUT_MS", 3000)
+IM_SEARCH_SHORT_WINDOW = env_int("IM_SEARCH_SHORT_WINDOW", 100_000)
 # After this many failed logins for one username, each further attempt waits twice as long as the
 # last (1 s, 2 s, 4 s ...) up to IM_LOGIN_BACKOFF_MAX seconds; a success starts over.
 IM_LOGIN_FREE_FAILURES = env_int("IM_LOGIN_FREE_FAILURES", 5)
@@ -375,7 +381,8 @@ IM_TRUSTED_PROXIES = env_int("IM_TRUSTED_PROXIES", 0)
 REST_FRAMEWORK.update(
     DEFAULT_THROTTLE_CLASSES=["imchat.throttling.AnonThrottle", "imchat.throttling.UserThrottle"],
     DEFAULT_THROTTLE_RATES={"anon": IM_API_ANON_RATE, "user": IM_API_RATE, "send": IM_API_SEND_RATE,
-                            "upload": IM_UPLOAD_RATE, "login": IM_LOGIN_RATE, "register": IM_REGISTER_RATE},
+                            "upload": IM_UPLOAD_RATE, "login": IM_LOGIN_RATE, "register": IM_REGISTER_RATE,
+                            "search": IM_SEARCH_RATE},
     NUM_PROXIES=IM_TRUSTED_PROXIES,
 )
 # chat.sendmsg requests that wait while the database thread is busy are stored together, this many

@@ -5,6 +5,7 @@ import {
   ChatType, Code, MessageList, MsgType, avatar, composer, config, connect, el, getJson, preview, t,
   timeElement, typingSignals, uploadImage,
 } from "./ui.js";
+import { mountSearch, revealMessage } from "./desk-search.js";
 
 const me = config.me;
 const $ = (id) => document.getElementById(id);
@@ -313,6 +314,12 @@ $("back").addEventListener("click", () => {
   layout.dataset.pane = "list";
   document.querySelector('.sidebar [aria-current="true"]')?.focus();
 });
+
+// The search box (desk-search.js): a hit opens its conversation and points at the message found.
+mountSearch({ client, open: async ({ msgId, ...target }) => {
+  await openChat(target);
+  if (msgId && active === target) await revealMessage(messages, msgId);
+} });
 
 // --- socket events -------------------------------------------------------------------------------
 

@@ -7,9 +7,12 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_create
+from chat import ids
 from chat.groups import group_create
-from chat.models import ChatGroup
+from chat.inputs import read_send
+from chat.models import ChatGroup, Conversation
 from chat.protocol import Caller
+from chat.sending import send_many
 from customer_service import ratings, services
 from customer_service.hours import Interval
 from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
@@ -43,6 +46,16 @@ DEMO_QUICK_REPLIES = [
     ("Shipping", "Orders ship within 24 hours; delivery usually takes 2-3 days."),
     ("Returns", "You can return any item within 7 days of delivery. Shall I start a return for you?"),
     ("Goodbye", "Thank you for shopping with us. Have a nice day!"),
+]
+# A past, closed conversation of carol's with the shop, for the workspace's search box to find
+# (try "teapot", "退款" or "order:2024-001").
+DEMO_CUSTOMER = ("carol", 1003, "Carol (past customer)")
+DEMO_HISTORY = [
+    ("carol", "Hello, my teapot arrived with a crack in the lid."),
+    ("amy", "Sorry to hear that! Could you send your order number?"),
+    ("carol", "[Order 2024-001] Green tea teapot x1, 36.00"),
+    ("carol", "我想申请退款，谢谢"),
+    ("amy", "Refund started for order 2024-001; you will see it in 3-5 days."),
 ]
 
 
@@ -83,6 +96,7 @@ class Command(BaseCommand):
         if not ChatGroup.objects.filter(owner=users["alice"], name=DEMO_GROUP, dissolved_at__isnull=True).exists():
             group_create(caller=Caller(user=users["alice"], base_url=default_base_url()), name=DEMO_GROUP,
                          uids=[users["bob"].pk, users["amy"].pk])
+        self._demo_history(shop, users)
         port = settings.IM_PORT
         self.stdout.write(
             f"Demo data ready (password for every demo user: {DEMO_PASSWORD}).\n"
@@ -97,6 +111,8 @@ class Command(BaseCommand):
             f"  shop {hours_shop.pk} '{hours_shop.name}': business hours Mon-Fri 09:00-18:00, Sat 10:00-16:00 "
             f"({HOURS_SHOP_TIMEZONE}),\n             a greeting, agent ben (http://localhost:{port}/chat/?shop="
             f"{hours_shop.pk})\n"
+            f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies;\n"
+            f"             carol's past conversation with the shop: search it in the workspace (\"teapot\", \"退款\")\n"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
@@ -120,3 +136,23 @@ class Command(BaseCommand):
                 agent=users[agent], created_at=assigned, queued_at=assigned, assigned_at=assigned,
                 first_response_at=assigned + timedelta(seconds=30), last_activity_at=ended, closed_at=ended)
             ratings.session_rate(consumer=bob.user, session_id=session.pk, score=score, comment=comment)
+    def _demo_history(self, shop: Shop, users: dict[str, User]) -> None:
+        """carol's closed conversation with the shop, written once through the real send path."""
+        username, user_id, nickname = DEMO_CUSTOMER
+        carol = User.objects.filter(username=username).first() or user_create(
+            username=username, user_id=user_id, nickname=nickname, password=DEMO_PASSWORD)
+        chat_id = ids.service_chat_id(shop.pk, carol.pk)
+        if Conversation.objects.filter(chat_id=chat_id).exists():
+            return
+        base_url = default_base_url()
+        for author, text in DEMO_HISTORY:
+            if author == username:
+                content = {"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": shop.pk, "chat_id": ""}
+            else:
+                content = {"chat_type": 4, "msg_type": 1, "msg": text, "to_uid": carol.pk, "chat_id": chat_id,
+                           "shop_id": shop.pk, "role_type": "service"}
+            send_many([(Caller(user=users.get(author, carol), base_url=base_url), read_send(content))])
+        session = ServiceSession.objects.filter(conversation__chat_id=chat_id).exclude(
+            state=ServiceSession.State.CLOSED).first()
+        if session is not None:
+            services.session_close(session=session, now=timezone.now())
