@@ -28,6 +28,8 @@ class Code(IntEnum):
     SESSION_EVENT = 305
     GROUP_EVENT = 306
     OWN_MESSAGE = 307
+    SESSION_NOTE = 309
+    SESSION_LABELS = 310
 
 
 class CloseCode(IntEnum):
