@@ -112,3 +112,10 @@ def reply_update(*, reply: QuickReply, **changes: Any) -> QuickReply:
     for name, value in changes.items():
         setattr(reply, name, checks[name](value))
     return _save(reply)
+
+
+@transaction.atomic
+def reply_delete(*, reply: QuickReply) -> dict:
+    row = reply_row(reply)
+    reply.delete()
+    return row

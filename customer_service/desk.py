@@ -145,6 +145,14 @@ def label_update(*, label: ShopLabel, name: Any = None, color: Any = None) -> Sh
     return _save_label(label)
 
 
+@transaction.atomic
+def label_delete(*, label: ShopLabel) -> dict:
+    """The label leaves the shop and every session that had it (agents see it at their next fetch)."""
+    row = label_row(label)
+    label.delete()
+    return row
+
+
 def label_of_shop(shop_id: int, label_id: int) -> ShopLabel:
     label = ShopLabel.objects.filter(pk=label_id, shop_id=shop_id).first()
     if label is None:

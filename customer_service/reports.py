@@ -8,12 +8,14 @@ from datetime import datetime
 from statistics import median
 from typing import Any
 
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Participant
 from chat.payloads import unix
-from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
+from customer_service.desk import label_ids_by_session, shop_labels
+from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop, ShopLabel
 from customer_service.selectors import agent_available, agents_with_state
 from imchat.links import absolute_url
 
@@ -60,6 +62,7 @@ def live_sessions(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
         Participant.objects.filter(conversation_id__in=[s.conversation_id for s in sessions], user__isnull=True)
         .values_list("conversation_id", "last_read_seq")
     )
+    labels = label_ids_by_session(session.pk for session in sessions)
     positions: dict[int, int] = {}
     rows = []
     for session in sorted(sessions, key=lambda s: (s.queued_at or s.created_at, s.pk)):
@@ -85,13 +88,16 @@ def live_sessions(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
             "msg_type": conversation.last_msg_type,
             "last_time": unix(conversation.last_time),
             "unread_count": max(0, conversation.last_seq - read.get(conversation.pk, conversation.last_seq)),
+            "session_id": session.pk,
+            "labels": labels.get(session.pk, []),
         })
     return rows
 
 
 def quick_replies(shop_ids: list[int]) -> list[dict[str, Any]]:
     return [
-        {"id": reply.pk, "shop_id": reply.shop_id, "title": reply.title, "text": reply.text}
+        {"id": reply.pk, "shop_id": reply.shop_id, "title": reply.title, "text": reply.text,
+         "shortcut": reply.shortcut}
         for reply in QuickReply.objects.filter(shop_id__in=shop_ids)
     ]
 
@@ -110,6 +116,7 @@ def workspace_state(*, user: User, shop_ids: list[int], base_url: str) -> dict[s
         "agents": agent_rows(shop_ids, base_url),
         "sessions": live_sessions(shop_ids, base_url),
         "quick_replies": quick_replies(shop_ids),
+        "labels": shop_labels(shop_ids),
     }
 
 
@@ -195,3 +202,12 @@ def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None =
         "hourly": [{"hour": hour, "sessions": count} for hour, count in enumerate(hours)],
     }
 
+
+
+def sessions_per_label(*, shop_ids: list[int], since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Each label of the shops with how many sessions begun in [since, until) carry it (one query)."""
+    begun = Q(sessions__created_at__gte=since, sessions__created_at__lt=until)
+    labels = (ShopLabel.objects.filter(shop_id__in=shop_ids).annotate(total=Count("sessions", filter=begun))
+              .order_by("shop_id", "-total", "name"))
+    return [{"shop_id": label.shop_id, "label_id": label.pk, "name": label.name, "color": label.color,
+             "sessions": label.total} for label in labels]
