@@ -1,6 +1,7 @@
 """Shops, their service agents, and the state of each customer-service session."""
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 
@@ -170,7 +171,8 @@ class ShopLabel(models.Model):
 
     shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="labels")
     name = models.CharField(max_length=32)
-    color = models.CharField(max_length=7, default="#64748b", help_text="#rrggbb")
+    color = models.CharField(max_length=7, default="#64748b", help_text="#rrggbb",
+                             validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour as #rrggbb.")])
     sessions = models.ManyToManyField(ServiceSession, blank=True, related_name="labels")
     created_at = models.DateTimeField(auto_now_add=True)
 
