@@ -193,22 +193,24 @@ def session_labels(session_id: int) -> list[dict]:
 def session_labels_change(*, session: ServiceSession, add: Any = None, remove: Any = None,
                           exclude_channel: str | None = None) -> dict:
     """Put labels on a session and take others off (the caller checked the user serves its shop).
-    Every label must be the session's shop's, or nothing changes; the shop's agents get a 310."""
+    Every label must be the session's shop's, or nothing changes; the shop's agents get a 310.
+    Without `add` and `remove` it only reads the session's labels."""
     adding = _labels_named(session.shop_id, add, "add")
     removing = _labels_named(session.shop_id, remove, "remove")
     if adding & removing:
         raise bad_request("remove: a label cannot be added and removed at once")
     ServiceSession.objects.select_for_update().filter(pk=session.pk).first()  # one change at a time
     Through = ShopLabel.sessions.through
-    if removing:
-        Through.objects.filter(servicesession_id=session.pk, shoplabel_id__in=removing).delete()
     have = set(Through.objects.filter(servicesession_id=session.pk).values_list("shoplabel_id", flat=True))
+    if removing & have:
+        Through.objects.filter(servicesession_id=session.pk, shoplabel_id__in=removing).delete()
     Through.objects.bulk_create([Through(servicesession_id=session.pk, shoplabel_id=label_id)
                                  for label_id in sorted(adding - have)])
     result = {"chat_id": session.conversation.chat_id, "shop_id": session.shop_id, "session_id": session.pk,
               "labels": session_labels(session.pk)}
-    realtime.push_on_commit([realtime.shop_agents_group(session.shop_id)], Code.SESSION_LABELS, result,
-                            exclude_channel=exclude_channel)
+    if adding - have or removing & have:  # a change with nothing to change (or a plain read) tells nobody
+        realtime.push_on_commit([realtime.shop_agents_group(session.shop_id)], Code.SESSION_LABELS, result,
+                                exclude_channel=exclude_channel)
     return result
 
 

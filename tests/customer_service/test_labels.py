@@ -153,3 +153,13 @@ def test_the_admin_filters_sessions_by_label_offering_a_merchant_only_their_own(
     assert "0 service sessions" in foreign_filter
     assert "their-secret-label" not in label_list and "refund" in label_list
     assert refused.status_code == 200 and not ShopLabel.objects.filter(name="sneaky").exists()
+
+
+def test_a_change_that_changes_nothing_reads_the_labels_and_pushes_nothing(chat, amy, labels, ask):
+    ask(amy, "service", "label", {"chat_id": chat, "add": ["vip"]})
+
+    read = ask(amy, "service", "label", {"chat_id": chat})
+    again = ask(amy, "service", "label", {"chat_id": chat, "add": ["vip"], "remove": ["refund"]})
+
+    assert [label["name"] for label in read.result["labels"]] == ["vip"] and not read.sent
+    assert again.result == read.result and not again.sent
