@@ -7,8 +7,8 @@ from accounts.services import user_create
 from chat.groups import group_create
 from chat.models import ChatGroup
 from chat.protocol import Caller
-from customer_service import services
-from customer_service.models import QuickReply, ServiceAgent, Shop
+from customer_service import canned, desk, services
+from customer_service.models import QuickReply, ServiceAgent, Shop, ShopLabel
 from imchat.links import default_base_url
 
 DEMO_PASSWORD = "imchat-demo"
@@ -23,12 +23,15 @@ DEMO_USERS = [
 DEMO_SHOP_ID = 1
 DEMO_GROUP = "Demo group"
 DEMO_QUICK_REPLIES = [
-    # title, text (the merchant edits them in the admin: Quick replies)
-    ("Greeting", "Hello! Thanks for contacting Demo Shop. How can I help you today?"),
-    ("Shipping", "Orders ship within 24 hours; delivery usually takes 2-3 days."),
-    ("Returns", "You can return any item within 7 days of delivery. Shall I start a return for you?"),
-    ("Goodbye", "Thank you for shopping with us. Have a nice day!"),
+    # title, /shortcut, text (the merchant edits them in the admin: Quick replies; agents type /shortcut)
+    ("Greeting", "hi", "Hello {customer_name}! Thanks for contacting {shop_name}, this is {agent_name}. "
+                       "How can I help you today?"),
+    ("Shipping", "ship", "Orders ship within 24 hours; delivery usually takes 2-3 days."),
+    ("Returns", "return", "You can return any item within 7 days of delivery. Shall I start a return for you, "
+                          "{customer_name}?"),
+    ("Goodbye", "bye", "Thank you for shopping with {shop_name}. Have a nice day!"),
 ]
+DEMO_LABELS = [("VIP", "#7c3aed"), ("Refund", "#dc2626"), ("Shipping", "#0284c7"), ("Follow-up", "#d97706")]
 
 
 class Command(BaseCommand):
@@ -53,8 +56,15 @@ class Command(BaseCommand):
             if not ServiceAgent.objects.filter(shop=shop, user=users[username]).exists():
                 services.agent_add(shop=shop, user=users[username], status=ServiceAgent.Status.ONLINE,
                                    base_url=default_base_url())
-        for order, (title, text) in enumerate(DEMO_QUICK_REPLIES):
-            QuickReply.objects.get_or_create(shop=shop, title=title, defaults={"text": text, "order": order})
+        for order, (title, shortcut, text) in enumerate(DEMO_QUICK_REPLIES):
+            reply = QuickReply.objects.filter(shop=shop, title=title).first()
+            if reply is None:
+                canned.reply_create(shop=shop, title=title, shortcut=shortcut, text=text, order=order)
+            elif not reply.shortcut:  # a demo database from before shortcuts
+                canned.reply_update(reply=reply, shortcut=shortcut, text=text)
+        for name, color in DEMO_LABELS:
+            if not ShopLabel.objects.filter(shop=shop, name=name).exists():
+                desk.label_create(shop=shop, name=name, color=color)
         if not ChatGroup.objects.filter(owner=users["alice"], name=DEMO_GROUP, dissolved_at__isnull=True).exists():
             group_create(caller=Caller(user=users["alice"], base_url=default_base_url()), name=DEMO_GROUP,
                          uids=[users["bob"].pk, users["amy"].pk])
@@ -67,7 +77,8 @@ class Command(BaseCommand):
             f"  consumers: alice (id {users['alice'].pk}), bob (id {users['bob'].pk})\n"
             f"  shop {shop.pk} '{shop.name}', owner merchant (admin: http://localhost:{port}/admin/), "
             f"agents amy and ben (online),\n"
-            f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies\n"
+            f"             a group '{DEMO_GROUP}' (alice, bob, amy), {len(DEMO_QUICK_REPLIES)} quick replies (type /hi in\n"
+            f"             the workspace) and {len(DEMO_LABELS)} labels\n"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
