@@ -247,7 +247,9 @@ export function installDesk({ client, input, state, active, changed, banner }) {
     selected = 0;
     renderPicker();
   });
-  input.addEventListener("blur", () => setTimeout(closePicker, 150));
+  input.addEventListener("blur", () => setTimeout(() => {
+    if (document.activeElement !== input) closePicker();
+  }, 150));
   // Capture: the picker takes Enter and Tab before the composer sends.
   input.addEventListener("keydown", (event) => {
     if (picker.hidden || !matches.length) return;
@@ -283,7 +285,10 @@ export function installDesk({ client, input, state, active, changed, banner }) {
     if (active()?.chatId !== chatId) return;
     if (labels.status === "fulfilled") applyLabels(labels.value);
     if (notes.status === "fulfilled") renderNotes(notes.value.notes);
-    if (canned.status === "fulfilled") replies = canned.value.replies;
+    if (canned.status === "fulfilled") {
+      replies = canned.value.replies;
+      if (document.activeElement === input) renderPicker(); // "/" typed before they arrived
+    }
   }
 
   client.addEventListener("event", ({ detail: { code, result } }) => {
@@ -291,5 +296,10 @@ export function installDesk({ client, input, state, active, changed, banner }) {
     else if (code === Code.LABELS) applyLabels(result);
   });
 
-  return { open, shows, rowChips, renderFilter };
+  /** A quick reply's text filled for the open conversation (as written until the fill arrives). */
+  function textOf(reply) {
+    return replies.find((item) => item.id === reply.id)?.text ?? reply.text;
+  }
+
+  return { open, shows, rowChips, renderFilter, textOf };
 }

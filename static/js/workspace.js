@@ -196,7 +196,8 @@ function renderQuickReplies() {
   list.replaceChildren(...replies.map((reply) => {
     const button = el("button", { type: "button", title: reply.text }, reply.title);
     button.addEventListener("click", () => {
-      input.value = input.value ? `${input.value} ${reply.text}` : reply.text;
+      const text = desk.textOf(reply); // with {customer_name} etc. filled for this conversation
+      input.value = input.value ? `${input.value} ${text}` : text;
       input.dispatchEvent(new Event("input"));
       $("quick-replies").open = false;
       input.focus();
