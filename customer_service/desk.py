@@ -111,6 +111,8 @@ def _label_fields(name: Any, color: Any) -> dict[str, str]:
         if not isinstance(name, str) or not name.strip():
             raise bad_request("name: required")
         name = " ".join(name.split())
+        if "\x00" in name:
+            raise bad_request("name: must not contain NUL characters")
         if len(name) > LABEL_NAME_CHARS:
             raise bad_request(f"name: at most {LABEL_NAME_CHARS} characters")
         fields["name"] = name
@@ -172,7 +174,7 @@ def _labels_named(shop_id: int, refs: Any, field: str) -> set[int]:
     for ref in refs:
         if isinstance(ref, int) and not isinstance(ref, bool) and 0 < ref < 2**63:
             ids.add(ref)
-        elif isinstance(ref, str) and 0 < len(ref.strip()) <= LABEL_NAME_CHARS:
+        elif isinstance(ref, str) and 0 < len(ref.strip()) <= LABEL_NAME_CHARS and "\x00" not in ref:
             names.add(" ".join(ref.split()))
         else:
             raise bad_request(f"{field}: must be a list of label ids or names")

@@ -87,6 +87,8 @@ def test_another_shops_agent_and_the_consumer_cannot_label_or_list(chat, shop, c
     ({"add": [True]}, "add: must be a list of label ids or names"),
     ({"add": [{"id": 1}]}, "add: must be a list of label ids or names"),
     ({"add": ["x" * 40]}, "add: must be a list of label ids or names"),
+    ({"add": ["v\x00ip"]}, "add: must be a list of label ids or names"),
+    ({"remove": [2**63]}, "remove: must be a list of label ids or names"),
     ({"add": list(range(1, 60))}, "add: at most 50 items"),
     ({"add": ["vip"], "remove": ["vip"]}, "remove: a label cannot be added and removed at once"),
 ])
