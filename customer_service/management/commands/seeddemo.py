@@ -31,7 +31,7 @@ DEMO_QUICK_REPLIES = [
                           "{customer_name}?"),
     ("Goodbye", "bye", "Thank you for shopping with {shop_name}. Have a nice day!"),
 ]
-DEMO_LABELS = [("VIP", "#7c3aed"), ("Refund", "#dc2626"), ("Shipping", "#0284c7"), ("Follow-up", "#d97706")]
+DEMO_LABELS = [("VIP", "#7c3aed"), ("Refund", "#dc2626"), ("Delivery", "#0284c7"), ("Follow-up", "#d97706")]
 
 
 class Command(BaseCommand):
