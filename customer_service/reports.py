@@ -4,7 +4,7 @@ Each function takes the shops the viewer may see (the views decide that) and run
 with no per-row lookups.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import median
 from typing import Any
 
@@ -22,6 +22,7 @@ from imchat.links import absolute_url
 State = ServiceSession.State
 LIVE_STATES = (State.QUEUED, State.OPEN)
 CUSTOMER_SESSIONS = 10
+LABEL_REPORT_DAYS = 30
 
 
 def shop_rows(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
@@ -186,6 +187,7 @@ def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None =
     first_responses = [_seconds(created, first) for _, created, first, _ in today if first is not None]
     resolutions = [_seconds(created, closed) for created, closed in closed_today]
     oldest = min((moment for moment in queued if moment is not None), default=None)
+    labels = sessions_per_label(shop_ids=shop_ids, since=day_start - timedelta(days=LABEL_REPORT_DAYS - 1), until=now)
     return {
         "server_time": unix(now),
         "day": day_start.date().isoformat(),
@@ -200,6 +202,8 @@ def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None =
         "first_response": _summary(first_responses),
         "resolution": _summary(resolutions),
         "hourly": [{"hour": hour, "sessions": count} for hour, count in enumerate(hours)],
+        "labels": labels,
+        "labels_max": max((row["sessions"] for row in labels), default=0),
     }
 
 

@@ -165,3 +165,16 @@ def test_a_change_that_changes_nothing_reads_the_labels_and_pushes_nothing(chat,
 
     assert [label["name"] for label in read.result["labels"]] == ["vip"] and not read.sent
     assert again.result == read.result and not again.sent
+
+
+def test_the_owners_dashboard_counts_conversations_per_label(chat, shop, merchant, amy, labels, ask):
+    ask(amy, "service", "label", {"chat_id": chat, "add": ["vip"]})
+    client = Client()
+    client.force_login(merchant)
+
+    page = client.get(reverse("dashboard")).content.decode()
+    data = client.get(reverse("dashboard-data")).json()
+
+    assert "Conversations per label, last 30 days" in page and "vip" in page
+    assert [(row["name"], row["sessions"]) for row in data["labels"]] == [("vip", 1), ("refund", 0)]
+    assert data["labels_max"] == 1
