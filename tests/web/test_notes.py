@@ -119,3 +119,17 @@ def test_an_agent_expands_a_shortcut_and_the_customer_gets_the_filled_text(alice
     alice.wait_for_message(expected)
     amy.sent_and_acknowledged()
     assert "{customer_name}" not in alice.page.content()
+
+
+def test_the_merchants_dashboard_counts_the_labelled_conversation(browser, demo_site, amy):
+    merchant = Person(browser, demo_site.servers[0].http_url, "merchant")
+    try:
+        merchant.page.goto(demo_site.servers[0].http_url + "/dashboard/")
+        row = merchant.page.locator(".label-report tr", has_text="VIP")
+        row.wait_for(timeout=WAIT_MS)
+        assert row.locator(".label-count").inner_text().strip() == "1"
+        if SHOTS:
+            merchant.page.locator(".label-report").screenshot(path=str(Path(SHOTS) / "dashboard-labels.png"))
+        assert merchant.errors == []
+    finally:
+        merchant.close()
