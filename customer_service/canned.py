@@ -23,9 +23,9 @@ TITLE_CHARS = 64
 TEXT_CHARS = 2000
 SHORTCUT_CHARS = 32
 REPLIES_PER_SHOP = 500
-_VARIABLE = re.compile(r"\{(%s)\}" % "|".join(VARIABLES))
+_VARIABLE = re.compile(r"\{(" + "|".join(VARIABLES) + r")\}")
 _TOKEN = re.compile(r"\{([A-Za-z_][^{}\s]{0,63})\}")  # what reads like a variable
-_SHORTCUT = re.compile(r"[a-z0-9][a-z0-9_-]{0,%d}" % (SHORTCUT_CHARS - 1))
+_SHORTCUT = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{SHORTCUT_CHARS - 1}}}")
 
 
 def check_text(text: Any) -> str:
@@ -39,7 +39,7 @@ def check_text(text: Any) -> str:
     for token in _TOKEN.finditer(text):
         if token.group(1) not in VARIABLES:
             raise bad_request(f"text: unknown variable {token.group(0)}; use "
-                              + ", ".join("{%s}" % name for name in VARIABLES))
+                              + ", ".join(f"{{{name}}}" for name in VARIABLES))
     return text.strip()
 
 
