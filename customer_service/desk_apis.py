@@ -17,6 +17,7 @@ from imchat.openapi import api
 
 REPORT_DAYS = 30
 REPORT_MAX_DAYS = 366
+LAST_UNIX_DAY = 253402214400  # 9999-12-31: later ones are no datetime
 
 
 def served_shop(request, shop_id: int) -> Shop:
@@ -83,9 +84,10 @@ class LabelReportApi(APIView):
     """Sessions begun in a period, counted per label of the shop (owner)."""
 
     class PeriodSerializer(serializers.Serializer):
-        since = QueryIntegerField(required=False, min_value=0, max_value=2**40,
+        since = QueryIntegerField(required=False, min_value=0, max_value=LAST_UNIX_DAY,
                                   help_text=f"unix seconds; default {REPORT_DAYS} days before `until`")
-        until = QueryIntegerField(required=False, min_value=0, max_value=2**40, help_text="unix seconds; default now")
+        until = QueryIntegerField(required=False, min_value=0, max_value=LAST_UNIX_DAY,
+                                  help_text="unix seconds; default now")
 
     class LabelCountOut(serializers.Serializer):
         shop_id = serializers.IntegerField()

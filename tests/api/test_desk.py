@@ -123,9 +123,12 @@ def test_the_owner_gets_sessions_per_label_in_a_period(api, shop, merchant, amy,
 
     report = api(merchant).get(url)
     backwards = api(merchant).get(url, {"since": 2000, "until": 1000})
+    far = api(merchant).get(url, {"since": 0, "until": 2**40})
+    last = api(merchant).get(url, {"since": 253402214400 - 86400, "until": 253402214400})
 
     assert [(row["name"], row["sessions"]) for row in report.json()["result"]] == [("vip", 1)]
-    assert backwards.status_code == 400
+    assert backwards.status_code == 400 and far.status_code == 400
+    assert last.status_code == 200 and [row["sessions"] for row in last.json()["result"]] == [0]
     assert api(amy).get(url).status_code == 403
 
 
