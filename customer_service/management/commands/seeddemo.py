@@ -24,11 +24,11 @@ DEMO_SHOP_ID = 1
 DEMO_GROUP = "Demo group"
 DEMO_QUICK_REPLIES = [
     # title, /shortcut, text (the merchant edits them in the admin: Quick replies; agents type /shortcut)
-    ("Greeting", "hi", "Hello {customer_name}! Thanks for contacting {shop_name}, this is {agent_name}. "
-                       "How can I help you today?"),
+    ("Greeting", "hi", ("Hello {customer_name}! Thanks for contacting {shop_name}, this is {agent_name}. "
+                        "How can I help you today?")),
     ("Shipping", "ship", "Orders ship within 24 hours; delivery usually takes 2-3 days."),
-    ("Returns", "return", "You can return any item within 7 days of delivery. Shall I start a return for you, "
-                          "{customer_name}?"),
+    ("Returns", "return", ("You can return any item within 7 days of delivery. Shall I start a return for you, "
+                           "{customer_name}?")),
     ("Goodbye", "bye", "Thank you for shopping with {shop_name}. Have a nice day!"),
 ]
 DEMO_LABELS = [("VIP", "#7c3aed"), ("Refund", "#dc2626"), ("Delivery", "#0284c7"), ("Follow-up", "#d97706")]
