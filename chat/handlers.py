@@ -14,6 +14,7 @@ from django.conf import settings
 from chat import groups, ids, notices, realtime, selectors, sending, services, sockets
 from chat.inputs import read_chat_id, read_role_is_service, read_send
 from chat.protocol import INT64_MAX, Caller, Envelope, error_reply, read_bool, read_int, read_int_list, read_str, reply
+from customer_service import desk_handlers
 from customer_service import handlers as service_handlers
 from customer_service import selectors as service_selectors
 from customer_service import services as service_services
@@ -208,6 +209,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("group", "mute"): group_mute,
     ("group", "dissolve"): group_dissolve,
     **service_handlers.HANDLERS,
+    **desk_handlers.HANDLERS,
 }
 
 

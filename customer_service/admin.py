@@ -10,10 +10,10 @@ from django.db.models.functions import Coalesce
 from accounts.models import User
 from chat.presence import presence
 from chat.realtime import layer_is_shared
-from customer_service import services
+from customer_service import canned, services
 from customer_service.hours import MAX_CLOSED_DAYS, MAX_INTERVALS, Interval, check_schedule, check_timezone
 from customer_service.models import (
-    Assignment, QuickReply, ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours,
+    Assignment, QuickReply, ServiceAgent, ServiceSession, SessionNote, Shop, ShopClosedDay, ShopHours, ShopLabel,
 )
 from imchat.errors import AppError
 from imchat.inputs import ascii_int
@@ -306,16 +306,46 @@ class RatedFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.filter(rating__isnull=True, state=ServiceSession.State.CLOSED)
         return queryset
+class LabelFilter(admin.SimpleListFilter):
+    """Sessions by label: a merchant is offered only their own shops' labels."""
+
+    title = "label"
+    parameter_name = "label"
+
+    def lookups(self, request, model_admin):
+        labels = ShopLabel.objects.select_related("shop").order_by("shop_id", "name")
+        if not request.user.is_superuser:
+            labels = labels.filter(shop__owner=request.user)
+        return [(str(label.pk), f"{label.name} ({label.shop.name})") for label in labels]
+
+    def queryset(self, request, queryset):
+        label_id = ascii_int(self.value() or "")
+        if label_id is None:
+            return queryset
+        return queryset.filter(labels__pk=label_id)  # the queryset is already scoped to the merchant's shops
+
+
+class SessionNoteInline(admin.TabularInline):
+    """The shop side's private notes (never shown to the customer)."""
+
+    model = SessionNote
+    fields = ("created_at", "author", "text")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ServiceSession)
 class ServiceSessionAdmin(MerchantScopedAdmin):
     list_display = ("id", "shop", "consumer", "agent", "state", "created_at", "first_response_at", "closed_at",
                     "rating", "short_rating_comment")
-    list_filter = ("state", ("shop", admin.RelatedOnlyFieldListFilter), "rating", RatedFilter)
+    list_filter = ("state", ("shop", admin.RelatedOnlyFieldListFilter), "rating", RatedFilter, LabelFilter)
     search_fields = ("consumer__username", "consumer__nickname", "conversation__chat_id", "rating_comment")
     list_select_related = ("shop", "consumer", "agent")
-    inlines = (AssignmentInline,)
+    inlines = (AssignmentInline, SessionNoteInline)
     readonly_fields = [field.name for field in ServiceSession._meta.fields]
 
     def has_add_permission(self, request):
@@ -332,17 +362,56 @@ class ServiceSessionAdmin(MerchantScopedAdmin):
         return session.rating_comment[:60]
 
 
+class QuickReplyForm(forms.ModelForm):
+    """The same checks as the REST API (customer_service/canned.py): a slug shortcut, known variables."""
+
+    class Meta:
+        model = QuickReply
+        fields = ("shop", "title", "shortcut", "text", "order")
+
+    def _checked(self, check, name):
+        try:
+            return check(self.cleaned_data.get(name))
+        except AppError as error:
+            raise ValidationError(error.msg.split(": ", 1)[-1]) from None
+
+    def clean_shortcut(self):
+        return self._checked(canned.check_shortcut, "shortcut")
+
+    def clean_text(self):
+        return self._checked(canned.check_text, "text")
+
+
 @admin.register(QuickReply)
 class QuickReplyAdmin(MerchantScopedAdmin):
-    """Canned answers the shop's agents insert from the workspace."""
+    """Canned answers the shop's agents insert from the workspace (`/shortcut` in the reply box)."""
 
-    list_display = ("title", "shop", "order", "short_text")
+    form = QuickReplyForm
+    list_display = ("title", "shortcut", "shop", "order", "short_text")
     list_editable = ("order",)
     list_filter = (("shop", admin.RelatedOnlyFieldListFilter),)
-    search_fields = ("title", "text")
+    search_fields = ("title", "shortcut", "text")
     list_select_related = ("shop",)
-    fields = ("shop", "title", "text", "order")
+    fields = ("shop", "title", "shortcut", "text", "order")
 
     @admin.display(description="text")
     def short_text(self, reply):
         return reply.text if len(reply.text) <= 60 else reply.text[:59] + "…"
+
+
+@admin.register(ShopLabel)
+class ShopLabelAdmin(MerchantScopedAdmin):
+    """The labels a shop's agents put on sessions."""
+
+    list_display = ("name", "color", "shop", "session_count")
+    list_filter = (("shop", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("name",)
+    list_select_related = ("shop",)
+    fields = ("shop", "name", "color")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(session_total=Count("sessions"))
+
+    @admin.display(description="sessions", ordering="session_total")
+    def session_count(self, label):
+        return label.session_total

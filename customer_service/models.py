@@ -1,6 +1,7 @@
 """Shops, their service agents, and the state of each customer-service session."""
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 
@@ -187,12 +188,16 @@ class QuickReply(models.Model):
 
     shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="quick_replies")
     title = models.CharField(max_length=64)
-    text = models.TextField(max_length=2000)
+    shortcut = models.SlugField(max_length=32, blank=True,
+                                help_text="Typed as /shortcut in the workspace's reply box (letters, digits, - and _)")
+    text = models.TextField(max_length=2000, help_text="May say {customer_name}, {shop_name} and {agent_name}")
     order = models.PositiveIntegerField(default=0, help_text="Smaller numbers come first")
 
     class Meta:
         ordering = ["shop", "order", "pk"]
         verbose_name_plural = "quick replies"
+        constraints = [models.UniqueConstraint(fields=["shop", "shortcut"], condition=~models.Q(shortcut=""),
+                                               name="quick_reply_shortcut_unique_per_shop")]
 
     def __str__(self) -> str:
         return self.title
@@ -227,3 +232,40 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.delivery_id} ({self.state})"
+
+
+class ShopLabel(models.Model):
+    """A tag the shop's agents put on sessions ("refund", "VIP"); each shop keeps its own set."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=32)
+    color = models.CharField(max_length=7, default="#64748b", help_text="#rrggbb",
+                             validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour as #rrggbb.")])
+    sessions = models.ManyToManyField(ServiceSession, blank=True, related_name="labels")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["shop", "name", "pk"]
+        constraints = [models.UniqueConstraint(fields=["shop", "name"], name="label_unique_per_shop")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SessionNote(models.Model):
+    """A private note of the shop side on a session: never a Message, so the consumer's history,
+    sync and lists cannot carry it."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(ServiceSession, on_delete=models.CASCADE, related_name="notes")
+    conversation = models.ForeignKey("chat.Conversation", on_delete=models.CASCADE, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["conversation", "created_at"], name="note_by_conversation")]
+
+    def __str__(self) -> str:
+        return self.text if len(self.text) <= 60 else self.text[:59] + "…"

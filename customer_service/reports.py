@@ -4,23 +4,26 @@ Each function takes the shops the viewer may see (the views decide that) and run
 with no per-row lookups.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from statistics import median
 from typing import Any
 
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Participant
 from chat.payloads import unix
 from customer_service import ratings
-from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
+from customer_service.desk import label_ids_by_session, shop_labels
+from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop, ShopLabel
 from customer_service.selectors import agent_available, agents_with_state
 from imchat.links import absolute_url
 
 State = ServiceSession.State
 LIVE_STATES = (State.QUEUED, State.OPEN)
 CUSTOMER_SESSIONS = 10
+LABEL_REPORT_DAYS = 30
 
 
 def shop_rows(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
@@ -61,6 +64,7 @@ def live_sessions(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
         Participant.objects.filter(conversation_id__in=[s.conversation_id for s in sessions], user__isnull=True)
         .values_list("conversation_id", "last_read_seq")
     )
+    labels = label_ids_by_session(session.pk for session in sessions)
     positions: dict[int, int] = {}
     rows = []
     for session in sorted(sessions, key=lambda s: (s.queued_at or s.created_at, s.pk)):
@@ -86,13 +90,16 @@ def live_sessions(shop_ids: list[int], base_url: str) -> list[dict[str, Any]]:
             "msg_type": conversation.last_msg_type,
             "last_time": unix(conversation.last_time),
             "unread_count": max(0, conversation.last_seq - read.get(conversation.pk, conversation.last_seq)),
+            "session_id": session.pk,
+            "labels": labels.get(session.pk, []),
         })
     return rows
 
 
 def quick_replies(shop_ids: list[int]) -> list[dict[str, Any]]:
     return [
-        {"id": reply.pk, "shop_id": reply.shop_id, "title": reply.title, "text": reply.text}
+        {"id": reply.pk, "shop_id": reply.shop_id, "title": reply.title, "text": reply.text,
+         "shortcut": reply.shortcut}
         for reply in QuickReply.objects.filter(shop_id__in=shop_ids)
     ]
 
@@ -111,6 +118,7 @@ def workspace_state(*, user: User, shop_ids: list[int], base_url: str) -> dict[s
         "agents": agent_rows(shop_ids, base_url),
         "sessions": live_sessions(shop_ids, base_url),
         "quick_replies": quick_replies(shop_ids),
+        "labels": shop_labels(shop_ids),
     }
 
 
@@ -184,6 +192,7 @@ def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None =
     first_responses = [_seconds(created, first) for _, created, first, _ in today if first is not None]
     resolutions = [_seconds(created, closed) for created, closed in closed_today]
     oldest = min((moment for moment in queued if moment is not None), default=None)
+    labels = sessions_per_label(shop_ids=shop_ids, since=day_start - timedelta(days=LABEL_REPORT_DAYS - 1), until=now)
     return {
         "server_time": unix(now),
         "day": day_start.date().isoformat(),
@@ -199,5 +208,16 @@ def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None =
         "resolution": _summary(resolutions),
         "hourly": [{"hour": hour, "sessions": count} for hour, count in enumerate(hours)],
         "ratings": ratings.rating_summary(shop_ids, now=now),
+        "labels": labels,
+        "labels_max": max((row["sessions"] for row in labels), default=0),
     }
 
+
+
+def sessions_per_label(*, shop_ids: list[int], since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Each label of the shops with how many sessions begun in [since, until) carry it (one query)."""
+    begun = Q(sessions__created_at__gte=since, sessions__created_at__lt=until)
+    labels = (ShopLabel.objects.filter(shop_id__in=shop_ids).annotate(total=Count("sessions", filter=begun))
+              .order_by("shop_id", "-total", "name"))
+    return [{"shop_id": label.shop_id, "label_id": label.pk, "name": label.name, "color": label.color,
+             "sessions": label.total} for label in labels]

@@ -29,6 +29,8 @@ class Code(IntEnum):
     GROUP_EVENT = 306
     OWN_MESSAGE = 307
     SESSION_RATED = 308
+    SESSION_NOTE = 309
+    SESSION_LABELS = 310
 
 
 class CloseCode(IntEnum):

@@ -84,6 +84,25 @@ urlpatterns += [
     path("api/v1/mall/shops/", service_apis.MallShopsApi.as_view(), name="api-mall-shops"),
     re_path(r"^user/upload/?$", uploads.compat_upload, name="compat-upload"),
 ]
+
+# The customer-service desk: labels, canned replies, private notes (customer_service/desk_apis.py).
+from customer_service import desk_apis  # noqa: E402
+
+urlpatterns += [
+    path("api/v1/shops/<int:shop_id>/labels/", desk_apis.ShopLabelListApi.as_view(), name="api-shop-labels"),
+    path("api/v1/shops/<int:shop_id>/labels/report/", desk_apis.LabelReportApi.as_view(),
+         name="api-shop-label-report"),
+    path("api/v1/shops/<int:shop_id>/labels/<int:label_id>/", desk_apis.ShopLabelApi.as_view(),
+         name="api-shop-label"),
+    path("api/v1/shops/<int:shop_id>/canned-replies/", desk_apis.CannedReplyListApi.as_view(),
+         name="api-shop-canned-replies"),
+    path("api/v1/shops/<int:shop_id>/canned-replies/<int:reply_id>/", desk_apis.CannedReplyApi.as_view(),
+         name="api-shop-canned-reply"),
+    path("api/v1/service-sessions/<int:session_id>/notes/", desk_apis.SessionNoteListApi.as_view(),
+         name="api-session-notes"),
+    path("api/v1/service-sessions/<int:session_id>/labels/", desk_apis.SessionLabelsApi.as_view(),
+         name="api-session-labels"),
+]
 if settings.IM_SERVE_MEDIA:
     # Uploaded images from MEDIA_ROOT (one host; in production nginx or a CDN serves MEDIA_URL).
     urlpatterns += [re_path(r"^%s(?P<path>.+)$" % settings.MEDIA_URL.lstrip("/"), uploads.media, name="media")]

@@ -6,6 +6,7 @@ import {
   timeElement, typingSignals, uploadImage,
 } from "./ui.js";
 import { mountSearch, revealMessage } from "./desk-search.js";
+import { installDesk } from "./desk-notes.js";
 
 const me = config.me;
 const $ = (id) => document.getElementById(id);
@@ -68,6 +69,8 @@ function sessionRow(session, detail) {
   if (detail) name.append(el("span", { className: "tag" }, detail));
   button.append(avatar(session.consumer.avatar), name, timeElement(session.last_time, { short: true }),
     el("span", { className: "preview" }, preview(session.msg_type, session.last_msg)), badge);
+  const labels = desk.rowChips(session);
+  if (labels) button.append(labels);
   button.addEventListener("click", () => openChat({ chatId: session.chat_id, shopId: session.shop_id,
     consumerId: session.consumer.id, title: session.consumer.name, avatar: session.consumer.avatar }));
   return el("li", {}, button);
@@ -81,7 +84,8 @@ function fillList(id, items, empty) {
 }
 
 function renderLists() {
-  const sessions = state.sessions;
+  desk.renderFilter();
+  const sessions = state.sessions.filter(desk.shows);
   const mine = sessions.filter((s) => s.state === "open" && s.agent_uid === me.id)
     .sort((a, b) => b.last_time - a.last_time);
   const queue = sessions.filter((s) => s.state === "queued");
@@ -92,7 +96,7 @@ function renderLists() {
   t("queue_empty"));
   fillList("team", team.map((s) => sessionRow(s, t("with_agent", { name: agentName(s.agent_uid) }))), t("team_empty"));
   const live = new Set(sessions.map((s) => s.chat_id));
-  $("recent").replaceChildren(...recent.filter((row) => !live.has(row.chat_id)).map((row) => sessionRow({
+  $("recent").replaceChildren(...recent.filter((row) => !live.has(row.chat_id) && desk.shows(row)).map((row) => sessionRow({
     chat_id: row.chat_id, shop_id: row.shop_id, unread_count: row.unread_count, last_time: row.last_time,
     msg_type: row.msg_type, last_msg: row.last_msg,
     consumer: { id: row.friend_uid, name: row.friend_name, avatar: row.friend_avatar },
@@ -156,6 +160,7 @@ async function openChat(target) {
   form.hidden = false;
   renderLists();
   renderQuickReplies();
+  desk.open(target).catch(() => {});
   messages.reset(target.chatId);
   input.focus();
   loadCustomer(target.chatId);
@@ -193,7 +198,8 @@ function renderQuickReplies() {
   list.replaceChildren(...replies.map((reply) => {
     const button = el("button", { type: "button", title: reply.text }, reply.title);
     button.addEventListener("click", () => {
-      input.value = input.value ? `${input.value} ${reply.text}` : reply.text;
+      const text = desk.textOf(reply); // with {customer_name} etc. filled for this conversation
+      input.value = input.value ? `${input.value} ${text}` : text;
       input.dispatchEvent(new Event("input"));
       $("quick-replies").open = false;
       input.focus();
@@ -266,6 +272,8 @@ function send(content) {
   messages.addPending({ ...message, client_msg_id: clientMsgId, createtime: Math.floor(client.serverNow()) });
 }
 
+const desk = installDesk({ client, input, state: () => state, active: () => active, changed: () => renderLists(),
+  banner: (text) => showBanner(t("error", { reason: text })) });
 composer(form, input, (text) => send({ msg_type: MsgType.TEXT, msg: text }));
 const typing = typingSignals(client, input, $("chat-subtitle"), {
   chatId: () => active?.chatId,

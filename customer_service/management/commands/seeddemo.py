@@ -13,9 +13,9 @@ from chat.inputs import read_send
 from chat.models import ChatGroup, Conversation
 from chat.protocol import Caller
 from chat.sending import send_many
-from customer_service import ratings, services
+from customer_service import canned, desk, ratings, services
 from customer_service.hours import Interval
-from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
+from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop, ShopLabel
 from imchat.links import default_base_url
 
 DEMO_PASSWORD = "imchat-demo"
@@ -41,11 +41,13 @@ DEMO_RATED_SESSIONS = [
     ("amy", 1, 4, 5, "Fast and friendly, thank you!"),
 ]
 DEMO_QUICK_REPLIES = [
-    # title, text (the merchant edits them in the admin: Quick replies)
-    ("Greeting", "Hello! Thanks for contacting Demo Shop. How can I help you today?"),
-    ("Shipping", "Orders ship within 24 hours; delivery usually takes 2-3 days."),
-    ("Returns", "You can return any item within 7 days of delivery. Shall I start a return for you?"),
-    ("Goodbye", "Thank you for shopping with us. Have a nice day!"),
+    # title, /shortcut, text (the merchant edits them in the admin: Quick replies; agents type /shortcut)
+    ("Greeting", "hi", ("Hello {customer_name}! Thanks for contacting {shop_name}, this is {agent_name}. "
+                        "How can I help you today?")),
+    ("Shipping", "ship", "Orders ship within 24 hours; delivery usually takes 2-3 days."),
+    ("Returns", "return", ("You can return any item within 7 days of delivery. Shall I start a return for you, "
+                           "{customer_name}?")),
+    ("Goodbye", "bye", "Thank you for shopping with {shop_name}. Have a nice day!"),
 ]
 # A past, closed conversation of carol's with the shop, for the workspace's search box to find
 # (try "teapot", "退款" or "order:2024-001").
@@ -57,6 +59,7 @@ DEMO_HISTORY = [
     ("carol", "我想申请退款，谢谢"),
     ("amy", "Refund started for order 2024-001; you will see it in 3-5 days."),
 ]
+DEMO_LABELS = [("VIP", "#7c3aed"), ("Refund", "#dc2626"), ("Delivery", "#0284c7"), ("Follow-up", "#d97706")]
 
 
 class Command(BaseCommand):
@@ -89,10 +92,17 @@ class Command(BaseCommand):
                                     greeting=HOURS_SHOP_GREETING, base_url=default_base_url())
             services.agent_add(shop=hours_shop, user=users["ben"], status=ServiceAgent.Status.ONLINE,
                                base_url=default_base_url())
-        for order, (title, text) in enumerate(DEMO_QUICK_REPLIES):
-            QuickReply.objects.get_or_create(shop=shop, title=title, defaults={"text": text, "order": order})
         if not ServiceSession.objects.filter(shop=shop, consumer=users["bob"]).exists():
             self._rated_sessions(shop, users)
+        for order, (title, shortcut, text) in enumerate(DEMO_QUICK_REPLIES):
+            reply = QuickReply.objects.filter(shop=shop, title=title).first()
+            if reply is None:
+                canned.reply_create(shop=shop, title=title, shortcut=shortcut, text=text, order=order)
+            elif not reply.shortcut:  # a demo database from before shortcuts
+                canned.reply_update(reply=reply, shortcut=shortcut, text=text)
+        for name, color in DEMO_LABELS:
+            if not ShopLabel.objects.filter(shop=shop, name=name).exists():
+                desk.label_create(shop=shop, name=name, color=color)
         if not ChatGroup.objects.filter(owner=users["alice"], name=DEMO_GROUP, dissolved_at__isnull=True).exists():
             group_create(caller=Caller(user=users["alice"], base_url=default_base_url()), name=DEMO_GROUP,
                          uids=[users["bob"].pk, users["amy"].pk])
@@ -106,13 +116,12 @@ class Command(BaseCommand):
             f"  consumers: alice (id {users['alice'].pk}), bob (id {users['bob'].pk})\n"
             f"  shop {shop.pk} '{shop.name}', owner merchant (admin: http://localhost:{port}/admin/), "
             f"agents amy and ben (online),\n"
-            f"             a group '{DEMO_GROUP}' (alice, bob, amy), {len(DEMO_QUICK_REPLIES)} quick replies and\n"
-            f"             {len(DEMO_RATED_SESSIONS)} rated past conversations of bob's\n"
+            f"             a group '{DEMO_GROUP}' (alice, bob, amy), {len(DEMO_QUICK_REPLIES)} quick replies (type /hi in\n"
+            f"             the workspace), {len(DEMO_LABELS)} labels and {len(DEMO_RATED_SESSIONS)} rated past conversations of bob's;\n"
+            f"             carol's past conversation with the shop: search it in the workspace (\"teapot\", \"退款\")\n"
             f"  shop {hours_shop.pk} '{hours_shop.name}': business hours Mon-Fri 09:00-18:00, Sat 10:00-16:00 "
             f"({HOURS_SHOP_TIMEZONE}),\n             a greeting, agent ben (http://localhost:{port}/chat/?shop="
             f"{hours_shop.pk})\n"
-            f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies;\n"
-            f"             carol's past conversation with the shop: search it in the workspace (\"teapot\", \"退款\")\n"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
