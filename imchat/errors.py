@@ -28,6 +28,7 @@ class Code(IntEnum):
     SESSION_EVENT = 305
     GROUP_EVENT = 306
     OWN_MESSAGE = 307
+    MESSAGE_FLAGGED = 311  # ext: a customer-service message with a contact in it, to the shop's agents
 
 
 class CloseCode(IntEnum):
