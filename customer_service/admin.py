@@ -64,9 +64,9 @@ class MerchantScopedAdmin(admin.ModelAdmin):
 @admin.register(Shop)
 class ShopAdmin(MerchantScopedAdmin):
     shop_lookup = "pk"
-    list_display = ("id", "name", "owner", "strategy", "agent_count")
+    list_display = ("id", "name", "owner", "strategy", "contact_guard", "agent_count")
     search_fields = ("name", "=id")
-    fields = ("name", "logo", "strategy", "offline_notice", "owner")
+    fields = ("name", "logo", "strategy", "offline_notice", "contact_guard", "owner")
 
     def get_readonly_fields(self, request, obj=None):
         return () if request.user.is_superuser else ("owner",)

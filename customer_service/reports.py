@@ -14,7 +14,7 @@ from accounts.models import User
 from chat.models import Participant
 from chat.payloads import unix
 from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop
-from customer_service.selectors import agent_available, agents_with_state
+from customer_service.selectors import agent_available, agents_with_state, flagged_count
 from imchat.links import absolute_url
 
 State = ServiceSession.State
@@ -193,5 +193,6 @@ def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None =
         "first_response": _summary(first_responses),
         "resolution": _summary(resolutions),
         "hourly": [{"hour": hour, "sessions": count} for hour, count in enumerate(hours)],
+        "flagged": {"today": flagged_count(shop_ids, since=day_start), "total": flagged_count(shop_ids)},
     }
 

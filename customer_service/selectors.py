@@ -10,7 +10,8 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from chat import ids
-from chat.models import ChatType, Conversation
+from chat.models import ChatType, Conversation, Message, SentAs
+from chat.payloads import unix
 from chat.presence import presence
 from customer_service.models import ServiceAgent, ServiceSession, Shop
 from imchat.errors import bad_request, forbidden
@@ -144,3 +145,39 @@ def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
         sessions[chat_id] = LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id,
                                         bool(active), last_activity_at, shop_name, shop_logo, contact_guard)
     return sessions
+
+
+def flagged_messages(*, shop_id: int, page: int, limit: int) -> dict:
+    """The shop's messages the contact guard flagged, newest first: one page, and how many in all
+    (both read the partial index `message_flagged`)."""
+    flagged = Message.objects.filter(shop_id=shop_id, chat_type=ChatType.SERVICE).exclude(guard_kinds="")
+    start = (page - 1) * limit
+    rows = list(flagged.select_related("conversation", "sender").order_by("-id")[start:start + limit])
+    return {
+        "total": flagged.count(),
+        "page": page,
+        "rows": [
+            {
+                "msg_id": message.pk,
+                "chat_id": message.conversation.chat_id,
+                "seq": message.seq,
+                "consumer_uid": ids.parse_chat_id(message.conversation.chat_id).b,
+                "from_uid": message.from_uid,
+                "side": "agent" if message.sent_as == SentAs.SERVICE else "consumer",
+                "nickname": message.sender.display_name if message.sender else "",
+                "msg_type": message.msg_type,
+                "msg": message.msg,
+                "kinds": message.guard_kinds.split(","),
+                "createtime": unix(message.created_at),
+            }
+            for message in rows
+        ],
+    }
+
+
+def flagged_count(shop_ids: list[int], *, since: datetime | None = None) -> int:
+    """How many of the shops' messages the contact guard flagged (since a moment, or ever)."""
+    flagged = Message.objects.filter(shop_id__in=shop_ids, chat_type=ChatType.SERVICE).exclude(guard_kinds="")
+    if since is not None:
+        flagged = flagged.filter(created_at__gte=since)
+    return flagged.count()

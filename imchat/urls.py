@@ -76,6 +76,10 @@ urlpatterns += [
          name="api-shop-agent"),
     path("api/v1/notices/", service_apis.NoticeApi.as_view(), name="api-notices"),
     path("api/v1/mall/users/", account_apis.MallUsersApi.as_view(), name="api-mall-users"),
+    path("api/v1/shops/<int:shop_id>/contact-guard/", service_apis.ShopContactGuardApi.as_view(),
+         name="api-shop-contact-guard"),
+    path("api/v1/shops/<int:shop_id>/flagged-messages/", service_apis.ShopFlaggedMessagesApi.as_view(),
+         name="api-shop-flagged-messages"),
     path("api/v1/mall/shops/", service_apis.MallShopsApi.as_view(), name="api-mall-shops"),
     re_path(r"^user/upload/?$", uploads.compat_upload, name="compat-upload"),
 ]

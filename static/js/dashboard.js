@@ -81,6 +81,10 @@ function render(data) {
   $("resolution-median").textContent = duration(data.resolution.median);
   chart(data.hourly);
   agents(data.agents);
+  if (data.flagged) { // the contact guard (issue 15)
+    $("flagged-today").textContent = data.flagged.today;
+    $("flagged-total").textContent = data.flagged.total;
+  }
 }
 
 async function refresh() {
