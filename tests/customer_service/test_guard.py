@@ -124,7 +124,7 @@ def test_flag_in_a_batch_marks_only_the_flagged_message_with_no_extra_read_or_lo
     assert [hook["data"]["msg_id"] for hook in flagged_webhooks()] == [frames[0]["result"]["msg_id"]]
 
 
-def test_an_agents_answer_is_flagged_too_on_both_paths(open_session, amy, consumer, answer, batch):
+def test_an_agents_answers_in_their_own_session_are_flagged_too(open_session, amy, consumer, answer, batch):
     shop = open_session
 
     first = answer(amy, shop, consumer, "my wechat: amy_helper1")  # answers go in the batch when the session is hers
