@@ -23,7 +23,7 @@
  *   message  {message, source: "push"|"own"|"sync"}  a chat message not seen before (200, 307, sync)
  *   ack      {clientMsgId, result}   a sent message was stored (result: msg_id, seq, chat_id, createtime)
  *   failed   {clientMsgId, error}    the server refused a message for good (code 0, -403, -404)
- *   event    {code, result}          server events 301-306
+ *   event    {code, result}          server events 301-306, 308-399 (ext)
  *   unauthorized {msg}               the credentials were refused (-200); the client stops
  */
 
@@ -298,7 +298,7 @@ export class ImClient extends EventTarget {
     }
     if (code === Code.MESSAGE || code === Code.OWN_MESSAGE) {
       this.incoming(result, code === Code.OWN_MESSAGE ? "own" : "push");
-    } else if (EVENTS.has(code)) {
+    } else if (EVENTS.has(code) || (code > 307 && code < 400)) { // and the ext events after 307
       this.emit("event", { code, result });
     }
   }

@@ -4,6 +4,7 @@ import {
   ChatType, Code, MessageList, MsgType, avatar, composer, config, connect, el, getJson, preview, t,
   timeElement, typingSignals, uploadImage,
 } from "./ui.js";
+import { guardRendered, watchGuard } from "./desk-guard.js";
 
 const me = config.me;
 const $ = (id) => document.getElementById(id);
@@ -40,7 +41,9 @@ const messages = new MessageList($("messages"), {
     client.observe(result.rows);
     return result;
   },
+  onRendered: guardRendered,
 });
+watchGuard(client, messages);
 
 // --- lists ---------------------------------------------------------------------------------------
 
