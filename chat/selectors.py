@@ -75,7 +75,8 @@ def chat_record(*, caller: Caller, participant: Participant | None, page: int) -
     messages = visible_messages(participant)
     total = messages.count()
     start = (page - 1) * RECORD_PAGE_SIZE
-    page_rows = list(messages.select_related("conversation", "sender").order_by("-seq")[start : start + RECORD_PAGE_SIZE])
+    page_rows = list(messages.select_related("conversation", "sender")
+                     .order_by("-seq")[start : start + RECORD_PAGE_SIZE])
     rows = [record_row(message, caller.base_url, mine=_is_mine(message, participant, caller.uid)) for message in page_rows]
     return {"rows": with_guard_marks(rows, page_rows, participant), "total": total}
 

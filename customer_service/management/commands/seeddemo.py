@@ -66,7 +66,7 @@ class Command(BaseCommand):
             f"             http://localhost:{port}/dashboard/\n"
             f"  consumers: alice (id {users['alice'].pk}), bob (id {users['bob'].pk})\n"
             f"  shop {shop.pk} '{shop.name}', owner merchant (admin: http://localhost:{port}/admin/), "
-            f"agents amy and ben (online),\n"
+            f"agents amy and ben (online), contact guard '{shop.contact_guard}' (write 加我微信 abc_12345 as alice),\n"
             f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies\n"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
