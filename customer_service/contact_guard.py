@@ -107,7 +107,10 @@ def fold(text: str) -> tuple[str, list[int] | None]:
 
 _SEP = r"[\s.\-_·•,，、/()*~]"
 _RUN = rf"\d(?:{_SEP}{{0,3}}\d)*"
-_DIGIT_RUN = re.compile(rf"(?<![\d(])(\+\s*)?(?:\(\s*)?{_RUN}")
+# Starts with its digit, so the engine skips everything else at C speed; a "+" or "(" just before
+# is looked at by hand (_phones).
+_DIGIT_RUN = re.compile(_RUN)
+_RUN_OPENER = re.compile(r"(\+\s*)?(?:\(\s*)?$")
 _NOT_SEP = re.compile(rf"{_SEP}")
 
 _MOBILE = re.compile(r"(?:0086|86)?1[3-9]\d{9}")
@@ -153,7 +156,8 @@ _URL = re.compile(rf"(?:https?://|www\.){_URL_CHARS}+", re.IGNORECASE)
 # is a sentence, "shop . com" is not).
 _BARE_DOT = r"(?:\.|\s+\.\s*|\s*[(\[（【]\s*dot\s*[)\]）】]\s*|\s+dot\s+|\s*点\s*)"
 _BARE = re.compile(
-    rf"(?<![a-z0-9@._-])((?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?{_BARE_DOT})+(?:{_TLDS}))(?![a-z0-9])"
+    rf"([a-z0-9](?<![a-z0-9@._-][a-z0-9])(?:[a-z0-9-]{{0,61}}[a-z0-9])?{_BARE_DOT}"
+    rf"(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?{_BARE_DOT})*(?:{_TLDS}))(?![a-z0-9])"
     rf"(?:/{_URL_CHARS}*)?",
     re.IGNORECASE,
 )
@@ -173,16 +177,19 @@ def _phones(text: str) -> Iterable[tuple[str, int, int]]:
     for match in _DIGIT_RUN.finditer(text):
         start, end = match.span()
         run = match.group()
-        digits = _NOT_SEP.sub("", run).replace("+", "")
+        digits = _NOT_SEP.sub("", run)
         if len(digits) < 7 or len(digits) > 16:
             continue
         after = text[end:end + 1]
         if after.isascii() and after.isalpha():  # SKU12345678901a, 13800138000abc: a code, not a number
             continue
+        opener = _RUN_OPENER.search(text, max(0, start - 4), start)
+        plus = bool(opener and opener.group(1))
+        if not _is_phone(digits, plus, run):
+            continue
         if _NUMBER_WORD.search(text[max(0, start - 16):start]):
             continue
-        if _is_phone(digits, match.group(1) is not None, run):
-            yield PHONE, start, end
+        yield PHONE, (opener.start() if opener else start), end
 
 
 def _host_allowed(host: str, allowed: frozenset[str]) -> bool:
@@ -196,9 +203,49 @@ def _url_host(url: str) -> str:
     return host.rsplit("@", 1)[-1]
 
 
+# Cheap substring tests first: a pattern runs only on a text that has what it cannot match without
+# (most messages have none of it, and then cost a lowercase copy and a few `in` tests).
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+_EMAIL_HINTS = ("@", "at", "艾特", "圈")
+_WECHAT_HINTS = ("信", "❤", "♥", "💗", "💕", "💚", "xin", "chat", "wx", "vx", "加", "+", "add", "私")
+_QQ_HINTS = ("qq", "扣扣", "抠抠", "企鹅", "球球")
+_LINK_HINTS = (".", "点", "dot")
+
+
+def _has(text: str, hints: tuple[str, ...]) -> bool:
+    return any(hint in text for hint in hints)
+
+
 def _candidates(text: str, allowed: frozenset[str]) -> Iterable[tuple[str, int, int]]:
-    for match in _EMAIL.finditer(text):
-        yield EMAIL, match.start(), match.end()
+    low = text.lower()
+    digits = len(text) - len(text.translate(_NO_DIGITS))
+    if _has(low, _EMAIL_HINTS):
+        for match in _EMAIL.finditer(text):
+            yield EMAIL, match.start(), match.end()
+    if _has(low, _WECHAT_HINTS):
+        yield from _wechat_ids(text)
+    if "wxid_" in low:
+        for match in _WXID.finditer(text):
+            yield WECHAT, match.start(), match.end()
+    if digits >= 5 and _has(low, _QQ_HINTS):
+        for match in _QQ.finditer(text):
+            run_digits = _NOT_SEP.sub("", match.group("id"))
+            if 5 <= len(run_digits) <= 11:
+                yield QQ, match.start("id"), match.end("id")
+    if "http" in low or "www." in low:
+        for match in _URL.finditer(text):
+            if not _host_allowed(_url_host(match.group()), allowed):
+                yield LINK, match.start(), match.end()
+    if _has(low, _LINK_HINTS):
+        for match in _BARE.finditer(text):
+            host = _SPELLED_DOT.sub(".", match.group(1))
+            if not _host_allowed(host, allowed):
+                yield LINK, match.start(), match.end()
+    if digits >= 7:
+        yield from _phones(text)
+
+
+def _wechat_ids(text: str) -> Iterable[tuple[str, int, int]]:
     for match in _WECHAT.finditer(text):
         wechat_id = match.group("id")
         if wechat_id[0].isalpha():
@@ -210,20 +257,6 @@ def _candidates(text: str, allowed: frozenset[str]) -> Iterable[tuple[str, int, 
         elif len(_NOT_SEP.sub("", wechat_id).replace("+", "")) < 5:
             continue
         yield WECHAT, match.start("id"), match.end("id")
-    for match in _WXID.finditer(text):
-        yield WECHAT, match.start(), match.end()
-    for match in _QQ.finditer(text):
-        digits = _NOT_SEP.sub("", match.group("id"))
-        if 5 <= len(digits) <= 11:
-            yield QQ, match.start("id"), match.end("id")
-    for match in _URL.finditer(text):
-        if not _host_allowed(_url_host(match.group()), allowed):
-            yield LINK, match.start(), match.end()
-    for match in _BARE.finditer(text):
-        host = _SPELLED_DOT.sub(".", match.group(1))
-        if not _host_allowed(host, allowed):
-            yield LINK, match.start(), match.end()
-    yield from _phones(text)
 
 
 def scan(text: str, *, allowed_domains: Iterable[str] = ()) -> list[Finding]:

@@ -73,6 +73,7 @@ POSITIVES = [
     ("搜 baidu点com", [LINK], "搜 ***"),
     ("myshop . com has it", [LINK], "*** has it"),
     ("bit.ly/3abcDEF", [LINK], "***"),
+    ("去 sale.shop-x.com.cn/item 看看", [LINK], "去 *** 看看"),
     # several at once
     ("微信 abc_12345 或者电话 13800138000", [PHONE, WECHAT], "微信 *** 或者电话 ***"),
     ("QQ 12345678, mail a@b.cn", [QQ, EMAIL], "QQ ***, mail ***"),
@@ -107,6 +108,7 @@ NEGATIVES = [
     "OK. Com on then",
     "官网 https://mall.example.com/p/123 有详情",
     "看 mall.example.com/p/9",
+    "看 www.mall.example.com/p/9 和 a.mall.example.com",
     "进 https://im.example.com/chat/ 继续聊",
     "3.5折 限时",
     "一件两件都可以，二三十个也行",
