@@ -9,7 +9,7 @@ import pytest
 from chat import handlers
 from chat.models import Message
 from chat.protocol import Envelope
-from customer_service import guard, selectors, services
+from customer_service import guard, reports, selectors, services
 from customer_service.models import ServiceSession, Shop, WebhookDelivery
 from imchat.errors import Code
 from tests import factories
@@ -277,3 +277,14 @@ def test_without_a_webhook_url_nothing_is_queued_but_the_flag_and_push_remain(op
 
 def test_a_new_shop_flags_by_default(merchant):
     assert services.shop_create(name="New", owner=merchant).contact_guard == Mode.FLAG
+
+
+def test_the_dashboard_counts_flagged_messages_today_and_in_all(open_session, consumer, say):
+    say(consumer, open_session, CONTACT)
+    say(consumer, open_session, "QQ 12345678")
+    say(consumer, open_session, "thanks")
+
+    data = reports.shop_dashboard(shop_ids=[open_session.pk], base_url=factories.BASE_URL)
+
+    assert data["flagged"] == {"today": 2, "total": 2}
+    assert reports.shop_dashboard(shop_ids=[], base_url=factories.BASE_URL)["flagged"] == {"today": 0, "total": 0}
