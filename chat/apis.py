@@ -49,6 +49,9 @@ class MessageOut(serializers.Serializer):
     from_uid = serializers.IntegerField()
     to_uid = serializers.IntegerField()
     client_msg_id = serializers.CharField(allow_null=True)
+    guard = serializers.ListField(child=serializers.CharField(), required=False,
+                                  help_text="shop side of customer service only, when the contact guard flagged "
+                                            "it: the kinds found (phone, wechat, qq, email, link)")
 
 
 class SentOut(serializers.Serializer):
@@ -57,6 +60,8 @@ class SentOut(serializers.Serializer):
     seq = serializers.IntegerField()
     createtime = serializers.IntegerField()
     client_msg_id = serializers.CharField(allow_null=True)
+    guard = serializers.CharField(required=False, help_text='"masked": the shop\'s contact guard hid a contact')
+    msg = serializers.CharField(required=False, help_text="with guard: the text as stored and delivered")
 
 
 class ConversationOut(serializers.Serializer):
@@ -265,7 +270,8 @@ class ConversationMessagesApi(APIView):
                 found = list(visible.order_by("-seq")[: limit + 1])
                 has_more = len(found) > limit
                 found = found[:limit][::-1]
-            messages = [message_result_from_row(message, caller.base_url) for message in found]
+            messages = selectors.with_guard_marks([message_result_from_row(message, caller.base_url)
+                                                   for message in found], found, participant)
         return ok({
             "chat_id": chat_id,
             "messages": messages,

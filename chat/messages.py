@@ -74,6 +74,9 @@ class Draft:
     # the receivers' group, which they are in too.
     echo: bool = True
     echo_in_receivers: bool = False
+    # Ext fields of the sender's reply beside the stored message's identity (the contact guard's
+    # `guard: "masked"` and the text as stored).
+    sender_note: dict | None = None
 
 
 @dataclass
@@ -83,13 +86,16 @@ class Plan:
     `drafts` go to the one shared store; `errors` are answered at once; `alone` go one by one
     through the kind's full path (a first message, a new session: what needs locks or lookups the
     batch does not make). `confirm`, run in the store's transaction just before it, returns the
-    drafts that must go alone after all (what changed since the policy looked).
+    drafts that must go alone after all (what changed since the policy looked). `after_store`, run
+    in the same transaction just after it with the drafts stored ({index: Stored}), records what
+    the kind keeps beside some messages (the contact guard's flags).
     """
 
     drafts: dict[int, Draft] = field(default_factory=dict)
     errors: dict[int, AppError] = field(default_factory=dict)
     alone: list[int] = field(default_factory=list)
     confirm: Callable[[], set[int]] | None = None
+    after_store: "Callable[[dict[int, Stored]], None] | None" = None
 
 
 @dataclass(frozen=True)
@@ -101,15 +107,19 @@ class Stored:
     seq: int
     createtime: int
     client_msg_id: str | None
+    note: dict | None = None  # the draft's sender_note
 
     def as_reply(self) -> dict:
-        return {
+        reply = {
             "msg_id": self.msg_id,
             "chat_id": self.chat_id,
             "seq": self.seq,
             "createtime": self.createtime,
             "client_msg_id": self.client_msg_id,
         }
+        if self.note:
+            reply.update(self.note)
+        return reply
 
 
 def messages_store(drafts: list[Draft], *, now: datetime | None = None) -> list[Stored | None]:
@@ -231,7 +241,7 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
     for ord_, msg_id, seq in rows:
         draft = drafts[ord_ - 1]
         stored[ord_ - 1] = Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=createtime,
-                                  client_msg_id=draft.client_msg_id)
+                                  client_msg_id=draft.client_msg_id, note=draft.sender_note)
     return stored
 
 
@@ -268,7 +278,7 @@ def _store_one(draft: Draft, now: datetime) -> Stored | None:
             [False, *side_params, seq, conversation_id, *side_params, True],
         )
     return Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=unix(now),
-                  client_msg_id=draft.client_msg_id)
+                  client_msg_id=draft.client_msg_id, note=draft.sender_note)
 
 
 def message_find_sent(*, sender_id: int, client_msg_id: str | None) -> Stored | None:

@@ -123,6 +123,9 @@ class Message(models.Model):
     client_msg_id = models.CharField(max_length=64, null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
     recalled_at = models.DateTimeField(null=True, blank=True)
+    # What the contact guard found in it ("phone,wechat"), when the shop flags contacts; kept with
+    # the message so history and lists need no join. The store's raw SQL leaves it to db_default.
+    guard_kinds = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
@@ -133,10 +136,12 @@ class Message(models.Model):
                 name="message_unique_client_msg_id",
             ),
         ]
-        # A shop's customer-service messages newest first (search; PostgreSQL also has a pg_trgm
-        # index on UPPER(msg) for these rows, made in migration 0003: customer_service/search.py).
         indexes = [
+            # A shop's customer-service messages newest first (search; PostgreSQL also has a pg_trgm
+            # index on UPPER(msg) for these rows, made in migration 0003: customer_service/search.py).
             models.Index(fields=["shop_id", "created_at"], condition=Q(chat_type=4), name="message_service_recent"),
+            # The shop's flagged messages, newest first: only flagged rows are in it.
+            models.Index(fields=["shop_id", "-id"], condition=~Q(guard_kinds=""), name="message_flagged"),
         ]
 
     @property

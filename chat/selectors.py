@@ -75,9 +75,20 @@ def chat_record(*, caller: Caller, participant: Participant | None, page: int) -
     messages = visible_messages(participant)
     total = messages.count()
     start = (page - 1) * RECORD_PAGE_SIZE
-    page_rows = messages.select_related("conversation", "sender").order_by("-seq")[start : start + RECORD_PAGE_SIZE]
+    page_rows = list(messages.select_related("conversation", "sender")
+                     .order_by("-seq")[start : start + RECORD_PAGE_SIZE])
     rows = [record_row(message, caller.base_url, mine=_is_mine(message, participant, caller.uid)) for message in page_rows]
-    return {"rows": rows, "total": total}
+    return {"rows": with_guard_marks(rows, page_rows, participant), "total": total}
+
+
+def with_guard_marks(rows: list[dict], messages: list[Message], participant: Participant) -> list[dict]:
+    """The shop side's history shows what the contact guard flagged (ext `guard`: the kinds found);
+    the consumer's side never does."""
+    if participant.user_id is None:
+        for row, message in zip(rows, messages):
+            if message.guard_kinds:
+                row["guard"] = message.guard_kinds.split(",")
+    return rows
 
 
 def _is_mine(message: Message, participant: Participant, viewer_id: int) -> bool:

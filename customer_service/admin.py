@@ -137,10 +137,10 @@ class ShopClosedDayInline(ShopScopedInline):
 class ShopAdmin(MerchantScopedAdmin):
     shop_lookup = "pk"
     form = ShopForm
-    list_display = ("id", "name", "owner", "strategy", "agent_count")
+    list_display = ("id", "name", "owner", "strategy", "contact_guard", "agent_count")
     search_fields = ("name", "=id")
     fieldsets = (
-        (None, {"fields": ("name", "logo", "strategy", "offline_notice", "owner")}),
+        (None, {"fields": ("name", "logo", "strategy", "offline_notice", "contact_guard", "owner")}),
         ("Business hours and greeting", {"fields": ("timezone", "greeting", "out_of_hours_message")}),
     )
     inlines = (ShopHoursInline, ShopClosedDayInline)

@@ -11,12 +11,12 @@ from rest_framework.views import APIView
 from accounts import mall
 from chat.models import Notice
 from chat.payloads import unix
-from customer_service import ratings, search, services
+from customer_service import guard, ratings, search, selectors, services
 from customer_service.mall import shops_upsert
 from customer_service.hours import MAX_CLOSED_DAYS, MAX_INTERVALS, Hours, Interval, hours_payload
 from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay
 from customer_service.notices import notice_send_to
-from customer_service.selectors import agent_available, agents_with_state, can_serve, shop_hours
+from customer_service.selectors import agent_available, agents_with_state, shop_hours
 from imchat.api import caller_of, ok
 from imchat.errors import bad_request, forbidden, not_found
 from imchat.inputs import QueryIntegerField, body_of, validated
@@ -35,6 +35,16 @@ def owned_shop(request, shop_id: int) -> Shop:
         raise not_found("shop_id: no such shop")
     if shop.owner_id != request.user.pk and not request.user.is_superuser:
         raise forbidden("not the owner of this shop")
+    return shop
+
+
+def served_shop(request, shop_id: int) -> Shop:
+    """The shop, if the caller is one of its agents or its owner (or a superuser): -404 / -403 otherwise."""
+    shop = Shop.objects.filter(pk=shop_id).first()
+    if shop is None:
+        raise not_found("shop_id: no such shop")
+    if not request.user.is_superuser and not selectors.can_serve(request.user.pk, shop.pk):
+        raise forbidden("not an agent of this shop")
     return shop
 
 
@@ -142,6 +152,68 @@ class ShopAgentApi(APIView):
         if "status" in data:
             services.agent_set_status(user=agent.user, status=data["status"], shop_id=shop.pk, base_url=base_url)
         return ok(_agent_rows(shop, base_url, only_uid=uid)[0])
+
+
+class ContactGuardOut(serializers.Serializer):
+    shop_id = serializers.IntegerField()
+    contact_guard = serializers.ChoiceField(
+        choices=Shop.ContactGuard.values,
+        help_text="phone numbers, WeChat/QQ ids, e-mails and outside links in customer-service messages: off "
+                  "(nothing), flag (delivered as written; 311 to the shop's agents, webhook message.flagged), "
+                  "mask (replaced by *** for everyone)")
+
+
+class ShopContactGuardApi(APIView):
+    """The shop's contact guard (owner only): read it, or set it; the next message follows it."""
+
+    class ContactGuardInputSerializer(serializers.Serializer):
+        contact_guard = serializers.ChoiceField(choices=Shop.ContactGuard.values)
+
+    @api(name="ShopContactGuard", result=ContactGuardOut, tags=["shops"])
+    def get(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        return ok({"shop_id": shop.pk, "contact_guard": shop.contact_guard})
+
+    @api(name="ShopContactGuardSet", result=ContactGuardOut, request=ContactGuardInputSerializer, tags=["shops"])
+    def put(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        data = validated(self.ContactGuardInputSerializer, body_of(request))
+        guard.shop_set_contact_guard(shop=shop, mode=data["contact_guard"])
+        return ok({"shop_id": shop.pk, "contact_guard": shop.contact_guard})
+
+
+class FlaggedMessageOut(serializers.Serializer):
+    msg_id = serializers.IntegerField()
+    chat_id = serializers.CharField()
+    seq = serializers.IntegerField()
+    consumer_uid = serializers.IntegerField(help_text="the customer of the conversation")
+    from_uid = serializers.IntegerField(help_text="who wrote it: the consumer, or the agent")
+    side = serializers.ChoiceField(choices=["consumer", "agent"])
+    nickname = serializers.CharField(help_text="the writer's name")
+    msg_type = serializers.IntegerField()
+    msg = serializers.CharField()
+    kinds = serializers.ListField(child=serializers.ChoiceField(choices=["phone", "wechat", "qq", "email", "link"]))
+    createtime = serializers.IntegerField()
+
+
+class FlaggedPageOut(serializers.Serializer):
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    rows = FlaggedMessageOut(many=True, help_text="newest first")
+
+
+class ShopFlaggedMessagesApi(APIView):
+    """Messages of the shop's customer service the contact guard flagged (its agents and owner)."""
+
+    class FlaggedFilterSerializer(serializers.Serializer):
+        page = QueryIntegerField(default=1, min_value=1, max_value=100000)
+        limit = QueryIntegerField(default=20, min_value=1, max_value=100)
+
+    @api(name="ShopFlaggedMessageList", result=FlaggedPageOut, parameters=[FlaggedFilterSerializer], tags=["shops"])
+    def get(self, request, shop_id: int):
+        shop = served_shop(request, shop_id)
+        query = validated(self.FlaggedFilterSerializer, request.query_params)
+        return ok(selectors.flagged_messages(shop_id=shop.pk, page=query["page"], limit=query["limit"]))
 
 
 class IsSuperuser(BasePermission):
@@ -310,16 +382,6 @@ class PendingRatingListApi(APIView):
     @api(name="PendingRatingList", result=PendingRatingOut, many=True, errors=(401,), tags=["ratings"])
     def get(self, request):
         return ok(ratings.pending_for(request.user.pk))
-
-
-def served_shop(request, shop_id: int) -> Shop:
-    """The shop, if the caller answers for it (agent or owner) or is a superuser: -404 / -403 otherwise."""
-    shop = Shop.objects.filter(pk=shop_id).first()
-    if shop is None:
-        raise not_found("shop_id: no such shop")
-    if not request.user.is_superuser and not can_serve(request.user.pk, shop.pk):
-        raise forbidden("not an agent of this shop")
-    return shop
 
 
 class ShopRatingListApi(APIView):

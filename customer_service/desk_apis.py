@@ -7,27 +7,16 @@ from rest_framework import serializers
 from rest_framework.views import APIView
 
 from customer_service import canned, desk, reports
-from customer_service.apis import owned_shop
+from customer_service.apis import owned_shop, served_shop
 from customer_service.models import QuickReply, Shop
-from customer_service.selectors import can_serve
 from imchat.api import ok
-from imchat.errors import bad_request, forbidden, not_found
+from imchat.errors import bad_request, not_found
 from imchat.inputs import QueryIntegerField, body_of, validated
 from imchat.openapi import api
 
 REPORT_DAYS = 30
 REPORT_MAX_DAYS = 366
 LAST_UNIX_DAY = 253402214400  # 9999-12-31: later ones are no datetime
-
-
-def served_shop(request, shop_id: int) -> Shop:
-    """The shop, if the caller is its agent or owner (or a superuser): -404 / -403 otherwise."""
-    shop = Shop.objects.filter(pk=shop_id).first()
-    if shop is None:
-        raise not_found("shop_id: no such shop")
-    if not (request.user.is_superuser or can_serve(request.user.pk, shop.pk)):
-        raise forbidden("not an agent of this shop")
-    return shop
 
 
 class LabelOut(serializers.Serializer):

@@ -16,6 +16,14 @@ class Shop(models.Model):
         ROUND_ROBIN = "round_robin", "round robin"
         RANDOM = "random", "random"
 
+    class ContactGuard(models.TextChoices):
+        """What a phone number, WeChat/QQ id, e-mail or outside link in a message does
+        (customer_service/contact_guard.py finds them)."""
+
+        OFF = "off", "off: nothing"
+        FLAG = "flag", "flag: delivered as written; the shop's agents and owner are warned"
+        MASK = "mask", "mask: the contact is replaced by *** for everyone"
+
     # Settable ids: the mall's shop 2 is our shop 2.
     id = models.BigAutoField(primary_key=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="shops")
@@ -33,6 +41,11 @@ class Shop(models.Model):
     out_of_hours_message = models.CharField(
         max_length=500, default=DEFAULT_OUT_OF_HOURS_MESSAGE,
         help_text="Sent once per session outside the hours; {next_opening} becomes the next opening time",
+    )
+    # Flag by default: nothing a customer writes is changed unasked, and the shop still sees it.
+    contact_guard = models.CharField(
+        max_length=4, choices=ContactGuard.choices, default=ContactGuard.FLAG,
+        help_text="Contacts (phone, WeChat, QQ, e-mail, outside links) in customer-service messages",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -210,6 +223,7 @@ class WebhookDelivery(models.Model):
         SESSION_CREATED = "session.created", "a new customer-service session"
         MESSAGE_UNATTENDED = "message.unattended", "a consumer's message while no agent is online"
         SESSION_RATED = "session.rated", "a consumer rated a closed session"
+        MESSAGE_FLAGGED = "message.flagged", "a message with a contact in it (the shop's contact guard: flag)"
 
     class State(models.TextChoices):
         PENDING = "pending"

@@ -17,7 +17,7 @@ from chat.payloads import unix
 from customer_service import ratings
 from customer_service.desk import label_ids_by_session, shop_labels
 from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop, ShopLabel
-from customer_service.selectors import agent_available, agents_with_state
+from customer_service.selectors import agent_available, agents_with_state, flagged_count
 from imchat.links import absolute_url
 
 State = ServiceSession.State
@@ -210,6 +210,7 @@ def shop_dashboard(*, shop_ids: list[int], base_url: str, now: datetime | None =
         "ratings": ratings.rating_summary(shop_ids, now=now),
         "labels": labels,
         "labels_max": max((row["sessions"] for row in labels), default=0),
+        "flagged": {"today": flagged_count(shop_ids, since=day_start), "total": flagged_count(shop_ids)},
     }
 
 

@@ -12,7 +12,8 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from chat import ids
-from chat.models import ChatType, Conversation
+from chat.models import ChatType, Conversation, Message, SentAs
+from chat.payloads import unix
 from chat.presence import presence
 from customer_service.hours import Hours, Interval, hours_payload, is_open, zone_names
 from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
@@ -117,11 +118,12 @@ class LiveSession:
     last_activity_at: datetime
     shop_name: str
     shop_logo: str
+    contact_guard: str  # the shop's Shop.ContactGuard
 
 
 _LIVE_SESSIONS_SQL = f"""
 SELECT c.chat_id, s.id, s.shop_id, s.agent_id, a.status, shop.owner_id, u.is_active, s.last_activity_at,
-       shop.name, shop.logo
+       shop.name, shop.logo, shop.contact_guard
 FROM {Conversation._meta.db_table} c
 JOIN {ServiceSession._meta.db_table} s ON s.conversation_id = c.id AND s.state = 'open'
 JOIN {Shop._meta.db_table} shop ON shop.id = s.shop_id
@@ -140,13 +142,14 @@ def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
             cursor.execute(_LIVE_SESSIONS_SQL + f"IN ({marks})", values)
             rows = cursor.fetchall()
     sessions = {}
-    for chat_id, pk, shop_id, agent_id, status, owner_id, active, last_activity_at, shop_name, shop_logo in rows:
+    for (chat_id, pk, shop_id, agent_id, status, owner_id, active, last_activity_at, shop_name, shop_logo,
+         contact_guard) in rows:
         if isinstance(last_activity_at, str):  # SQLite hands raw SQL its text (or a naive datetime), in UTC
             last_activity_at = parse_datetime(last_activity_at)
         if last_activity_at.tzinfo is None:
             last_activity_at = last_activity_at.replace(tzinfo=UTC)
         sessions[chat_id] = LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id,
-                                        bool(active), last_activity_at, shop_name, shop_logo)
+                                        bool(active), last_activity_at, shop_name, shop_logo, contact_guard)
     return sessions
 
 
@@ -195,3 +198,37 @@ def shop_info(shop_id: int, *, base_url: str, now: datetime) -> dict:
     return {"shop_id": shop.pk, "name": shop.name, "logo": absolute_url(shop.logo, base_url),
             **hours_payload(hours, now), "closed_days": sorted(day.isoformat() for day in hours.closed_days
                                                                if day >= today)}
+def flagged_messages(*, shop_id: int, page: int, limit: int) -> dict:
+    """The shop's messages the contact guard flagged, newest first: one page, and how many in all
+    (both read the partial index `message_flagged`)."""
+    flagged = Message.objects.filter(shop_id=shop_id, chat_type=ChatType.SERVICE).exclude(guard_kinds="")
+    start = (page - 1) * limit
+    rows = list(flagged.select_related("conversation", "sender").order_by("-id")[start:start + limit])
+    return {
+        "total": flagged.count(),
+        "page": page,
+        "rows": [
+            {
+                "msg_id": message.pk,
+                "chat_id": message.conversation.chat_id,
+                "seq": message.seq,
+                "consumer_uid": ids.parse_chat_id(message.conversation.chat_id).b,
+                "from_uid": message.from_uid,
+                "side": "agent" if message.sent_as == SentAs.SERVICE else "consumer",
+                "nickname": message.sender.display_name if message.sender else "",
+                "msg_type": message.msg_type,
+                "msg": message.msg,
+                "kinds": message.guard_kinds.split(","),
+                "createtime": unix(message.created_at),
+            }
+            for message in rows
+        ],
+    }
+
+
+def flagged_count(shop_ids: list[int], *, since: datetime | None = None) -> int:
+    """How many of the shops' messages the contact guard flagged (since a moment, or ever)."""
+    flagged = Message.objects.filter(shop_id__in=shop_ids, chat_type=ChatType.SERVICE).exclude(guard_kinds="")
+    if since is not None:
+        flagged = flagged.filter(created_at__gte=since)
+    return flagged.count()

@@ -16,7 +16,7 @@ from chat.models import ChatType, Conversation, Message, MsgType, Participant, S
 from chat.payloads import message_result_from_row
 from chat.presence import presence
 from chat.protocol import Caller
-from customer_service import eta, ratings, routing, selectors, webhooks
+from customer_service import eta, guard, ratings, routing, selectors, webhooks
 from customer_service.assignment import pick_agent
 from customer_service.hours import (
     Hours, Interval, check_schedule, check_timezone, describe_moment, is_open, next_opening,
@@ -529,7 +529,7 @@ class Body:
     client_msg_id: str | None
 
 
-def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int) -> Draft:
+def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int, note: dict | None = None) -> Draft:
     consumer = caller.user
     return Draft(
         chat_id=ids.service_chat_id(shop_id, consumer.pk), chat_type=ChatType.SERVICE, msg_type=message.msg_type,
@@ -537,11 +537,12 @@ def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int) 
         reads=Side(user_id=consumer.pk), sent_as=SentAs.USER, to_uid=agent_id, sender_id=consumer.pk,
         shop_id=shop_id, client_msg_id=message.client_msg_id,
         receivers=(realtime.user_group(agent_id),) if agent_id else (), sender_socket=caller.channel_name,
+        sender_note=note,
     )
 
 
 def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str, shop_logo: str,
-                 consumer_id: int, also_to: int | None = None) -> Draft:
+                 consumer_id: int, also_to: int | None = None, note: dict | None = None) -> Draft:
     """An agent speaks for the shop: the shop's name and logo, the agent's own as service_*."""
     receivers = [realtime.user_group(consumer_id)]
     if also_to and also_to != caller.uid:  # the session's own agent, when a colleague or the owner answers
@@ -553,12 +554,14 @@ def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str,
                       caller.avatar_url),
         reads=Side(shop_id=shop_id), sent_as=SentAs.SERVICE, to_uid=consumer_id, sender_id=caller.uid,
         shop_id=shop_id, client_msg_id=message.client_msg_id, receivers=tuple(receivers),
-        sender_socket=caller.channel_name,
+        sender_socket=caller.channel_name, sender_note=note,
     )
 
 
-def _body(send: SendInput) -> Body:
-    return Body(send.msg_type, send.msg, send.client_msg_id)
+def _guarded(mode: str, msg_type: int, msg: str, client_msg_id: str | None) -> tuple[Body, guard.Verdict]:
+    """The body as the shop's contact guard lets it through, and the verdict (kinds to flag, note)."""
+    verdict = guard.screen(mode, msg_type, msg)
+    return Body(msg_type, verdict.msg, client_msg_id), verdict
 
 
 def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
@@ -584,30 +587,44 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
     connected = presence().online({session.agent_id for session in sessions.values() if session.agent_id})
     idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
     expected: dict[int, tuple[int, int, bool]] = {}  # index -> (session, its agent, an answer)
+    flagged: dict[int, tuple[str, ...]] = {}  # index -> what the contact guard found
     for index, (caller, send, shop_id, consumer_id) in wanted.items():
         session = sessions.get(ids.service_chat_id(shop_id, consumer_id))
         if session is None or session.shop_id != shop_id or not session.agent_id:
             plan.alone.append(index)
-        elif send.as_service:
+            continue
+        if send.as_service:
             if session.agent_id != caller.uid or not session.agent_serves or not session.consumer_active:
                 plan.alone.append(index)
                 continue
-            plan.drafts[index] = _agent_draft(caller, _body(send), shop_id=shop_id, shop_name=session.shop_name,
-                                              shop_logo=session.shop_logo, consumer_id=consumer_id)
+            body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id)
+            plan.drafts[index] = _agent_draft(caller, body, shop_id=shop_id, shop_name=session.shop_name,
+                                              shop_logo=session.shop_logo, consumer_id=consumer_id,
+                                              note=verdict.note)
             expected[index] = (session.pk, session.agent_id, True)
         elif (session.agent_status in (Status.ONLINE, Status.BUSY) and session.agent_id in connected
               and session.last_activity_at >= idle_cutoff):
-            plan.drafts[index] = _consumer_draft(caller, _body(send), shop_id, session.agent_id)
+            body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id)
+            plan.drafts[index] = _consumer_draft(caller, body, shop_id, session.agent_id, note=verdict.note)
             expected[index] = (session.pk, session.agent_id, False)
         else:
             plan.alone.append(index)
+            continue
+        if verdict.flagged:
+            flagged[index] = verdict.flagged
 
     def confirm() -> set[int]:
         touched = sessions_touch(now=now, session_ids={sid for sid, _, _ in expected.values()},
                                  answered={sid for sid, _, answer in expected.values() if answer})
         return {index for index, (sid, agent_id, _) in expected.items() if touched.get(sid) != agent_id}
 
+    def after_store(stored: dict[int, Stored]) -> None:
+        guard.messages_flag([(plan.drafts[index], stored[index], kinds)
+                             for index, kinds in flagged.items() if index in stored])
+
     plan.confirm = confirm
+    if flagged:
+        plan.after_store = after_store
     return plan
 
 
@@ -663,9 +680,12 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
             shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now,
             base_url=caller.base_url, opening=opening,
         )
-        draft = _consumer_draft(caller, Body(msg_type, msg, client_msg_id), shop.pk, agent_id)
+        body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id)
+        draft = _consumer_draft(caller, body, shop.pk, agent_id, note=verdict.note)
         stored = message_store(draft, now=now)
         new_session = session.first_seq == stored.seq
+        if verdict.flagged:
+            guard.messages_flag([(draft, stored, verdict.flagged)])
         if webhooks.enabled():
             webhooks.consumer_message_events(session=session, message=payload(draft, stored), new_session=new_session)
         # The shop's automatic answers, after the message (the hours are read only here: a new or queued session).
@@ -754,6 +774,10 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
             if was_queued:
                 push_queue_positions(shop.pk)
         sessions_touch(now=now, session_ids={session.pk}, answered={session.pk})
-        return message_store(_agent_draft(caller, Body(msg_type, msg, client_msg_id), shop_id=shop.pk,
-                                          shop_name=shop.name, shop_logo=shop.logo, consumer_id=consumer.pk,
-                                          also_to=session.agent_id), now=now)
+        body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id)
+        draft = _agent_draft(caller, body, shop_id=shop.pk, shop_name=shop.name, shop_logo=shop.logo,
+                             consumer_id=consumer.pk, also_to=session.agent_id, note=verdict.note)
+        stored = message_store(draft, now=now)
+        if verdict.flagged:
+            guard.messages_flag([(draft, stored, verdict.flagged)])
+        return stored

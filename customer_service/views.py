@@ -83,6 +83,18 @@ SEARCH_STRINGS = {
 }
 
 
+# The contact guard's badge in the workspace (static/js/desk-guard.js).
+GUARD_STRINGS = {
+    "guard_found": _("Contact details: {kinds}"),
+    "guard_title": _("The shop's contact guard found contact details in this message"),
+    "guard_phone": _("phone number"),
+    "guard_wechat": _("WeChat"),
+    "guard_qq": _("QQ"),
+    "guard_email": _("e-mail"),
+    "guard_link": _("outside link"),
+}
+
+
 def dashboard_shop_ids(user: User) -> list[int]:
     """Shops whose dashboard the user may see: all for a superuser, else the shops they own."""
     shops = Shop.objects.all() if user.is_superuser else Shop.objects.filter(owner=user)
@@ -149,6 +161,7 @@ def workspace(request: HttpRequest) -> HttpResponse:
     config["strings"].update(shop_side_strings())
     config["strings"].update({key: str(text) for key, text in WORKSPACE_STRINGS.items()})
     config["strings"].update({key: str(text) for key, text in SEARCH_STRINGS.items()})
+    config["strings"].update({key: str(text) for key, text in GUARD_STRINGS.items()})
     return render(request, "customer_service/workspace.html", {"config": config, "state": state})
 
 

@@ -1,4 +1,5 @@
-"""Webhooks to the mall: new customer-service sessions, and consumers' messages while no agent is online.
+"""Webhooks to the mall: new customer-service sessions, consumers' messages while no agent is online,
+and messages the contact guard flagged.
 
 An event is a row written in the same transaction as what it reports (so a restart loses none), and
 delivered later by `webhooks_deliver`: POST IM_WEBHOOK_URL with the JSON body, signed
@@ -57,6 +58,19 @@ def webhook_enqueue(*, event: str, data: dict[str, Any], now: datetime | None = 
     delivery_id = secrets.token_hex(16)
     body = dumps({"id": delivery_id, "event": event, "created": int(now.timestamp()), "data": data})
     return WebhookDelivery.objects.create(delivery_id=delivery_id, event=event, body=body, next_attempt_at=now)
+
+
+def webhooks_enqueue_many(*, event: str, datas: list[dict[str, Any]], now: datetime | None = None) -> None:
+    """Store several events of one kind at once (one INSERT); nothing while IM_WEBHOOK_URL is unset."""
+    if not enabled() or not datas:
+        return
+    now = now or timezone.now()
+    rows = []
+    for data in datas:
+        delivery_id = secrets.token_hex(16)
+        body = dumps({"id": delivery_id, "event": event, "created": int(now.timestamp()), "data": data})
+        rows.append(WebhookDelivery(delivery_id=delivery_id, event=event, body=body, next_attempt_at=now))
+    WebhookDelivery.objects.bulk_create(rows)
 
 
 def consumer_message_events(*, session: ServiceSession, new_session: bool, message: dict[str, Any]) -> None:

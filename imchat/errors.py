@@ -31,6 +31,7 @@ class Code(IntEnum):
     SESSION_RATED = 308
     SESSION_NOTE = 309
     SESSION_LABELS = 310
+    MESSAGE_FLAGGED = 311  # ext: a customer-service message with a contact in it, to the shop's agents
 
 
 class CloseCode(IntEnum):

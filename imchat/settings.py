@@ -341,6 +341,9 @@ SPECTACULAR_SETTINGS = {
 # --- imchat -------------------------------------------------------------------------------------
 IM_PORT = env_int("IM_PORT", 9504)
 IM_PUBLIC_URL = os.environ.get("IM_PUBLIC_URL", "").rstrip("/")
+# The mall's own domains: links to them (and their subdomains) pass the contact guard, as do links
+# to IM_PUBLIC_URL's host.
+IM_GUARD_ALLOWED_DOMAINS = [domain.lower().strip(".") for domain in env_list("IM_GUARD_ALLOWED_DOMAINS")]
 IM_JWT_ISSUER = os.environ.get("IM_JWT_ISSUER", "imchat")
 IM_JWT_TTL = env_int("IM_JWT_TTL", 7 * 24 * 3600)
 IM_JWT_AUTO_CREATE = env_bool("IM_JWT_AUTO_CREATE", False)

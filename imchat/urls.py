@@ -81,6 +81,10 @@ urlpatterns += [
     path("api/v1/shops/<int:shop_id>/ratings/", service_apis.ShopRatingListApi.as_view(), name="api-shop-ratings"),
     path("api/v1/search/messages/", service_apis.MessageSearchApi.as_view(), name="api-search-messages"),
     path("api/v1/mall/users/", account_apis.MallUsersApi.as_view(), name="api-mall-users"),
+    path("api/v1/shops/<int:shop_id>/contact-guard/", service_apis.ShopContactGuardApi.as_view(),
+         name="api-shop-contact-guard"),
+    path("api/v1/shops/<int:shop_id>/flagged-messages/", service_apis.ShopFlaggedMessagesApi.as_view(),
+         name="api-shop-flagged-messages"),
     path("api/v1/mall/shops/", service_apis.MallShopsApi.as_view(), name="api-mall-shops"),
     re_path(r"^user/upload/?$", uploads.compat_upload, name="compat-upload"),
 ]

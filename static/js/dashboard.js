@@ -83,6 +83,10 @@ function render(data) {
   chart(data.hourly);
   agents(data.agents);
   renderRatings(data.ratings, (agent) => agent.name);
+  if (data.flagged) { // the contact guard (issue 15)
+    $("flagged-today").textContent = data.flagged.today;
+    $("flagged-total").textContent = data.flagged.total;
+  }
 }
 
 async function refresh() {

@@ -23,7 +23,7 @@
  *   message  {message, source: "push"|"own"|"sync"}  a chat message not seen before (200, 307, sync)
  *   ack      {clientMsgId, result}   a sent message was stored (result: msg_id, seq, chat_id, createtime)
  *   failed   {clientMsgId, error}    the server refused a message for good (code 0, -403, -404)
- *   event    {code, result}          server events 301-306, 308
+ *   event    {code, result}          server events 301-306, 308-399 (ext)
  *   unauthorized {msg}               the credentials were refused (-200); the client stops
  */
 
@@ -31,14 +31,13 @@ export const Code = Object.freeze({
   OK: 1, BAD_REQUEST: 0, PONG: -1, NOT_LOGGED_IN: -200, FORBIDDEN: -403, NOT_FOUND: -404,
   RATE_LIMITED: -429, SERVER_FAULT: -500, FRIEND_LIST: 100, GROUP_MEMBERS: 101, RECENT_CHATS: 102,
   MESSAGE: 200, CHAT_RECORD: 201, READ: 301, TYPING: 302, RECALLED: 303, AGENT_STATUS: 304,
-  SESSION: 305, GROUP: 306, OWN_MESSAGE: 307, SESSION_RATED: 308, NOTE: 309, LABELS: 310,
+  SESSION: 305, GROUP: 306, OWN_MESSAGE: 307, SESSION_RATED: 308, NOTE: 309, LABELS: 310, MESSAGE_FLAGGED: 311,
 });
 export const ChatType = Object.freeze({ PRIVATE: 1, GROUP: 2, SYSTEM: 3, SERVICE: 4 });
 export const MsgType = Object.freeze({ TEXT: 1, IMAGE: 2 });
 
 const SUCCESS = new Set([Code.OK, Code.FRIEND_LIST, Code.GROUP_MEMBERS, Code.RECENT_CHATS, Code.CHAT_RECORD]);
-const EVENTS = new Set([Code.READ, Code.TYPING, Code.RECALLED, Code.AGENT_STATUS, Code.SESSION, Code.GROUP,
-  Code.SESSION_RATED, Code.NOTE, Code.LABELS]);
+const EVENTS = new Set([Code.READ, Code.TYPING, Code.RECALLED, Code.AGENT_STATUS, Code.SESSION, Code.GROUP]);
 const PERMANENT = new Set([Code.BAD_REQUEST, Code.FORBIDDEN, Code.NOT_FOUND]);
 const CLOSE_NOT_LOGGED_IN = 4401;
 const SEEN_LIMIT = 5000;
@@ -299,7 +298,7 @@ export class ImClient extends EventTarget {
     }
     if (code === Code.MESSAGE || code === Code.OWN_MESSAGE) {
       this.incoming(result, code === Code.OWN_MESSAGE ? "own" : "push");
-    } else if (EVENTS.has(code)) {
+    } else if (EVENTS.has(code) || (code > 307 && code < 400)) { // and the ext events after 307
       this.emit("event", { code, result });
     }
   }

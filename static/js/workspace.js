@@ -7,6 +7,7 @@ import {
 } from "./ui.js";
 import { mountSearch, revealMessage } from "./desk-search.js";
 import { installDesk } from "./desk-notes.js";
+import { guardRendered, watchGuard } from "./desk-guard.js";
 
 const me = config.me;
 const $ = (id) => document.getElementById(id);
@@ -43,7 +44,9 @@ const messages = new MessageList($("messages"), {
     client.observe(result.rows);
     return result;
   },
+  onRendered: guardRendered,
 });
+watchGuard(client, messages);
 
 // --- lists ---------------------------------------------------------------------------------------
 

@@ -381,7 +381,7 @@ def test_an_owner_changed_in_the_admin_hands_over_the_shops_push_group_unless_th
         with django_capture_on_commit_callbacks() as callbacks:
             response = superuser_client.post(url("customer_service_shop_change", shop_a.pk), {
                 "name": shop_a.name, "logo": "", "strategy": "least_busy", "offline_notice": "away",
-                "owner": to.pk, **SHOP_HOURS_UNCHANGED})
+                "contact_guard": "flag", "owner": to.pk, **SHOP_HOURS_UNCHANGED})
         assert response.status_code == 302, html(response)[:2000]
         with realtime.collecting() as pushes:
             for callback in callbacks:

@@ -115,7 +115,7 @@ class Command(BaseCommand):
             f"             http://localhost:{port}/dashboard/\n"
             f"  consumers: alice (id {users['alice'].pk}), bob (id {users['bob'].pk})\n"
             f"  shop {shop.pk} '{shop.name}', owner merchant (admin: http://localhost:{port}/admin/), "
-            f"agents amy and ben (online),\n"
+            f"agents amy and ben (online), contact guard '{shop.contact_guard}' (write 加我微信 abc_12345 as alice),\n"
             f"             a group '{DEMO_GROUP}' (alice, bob, amy), {len(DEMO_QUICK_REPLIES)} quick replies (type /hi in\n"
             f"             the workspace), {len(DEMO_LABELS)} labels and {len(DEMO_RATED_SESSIONS)} rated past conversations of bob's;\n"
             f"             carol's past conversation with the shop: search it in the workspace (\"teapot\", \"退款\")\n"
