@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat import ids, realtime
+from chat.cards import Card
 from chat.inputs import SendInput
 from chat.messages import NOBODY, Author, Draft, Plan, Side, Stored, message_store, payload
 from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
@@ -442,6 +443,7 @@ class Body:
     msg_type: int
     msg: str
     client_msg_id: str | None
+    card: Card | None = None
 
 
 def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int) -> Draft:
@@ -452,6 +454,7 @@ def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int) 
         reads=Side(user_id=consumer.pk), sent_as=SentAs.USER, to_uid=agent_id, sender_id=consumer.pk,
         shop_id=shop_id, client_msg_id=message.client_msg_id,
         receivers=(realtime.user_group(agent_id),) if agent_id else (), sender_socket=caller.channel_name,
+        card=message.card,
     )
 
 
@@ -468,12 +471,12 @@ def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str,
                       caller.avatar_url),
         reads=Side(shop_id=shop_id), sent_as=SentAs.SERVICE, to_uid=consumer_id, sender_id=caller.uid,
         shop_id=shop_id, client_msg_id=message.client_msg_id, receivers=tuple(receivers),
-        sender_socket=caller.channel_name,
+        sender_socket=caller.channel_name, card=message.card,
     )
 
 
 def _body(send: SendInput) -> Body:
-    return Body(send.msg_type, send.msg, send.client_msg_id)
+    return Body(send.msg_type, send.msg, send.client_msg_id, send.card)
 
 
 def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
@@ -559,14 +562,14 @@ def service_message_send(*, caller: Caller, send: SendInput) -> Stored:
     """One customer-service message through routing: the consumer's to the shop, or an agent's answer."""
     shop_id, consumer_id = resolve_service_chat(caller=caller, as_service=send.as_service, shop_id=send.shop_id,
                                                 to_uid=send.to_uid, chat_id=send.chat_id)
-    body = dict(msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id)
+    body = dict(msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id, card=send.card)
     if send.as_service:
         return agent_message_send(caller=caller, shop_id=shop_id, consumer_id=consumer_id, **body)
     return consumer_message_send(caller=caller, shop_id=shop_id, **body)
 
 
 def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: str,
-                          client_msg_id: str | None) -> Stored:
+                          client_msg_id: str | None, card: Card | None = None) -> Stored:
     """A consumer writes to a shop: route to one agent (or queue + offline notice), store, push."""
     shop = _shop(shop_id)
     consumer = caller.user
@@ -577,7 +580,7 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
             shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now,
             base_url=caller.base_url,
         )
-        draft = _consumer_draft(caller, Body(msg_type, msg, client_msg_id), shop.pk, agent_id)
+        draft = _consumer_draft(caller, Body(msg_type, msg, client_msg_id, card), shop.pk, agent_id)
         stored = message_store(draft, now=now)
         if webhooks.enabled():
             webhooks.consumer_message_events(session=session, message=payload(draft, stored),
@@ -608,7 +611,7 @@ def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int
 
 
 def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_type: int, msg: str,
-                       client_msg_id: str | None) -> Stored:
+                       client_msg_id: str | None, card: Card | None = None) -> Stored:
     """An agent (or the shop's owner) answers a customer for the shop; a queued or closed session is claimed.
 
     The shop never writes first: to anyone who has not written to it, -404 (whether or not the id
@@ -639,6 +642,6 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
             if was_queued:
                 push_queue_positions(shop.pk)
         sessions_touch(now=now, session_ids={session.pk}, answered={session.pk})
-        return message_store(_agent_draft(caller, Body(msg_type, msg, client_msg_id), shop_id=shop.pk,
+        return message_store(_agent_draft(caller, Body(msg_type, msg, client_msg_id, card), shop_id=shop.pk,
                                           shop_name=shop.name, shop_logo=shop.logo, consumer_id=consumer.pk,
                                           also_to=session.agent_id), now=now)

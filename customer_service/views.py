@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from chat import ids
 from chat.models import ChatType
-from chat.views import page_config
+from chat.views import card_offer, page_config
 from customer_service import reports
 from customer_service.models import ServiceAgent, Shop
 from customer_service.selectors import agents_with_state, customer_conversation, served_shop_ids
@@ -118,7 +118,7 @@ def workspace(request: HttpRequest) -> HttpResponse:
     base_url = base_url_from_request(request)
     state = reports.workspace_state(user=request.user, shop_ids=shop_ids, base_url=base_url)
     config = page_config(request, state=state, state_url=reverse("workspace-state"),
-                         customer_url=reverse("workspace-customer"), upload_url="/user/upload")
+                         customer_url=reverse("workspace-customer"), upload_url="/user/upload", **card_offer(request))
     config["strings"].update({key: str(text) for key, text in WORKSPACE_STRINGS.items()})
     return render(request, "customer_service/workspace.html", {"config": config, "state": state})
 

@@ -4,6 +4,7 @@ import {
   ChatType, Code, MessageList, MsgType, avatar, composer, config, connect, el, getJson, preview, t,
   timeElement, typingSignals, uploadImage,
 } from "./ui.js";
+import { offerCard } from "./cards.js";
 
 const me = config.me;
 const $ = (id) => document.getElementById(id);
@@ -265,6 +266,8 @@ function send(content) {
 }
 
 composer(form, input, (text) => send({ msg_type: MsgType.TEXT, msg: text }));
+// A card the mall handed over (?card=...), e.g. the customer's order: sent to the open conversation.
+offerCard(form, { canSend: () => Boolean(active), send: (card) => send({ msg_type: MsgType.TEXT, msg: "", card }) });
 const typing = typingSignals(client, input, $("chat-subtitle"), {
   chatId: () => active?.chatId,
   roleType: 1,
