@@ -20,6 +20,7 @@ from chat import ids
 from chat.models import ChatType
 from chat.views import card_offer, page_config
 from customer_service import reports
+from customer_service.demo import demo_card_links
 from customer_service.models import ServiceAgent, Shop
 from customer_service.selectors import agents_with_state, customer_conversation, served_shop_ids
 from imchat.api import HTTP_STATUS
@@ -54,6 +55,11 @@ WORKSPACE_STRINGS = {
     "hours": _("{value} h"),
     "none": _("—"),
 }
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """The home page; on a development server, links that hand the demo's signed cards to the pages."""
+    return render(request, "home.html", {"demo_cards": demo_card_links(base_url_from_request(request))})
 
 
 def dashboard_shop_ids(user: User) -> list[int]:

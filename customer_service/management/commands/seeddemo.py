@@ -8,6 +8,7 @@ from chat.groups import group_create
 from chat.models import ChatGroup
 from chat.protocol import Caller
 from customer_service import services
+from customer_service.demo import DEMO_SHOP_ID, demo_card_links
 from customer_service.models import QuickReply, ServiceAgent, Shop
 from imchat.links import default_base_url
 
@@ -20,7 +21,6 @@ DEMO_USERS = [
     ("amy", 2002, "Amy (agent)", False),
     ("ben", 2003, "Ben (agent)", False),
 ]
-DEMO_SHOP_ID = 1
 DEMO_GROUP = "Demo group"
 DEMO_QUICK_REPLIES = [
     # title, text (the merchant edits them in the admin: Quick replies)
@@ -68,6 +68,9 @@ class Command(BaseCommand):
             f"  shop {shop.pk} '{shop.name}', owner merchant (admin: http://localhost:{port}/admin/), "
             f"agents amy and ben (online),\n"
             f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies\n"
+            f"  cards:     a product card for alice to ask about (signed with the development mall key, valid 24 h):\n"
+            f"             {demo_card_links(f'http://localhost:{port}')['product']}\n"
+            f"             the home page offers fresh ones (and an order card for amy's workspace)\n"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
