@@ -66,6 +66,9 @@ def test_the_signature_follows_the_documented_recipe_byte_for_byte():
 
     assert signature(key="example-mall-key-do-not-use", kind="product", expires=1767229200, fields=fields) == expected
     assert expected == "62e97617fb8cb5ffb01b91d50e923e8799298f5552bd5bf29ff4cf64532a15cd"  # as printed in the docs
+    order = {name: value for name, value in ORDER.items() if name != "kind"}
+    assert signature(key="example-mall-key-do-not-use", kind="order", expires=1767229200, fields=order) == (
+        "ef610e47c966a3b44d0a850b0311ba31c9f02a4214ab95653cee4f617acefedf")
 
 
 def test_a_changed_price_is_refused():
