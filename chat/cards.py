@@ -118,14 +118,22 @@ def card_text(shown: dict[str, Any]) -> str:
 def _check_fields(kind: Any, fields: dict[str, Any]) -> None:
     if kind not in KINDS:
         raise bad_request("card.kind: must be product or order")
-    spec = _PRODUCT if kind == "product" else _ORDER
-    for name in fields:
+    _check_object("card.", fields, _PRODUCT if kind == "product" else _ORDER, f"for a {kind} card")
+
+
+def _check_object(prefix: str, value: dict[str, Any], spec: dict, whose: str) -> None:
+    """Exactly the fields of `spec`, each checked: the first one wrong is named."""
+    for name in value:
         if name not in spec:
-            raise bad_request(f"card.{name}: unknown field for a {kind} card")
+            raise bad_request(f"{prefix}{name}: unknown field {whose}")
     for name, check in spec.items():
-        if name not in fields:
-            raise bad_request(f"card.{name}: required")
-        check(f"card.{name}", fields[name])
+        if name not in value:
+            raise bad_request(f"{prefix}{name}: required")
+        check(f"{prefix}{name}", value[name])
+
+
+def _refuse(path: str, what: str):
+    raise bad_request(f"{path}: must be {what}")
 
 
 def _id(path: str, value: Any) -> None:
@@ -141,7 +149,7 @@ def _text(limit: int):
             _refuse(path, "one line of text, no control characters")
         try:
             value.encode()
-        except UnicodeEncodeError:
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for it, so nothing to sign
             _refuse(path, "valid UTF-8 text")
 
     return check
@@ -169,20 +177,9 @@ def _items(path: str, value: Any) -> None:
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_ITEMS:
         _refuse(path, f"a list of 1-{MAX_ITEMS} items")
     for index, item in enumerate(value):
-        where = f"{path}[{index}]"
         if not isinstance(item, dict):
-            _refuse(where, "an object {title, quantity, price}")
-        for name in item:
-            if name not in _ITEM:
-                _refuse(f"{where}.{name}", "unknown field (items have title, quantity, price)")
-        for name, check in _ITEM.items():
-            if name not in item:
-                _refuse(f"{where}.{name}", "required")
-            check(f"{where}.{name}", item[name])
-
-
-def _refuse(path: str, what: str):
-    raise bad_request(f"{path}: must be {what}" if what != "required" else f"{path}: required")
+            _refuse(f"{path}[{index}]", "an object {title, quantity, price}")
+        _check_object(f"{path}[{index}].", item, _ITEM, "(items have title, quantity, price)")
 
 
 _PRODUCT = {"id": _id, "title": _text(TITLE_CHARS), "price": _price, "image": _url, "link": _url}
