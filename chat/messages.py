@@ -103,7 +103,7 @@ class Stored:
     seq: int
     createtime: int
     client_msg_id: str | None
-    card: dict | None = None  # a card message's reply also says what was stored: its text and card
+    card_reply: dict | None = None  # a card's message: the reply also says what was stored, `msg` and `card`
 
     def as_reply(self) -> dict:
         reply = {
@@ -113,8 +113,8 @@ class Stored:
             "createtime": self.createtime,
             "client_msg_id": self.client_msg_id,
         }
-        if self.card is not None:
-            reply.update(self.card)
+        if self.card_reply is not None:
+            reply.update(self.card_reply)
         return reply
 
 
@@ -240,7 +240,7 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
     for ord_, msg_id, seq in rows:
         draft = drafts[ord_ - 1]
         stored[ord_ - 1] = Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=createtime,
-                                  client_msg_id=draft.client_msg_id, card=_card_reply(draft))
+                                  client_msg_id=draft.client_msg_id, card_reply=_card_reply(draft))
     return stored
 
 
@@ -279,7 +279,7 @@ def _store_one(draft: Draft, now: datetime) -> Stored | None:
             [False, *side_params, seq, conversation_id, *side_params, True],
         )
     return Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=unix(now),
-                  client_msg_id=draft.client_msg_id, card=_card_reply(draft))
+                  client_msg_id=draft.client_msg_id, card_reply=_card_reply(draft))
 
 
 def _card_reply(draft: Draft) -> dict | None:
@@ -297,6 +297,6 @@ def message_find_sent(*, sender_id: int, client_msg_id: str | None) -> Stored | 
     )
     if row is None:
         return None
-    card = None if row[5] is None else {"msg": row[4], "card": row[5]}
+    card_reply = None if row[5] is None else {"msg": row[4], "card": row[5]}
     return Stored(msg_id=row[0], chat_id=row[1], seq=row[2], createtime=unix(row[3]), client_msg_id=client_msg_id,
-                  card=card)
+                  card_reply=card_reply)

@@ -34,6 +34,15 @@ DEMO_QUICK_REPLIES = [
 class Command(BaseCommand):
     help = "Create the demo users, a shop with two online agents (idempotent), and say how to log in."
 
+    @staticmethod
+    def _cards_line(port: int) -> str:
+        links = demo_card_links(f"http://localhost:{port}")
+        if links is None:  # no IM_MALL_API_KEY: cards are disabled
+            return ""
+        return ("  cards:     a product card for alice to ask about (signed with the development mall key, valid 24 h):\n"
+                f"             {links['product']}\n"
+                "             the home page offers fresh ones (and an order card for amy's workspace)\n")
+
     @transaction.atomic
     def handle(self, *args, **options):
         if not settings.DEBUG:
@@ -68,9 +77,7 @@ class Command(BaseCommand):
             f"  shop {shop.pk} '{shop.name}', owner merchant (admin: http://localhost:{port}/admin/), "
             f"agents amy and ben (online),\n"
             f"             a group '{DEMO_GROUP}' (alice, bob, amy) and {len(DEMO_QUICK_REPLIES)} quick replies\n"
-            f"  cards:     a product card for alice to ask about (signed with the development mall key, valid 24 h):\n"
-            f"             {demo_card_links(f'http://localhost:{port}')['product']}\n"
-            f"             the home page offers fresh ones (and an order card for amy's workspace)\n"
+            f"{self._cards_line(port)}"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
