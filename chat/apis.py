@@ -8,7 +8,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from chat import groups, handlers, ids, selectors
+from chat import cards, groups, handlers, ids, selectors
 from chat.inputs import CLIENT_MSG_ID_CHARS
 from chat.models import ChatType, Participant
 from chat.payloads import message_result_from_row
@@ -28,6 +28,37 @@ ROLE_TYPE = serializers.ChoiceField(choices=["user", "service"], default="user",
 
 
 # --- Output shapes (for the schema; the dicts come from chat.payloads, as on the socket) ----------
+
+
+class CardItemOut(serializers.Serializer):
+    title = serializers.CharField(max_length=cards.TITLE_CHARS)
+    quantity = serializers.IntegerField(min_value=1, max_value=cards.MAX_QUANTITY)
+    price = serializers.CharField(help_text='decimal string, two decimals: "129.00"')
+
+
+class CardOut(serializers.Serializer):
+    """A product or order card the mall signed (ext), as stored and pushed: without `expires` and `sig`.
+
+    product: id, title, price, image, link. order: id, status, total, items, link."""
+
+    kind = serializers.ChoiceField(choices=list(cards.KINDS))
+    id = serializers.CharField(max_length=64, help_text="the mall's product or order id")
+    title = serializers.CharField(required=False, max_length=cards.TITLE_CHARS, help_text="product")
+    price = serializers.CharField(required=False, help_text='product; decimal string, two decimals: "129.00"')
+    image = serializers.URLField(required=False, max_length=cards.URL_CHARS, help_text="product; absolute http(s)")
+    status = serializers.CharField(required=False, max_length=cards.STATUS_CHARS, help_text="order")
+    total = serializers.CharField(required=False, help_text='order; decimal string, two decimals: "258.00"')
+    items = CardItemOut(many=True, required=False, help_text=f"order; 1-{cards.MAX_ITEMS} items")
+    link = serializers.URLField(max_length=cards.URL_CHARS, help_text="absolute http(s)")
+
+
+class SignedCardIn(CardOut):
+    """A card as the mall signed it (docs/PROTOCOL-EXT.md, "Product and order cards")."""
+
+    expires = serializers.IntegerField(help_text="unix seconds, in the future, at most 7 days ahead")
+    sig = serializers.CharField(min_length=64, max_length=64,
+                                help_text='hex HMAC-SHA256(IM_MALL_API_KEY, "<kind>.<expires>.<canonical JSON of the '
+                                          'other fields>")')
 
 
 class MessageOut(serializers.Serializer):
@@ -52,6 +83,7 @@ class MessageOut(serializers.Serializer):
     guard = serializers.ListField(child=serializers.CharField(), required=False,
                                   help_text="shop side of customer service only, when the contact guard flagged "
                                             "it: the kinds found (phone, wechat, qq, email, link)")
+    card = CardOut(required=False, help_text="only on a card's message (`msg` is then its line of text)")
 
 
 class SentOut(serializers.Serializer):
@@ -61,7 +93,8 @@ class SentOut(serializers.Serializer):
     createtime = serializers.IntegerField()
     client_msg_id = serializers.CharField(allow_null=True)
     guard = serializers.CharField(required=False, help_text='"masked": the shop\'s contact guard hid a contact')
-    msg = serializers.CharField(required=False, help_text="with guard: the text as stored and delivered")
+    msg = serializers.CharField(required=False, help_text="with guard or a card: the text as stored and delivered")
+    card = CardOut(required=False, help_text="only for a card: what was stored")
 
 
 class ConversationOut(serializers.Serializer):
@@ -200,7 +233,9 @@ class SendInputSerializer(serializers.Serializer):
                                                 "the shop id (consumer) or the consumer's id (agent)")
     chat_type = serializers.ChoiceField(choices=[1, 2, 4], help_text="1 private, 2 group, 4 customer service")
     msg_type = serializers.ChoiceField(choices=[1, 2], help_text="1 text, 2 image (an absolute URL from upload)")
-    msg = serializers.CharField(max_length=5000)
+    msg = serializers.CharField(max_length=5000, required=False, allow_blank=True,
+                                help_text="required, unless a card is sent (the server writes its text)")
+    card = SignedCardIn(required=False, help_text="private and customer-service chats: a card the mall signed")
     chat_id = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=64)
     shop_id = serializers.IntegerField(required=False, min_value=0, max_value=INT64_MAX)
     role_type = serializers.ChoiceField(choices=["user", "service"], required=False,
@@ -211,7 +246,9 @@ class SendInputSerializer(serializers.Serializer):
 
 class ConversationSendSerializer(serializers.Serializer):
     msg_type = serializers.ChoiceField(choices=[1, 2], help_text="1 text, 2 image (an absolute URL from upload)")
-    msg = serializers.CharField(max_length=5000)
+    msg = serializers.CharField(max_length=5000, required=False, allow_blank=True,
+                                help_text="required, unless a card is sent (the server writes its text)")
+    card = SignedCardIn(required=False, help_text="private and customer-service chats: a card the mall signed")
     role_type = ROLE_TYPE
     client_msg_id = serializers.CharField(required=False, allow_null=True, max_length=CLIENT_MSG_ID_CHARS)
 

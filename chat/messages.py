@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from chat import realtime
+from chat.cards import Card
 from chat.models import Conversation, Message, Participant
 from chat.payloads import message_result, unix
 from imchat.errors import AppError, Code
@@ -77,6 +78,7 @@ class Draft:
     # Ext fields of the sender's reply beside the stored message's identity (the contact guard's
     # `guard: "masked"` and the text as stored).
     sender_note: dict | None = None
+    card: Card | None = None  # the mall's verified card; `msg` is its line of text
 
 
 @dataclass
@@ -107,7 +109,9 @@ class Stored:
     seq: int
     createtime: int
     client_msg_id: str | None
-    note: dict | None = None  # the draft's sender_note
+    # Ext fields of the reply: the draft's sender_note; a card's message also says what was stored
+    # (`msg` and `card`).
+    note: dict | None = None
 
     def as_reply(self) -> dict:
         reply = {
@@ -153,7 +157,7 @@ def payload(draft: Draft, stored: Stored) -> dict:
         chat_type=draft.chat_type, msg_type=draft.msg_type, msg=draft.msg, createtime=stored.createtime,
         msg_id=stored.msg_id, seq=stored.seq, from_uid=draft.sender_id or 0, to_uid=draft.to_uid,
         client_msg_id=draft.client_msg_id, shop_id=draft.shop_id, service_nickname=author.service_nickname,
-        service_avatar=author.service_avatar,
+        service_avatar=author.service_avatar, card=draft.card.shown if draft.card is not None else None,
     )
 
 
@@ -185,9 +189,9 @@ WITH input AS (
     SELECT * FROM unnest(%(chat_id)s::text[], %(sender_id)s::bigint[], %(reads_user)s::bigint[],
                          %(reads_shop)s::bigint[], %(sent_as)s::smallint[], %(chat_type)s::smallint[],
                          %(msg_type)s::smallint[], %(msg)s::text[], %(to_uid)s::bigint[], %(shop_id)s::bigint[],
-                         %(client_msg_id)s::text[])
+                         %(client_msg_id)s::text[], %(card)s::text[])
         WITH ORDINALITY AS i(chat_id, sender_id, reads_user, reads_shop, sent_as, chat_type, msg_type, msg, to_uid,
-                             shop_id, client_msg_id, ord)
+                             shop_id, client_msg_id, card, ord)
 ), locked AS (
     SELECT id, chat_id, last_seq FROM {_CONVERSATIONS}
     WHERE chat_id IN (SELECT chat_id FROM input) ORDER BY id FOR UPDATE
@@ -196,8 +200,10 @@ WITH input AS (
     FROM input i JOIN locked l USING (chat_id)
 ), inserted AS (
     INSERT INTO {_MESSAGES}
-        (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id, created_at)
-    SELECT conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id, %(now)s
+        (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id, card,
+         created_at)
+    SELECT conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id,
+           card::jsonb, %(now)s
     FROM placed
     RETURNING id, conversation_id, seq
 ), bumped AS (
@@ -233,6 +239,7 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
         "to_uid": [d.to_uid for d in drafts],
         "shop_id": [d.shop_id for d in drafts],
         "client_msg_id": [d.client_msg_id for d in drafts],
+        "card": [d.card.json if d.card is not None else None for d in drafts],
         "now": now,
     }
     rows = prepared(_STORE_SQL, params)
@@ -241,7 +248,7 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
     for ord_, msg_id, seq in rows:
         draft = drafts[ord_ - 1]
         stored[ord_ - 1] = Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=createtime,
-                                  client_msg_id=draft.client_msg_id, note=draft.sender_note)
+                                  client_msg_id=draft.client_msg_id, note=_reply_note(draft))
     return stored
 
 
@@ -260,9 +267,11 @@ def _store_one(draft: Draft, now: datetime) -> Stored | None:
         conversation_id, seq = row
         cursor.execute(
             f"INSERT INTO {_MESSAGES} (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, "
-            f"shop_id, client_msg_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            f"shop_id, client_msg_id, card, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            f"RETURNING id",
             [conversation_id, seq, draft.sender_id, draft.sent_as, draft.chat_type, draft.msg_type, draft.msg,
-             draft.to_uid, draft.shop_id, draft.client_msg_id, connection.ops.adapt_datetimefield_value(now)],
+             draft.to_uid, draft.shop_id, draft.client_msg_id, draft.card.json if draft.card is not None else None,
+             connection.ops.adapt_datetimefield_value(now)],
         )
         msg_id = cursor.fetchone()[0]
         reads = draft.reads
@@ -278,7 +287,14 @@ def _store_one(draft: Draft, now: datetime) -> Stored | None:
             [False, *side_params, seq, conversation_id, *side_params, True],
         )
     return Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=unix(now),
-                  client_msg_id=draft.client_msg_id, note=draft.sender_note)
+                  client_msg_id=draft.client_msg_id, note=_reply_note(draft))
+
+
+def _reply_note(draft: Draft) -> dict | None:
+    """The reply's ext fields: the guard's note; for a card, the text the server wrote and the card."""
+    if draft.card is None:
+        return draft.sender_note
+    return {**(draft.sender_note or {}), "msg": draft.msg, "card": draft.card.shown}
 
 
 def message_find_sent(*, sender_id: int, client_msg_id: str | None) -> Stored | None:
@@ -287,9 +303,11 @@ def message_find_sent(*, sender_id: int, client_msg_id: str | None) -> Stored | 
         return None
     row = (
         Message.objects.filter(sender_id=sender_id, client_msg_id=client_msg_id)
-        .values_list("pk", "conversation__chat_id", "seq", "created_at")
+        .values_list("pk", "conversation__chat_id", "seq", "created_at", "msg", "card")
         .first()
     )
     if row is None:
         return None
-    return Stored(msg_id=row[0], chat_id=row[1], seq=row[2], createtime=unix(row[3]), client_msg_id=client_msg_id)
+    note = None if row[5] is None else {"msg": row[4], "card": row[5]}
+    return Stored(msg_id=row[0], chat_id=row[1], seq=row[2], createtime=unix(row[3]), client_msg_id=client_msg_id,
+                  note=note)

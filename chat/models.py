@@ -121,6 +121,8 @@ class Message(models.Model):
     to_uid = models.BigIntegerField(default=0)
     shop_id = models.BigIntegerField(null=True, blank=True)
     client_msg_id = models.CharField(max_length=64, null=True, blank=True)
+    # A product or order card the mall signed (chat/cards.py), as verified; `msg` is its line of text.
+    card = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True)
     recalled_at = models.DateTimeField(null=True, blank=True)
     # What the contact guard found in it ("phone,wechat"), when the shop flags contacts; kept with

@@ -31,6 +31,7 @@ def message_result(
     shop_id: int | None = None,
     service_nickname: str | None = None,
     service_avatar: str | None = None,
+    card: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A chat message as pushed with code 200/307 (compat fields first, in the original's order)."""
     result: dict[str, Any] = {"nickname": nickname, "avatar": avatar}
@@ -43,6 +44,8 @@ def message_result(
             result["service_nickname"] = service_nickname
             result["service_avatar"] = service_avatar
     result.update(msg_id=msg_id, seq=seq, from_uid=from_uid, to_uid=to_uid, client_msg_id=client_msg_id)
+    if card is not None:  # ext, only on a card's message: every other message keeps its exact shape
+        result["card"] = card
     return result
 
 
@@ -61,6 +64,7 @@ def message_result_from_row(message: Message, base_url: str) -> dict[str, Any]:
         to_uid=message.to_uid,
         client_msg_id=message.client_msg_id,
         shop_id=message.shop_id,
+        card=message.card,
     )
     if message.sent_as == SentAs.USER and message.sender is not None:
         return message_result(
@@ -139,5 +143,5 @@ def record_row(message: Message, base_url: str, *, mine: bool) -> dict[str, Any]
         "mine": mine,
         "msg_id": pushed["msg_id"],
         "seq": pushed["seq"],
-        **{key: pushed[key] for key in ("shop_id", "service_nickname", "service_avatar") if key in pushed},
+        **{key: pushed[key] for key in ("shop_id", "service_nickname", "service_avatar", "card") if key in pushed},
     }

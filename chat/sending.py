@@ -82,7 +82,8 @@ def _send_alone(caller: Caller, send: SendInput) -> Outcome:
     try:
         body = dict(msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id)
         if send.chat_type == ChatType.PRIVATE:
-            return services.private_message_send(caller=caller, to_uid=send.to_uid, chat_id=send.chat_id, **body)
+            return services.private_message_send(caller=caller, to_uid=send.to_uid, chat_id=send.chat_id,
+                                                 card=send.card, **body)
         if send.chat_type == ChatType.GROUP:
             return groups.group_message_send(caller=caller, group_id=groups.group_id_of(send), **body)
         return service_services.service_message_send(caller=caller, send=send)

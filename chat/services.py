@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat import ids, realtime
+from chat.cards import Card
 from chat.inputs import SendInput
 from chat.messages import Author, Draft, Plan, Side, Stored, message_store
 from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
@@ -36,7 +37,7 @@ def conversation_open_private(*, user: User, peer: User) -> Conversation:
 
 
 def private_draft(*, caller: Caller, to_uid: int | None, chat_id: str | None, msg_type: int, msg: str,
-                  client_msg_id: str | None) -> Draft:
+                  client_msg_id: str | None, card: Card | None = None) -> Draft:
     """Who a private message goes to: no database work (the conversation's row answers the rest)."""
     sender_id = caller.uid
     if chat_id:
@@ -58,7 +59,7 @@ def private_draft(*, caller: Caller, to_uid: int | None, chat_id: str | None, ms
         chat_id=ids.private_chat_id(sender_id, peer_id), chat_type=ChatType.PRIVATE, msg_type=msg_type, msg=msg,
         author=Author(caller.user.display_name, caller.avatar_url, sender_id), reads=Side(user_id=sender_id),
         sent_as=SentAs.USER, to_uid=peer_id, sender_id=sender_id, client_msg_id=client_msg_id,
-        receivers=(realtime.user_group(peer_id),), sender_socket=caller.channel_name,
+        receivers=(realtime.user_group(peer_id),), sender_socket=caller.channel_name, card=card,
     )
 
 
@@ -69,7 +70,8 @@ def private_plan(items: list[tuple[int, Caller, SendInput]]) -> Plan:
     for index, caller, send in items:
         try:
             plan.drafts[index] = private_draft(caller=caller, to_uid=send.to_uid, chat_id=send.chat_id,
-                                               msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id)
+                                               msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id,
+                                               card=send.card)
         except AppError as error:
             plan.errors[index] = error
     return plan
@@ -77,10 +79,10 @@ def private_plan(items: list[tuple[int, Caller, SendInput]]) -> Plan:
 
 @transaction.atomic
 def private_message_send(*, caller: Caller, to_uid: int | None, chat_id: str | None, msg_type: int, msg: str,
-                         client_msg_id: str | None) -> Stored:
+                         client_msg_id: str | None, card: Card | None = None) -> Stored:
     """One private message; the first one between two users opens their conversation."""
     draft = private_draft(caller=caller, to_uid=to_uid, chat_id=chat_id, msg_type=msg_type, msg=msg,
-                          client_msg_id=client_msg_id)
+                          client_msg_id=client_msg_id, card=card)
     stored = message_store(draft)
     if stored is None:
         peer = User.objects.filter(pk=draft.to_uid, is_active=True).first()
@@ -188,7 +190,8 @@ def message_recall(*, caller: Caller, msg_id: int, recall_seconds: int) -> Messa
         now = timezone.now()
         if (now - message.created_at).total_seconds() > recall_seconds:
             raise bad_request(f"msg_id: messages can be recalled within {recall_seconds} seconds")
-        Message.objects.filter(pk=message.pk).update(msg=RECALLED_TEXT, msg_type=MsgType.TEXT, recalled_at=now)
+        Message.objects.filter(pk=message.pk).update(msg=RECALLED_TEXT, msg_type=MsgType.TEXT, card=None,
+                                                     recalled_at=now)
         conversation = message.conversation
         if conversation.last_seq == message.seq:
             Conversation.objects.filter(pk=conversation.pk, last_seq=message.seq).update(

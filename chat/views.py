@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from chat.cards import card_from_link_value, card_read
+from imchat.errors import AppError
 from imchat.inputs import query_int
 from imchat.links import absolute_url, base_url_from_request
 
@@ -53,6 +55,18 @@ CLIENT_STRINGS = {
     "private": _("Private chat"),
     "typing": _("{name} is typing…"),
     "someone": _("Someone"),
+    "card_product": _("Product"),
+    "card_order": _("Order {id}"),
+    "card_total": _("Total {amount}"),
+    "card_quantity": _("× {quantity}"),
+    "card_open_product": _("View product"),
+    "card_open_order": _("View order"),
+    "card_ask_product": _("Ask about this product"),
+    "card_send_order": _("Send this order"),
+    "card_send": _("Send this card"),
+    "card_refused": _("This card could not be verified: {reason}"),
+    "card_pick_conversation": _("Open a conversation to send this card."),
+    "card_dismiss": _("Dismiss"),
 }
 
 
@@ -74,6 +88,20 @@ def page_config(request: HttpRequest, **extra: Any) -> dict[str, Any]:
     }
 
 
+def card_offer(request: HttpRequest) -> dict[str, Any]:
+    """A card the mall handed over in the page's URL (`?card=<base64url JSON>`), verified before it is
+    shown: `offer_card` (what to send and what to draw) or `offer_card_error` (why not)."""
+    value = request.GET.get("card")
+    if not value:
+        return {}
+    try:
+        signed = card_from_link_value(value)
+        card = card_read(signed)
+    except AppError as error:
+        return {"offer_card_error": error.msg}
+    return {"offer_card": {"signed": signed, "shown": card.shown, "text": card.text}}
+
+
 @login_required
 def chat_page(request: HttpRequest) -> HttpResponse:
     """Conversations, private and group chat, and "contact a shop" (?shop=ID opens that shop)."""
@@ -84,5 +112,6 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         upload_url="/user/upload",
         shops_url=reverse("shop-directory"),
         ratings_pending_url=reverse("api-ratings-pending"),  # closed sessions waiting for the consumer's rating
+        **card_offer(request),
     )
     return render(request, "chat/chat.html", {"config": config})

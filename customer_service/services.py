@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from chat import ids, realtime
+from chat.cards import Card
 from chat.inputs import SendInput
 from chat.messages import NOBODY, Author, Draft, Plan, Side, Stored, message_store, payload
 from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
@@ -527,6 +528,7 @@ class Body:
     msg_type: int
     msg: str
     client_msg_id: str | None
+    card: Card | None = None
 
 
 def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int, note: dict | None = None) -> Draft:
@@ -537,7 +539,7 @@ def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int, 
         reads=Side(user_id=consumer.pk), sent_as=SentAs.USER, to_uid=agent_id, sender_id=consumer.pk,
         shop_id=shop_id, client_msg_id=message.client_msg_id,
         receivers=(realtime.user_group(agent_id),) if agent_id else (), sender_socket=caller.channel_name,
-        sender_note=note,
+        sender_note=note, card=message.card,
     )
 
 
@@ -554,14 +556,16 @@ def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str,
                       caller.avatar_url),
         reads=Side(shop_id=shop_id), sent_as=SentAs.SERVICE, to_uid=consumer_id, sender_id=caller.uid,
         shop_id=shop_id, client_msg_id=message.client_msg_id, receivers=tuple(receivers),
-        sender_socket=caller.channel_name, sender_note=note,
+        sender_socket=caller.channel_name, sender_note=note, card=message.card,
     )
 
 
-def _guarded(mode: str, msg_type: int, msg: str, client_msg_id: str | None) -> tuple[Body, guard.Verdict]:
-    """The body as the shop's contact guard lets it through, and the verdict (kinds to flag, note)."""
-    verdict = guard.screen(mode, msg_type, msg)
-    return Body(msg_type, verdict.msg, client_msg_id), verdict
+def _guarded(mode: str, msg_type: int, msg: str, client_msg_id: str | None,
+             card: Card | None = None) -> tuple[Body, guard.Verdict]:
+    """The body as the shop's contact guard lets it through, and the verdict (kinds to flag, note).
+    A card's text is the server's own line about what the mall signed: not screened."""
+    verdict = guard.screen(Shop.ContactGuard.OFF if card is not None else mode, msg_type, msg)
+    return Body(msg_type, verdict.msg, client_msg_id, card), verdict
 
 
 def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
@@ -597,14 +601,14 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
             if session.agent_id != caller.uid or not session.agent_serves or not session.consumer_active:
                 plan.alone.append(index)
                 continue
-            body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id)
+            body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
             plan.drafts[index] = _agent_draft(caller, body, shop_id=shop_id, shop_name=session.shop_name,
                                               shop_logo=session.shop_logo, consumer_id=consumer_id,
                                               note=verdict.note)
             expected[index] = (session.pk, session.agent_id, True)
         elif (session.agent_status in (Status.ONLINE, Status.BUSY) and session.agent_id in connected
               and session.last_activity_at >= idle_cutoff):
-            body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id)
+            body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
             plan.drafts[index] = _consumer_draft(caller, body, shop_id, session.agent_id, note=verdict.note)
             expected[index] = (session.pk, session.agent_id, False)
         else:
@@ -661,14 +665,14 @@ def service_message_send(*, caller: Caller, send: SendInput) -> Stored:
     """One customer-service message through routing: the consumer's to the shop, or an agent's answer."""
     shop_id, consumer_id = resolve_service_chat(caller=caller, as_service=send.as_service, shop_id=send.shop_id,
                                                 to_uid=send.to_uid, chat_id=send.chat_id)
-    body = dict(msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id)
+    body = dict(msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id, card=send.card)
     if send.as_service:
         return agent_message_send(caller=caller, shop_id=shop_id, consumer_id=consumer_id, **body)
     return consumer_message_send(caller=caller, shop_id=shop_id, **body)
 
 
 def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: str,
-                          client_msg_id: str | None) -> Stored:
+                          client_msg_id: str | None, card: Card | None = None) -> Stored:
     """A consumer writes to a shop: route to one agent (or queue + offline notice), store, push."""
     shop = _shop(shop_id)
     consumer = caller.user
@@ -680,7 +684,7 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
             shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now,
             base_url=caller.base_url, opening=opening,
         )
-        body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id)
+        body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id, card)
         draft = _consumer_draft(caller, body, shop.pk, agent_id, note=verdict.note)
         stored = message_store(draft, now=now)
         new_session = session.first_seq == stored.seq
@@ -743,7 +747,7 @@ def _offline_notice_if_due(session: ServiceSession, shop: Shop, consumer_id: int
 
 
 def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_type: int, msg: str,
-                       client_msg_id: str | None) -> Stored:
+                       client_msg_id: str | None, card: Card | None = None) -> Stored:
     """An agent (or the shop's owner) answers a customer for the shop; a queued or closed session is claimed.
 
     The shop never writes first: to anyone who has not written to it, -404 (whether or not the id
@@ -774,7 +778,7 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
             if was_queued:
                 push_queue_positions(shop.pk)
         sessions_touch(now=now, session_ids={session.pk}, answered={session.pk})
-        body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id)
+        body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id, card)
         draft = _agent_draft(caller, body, shop_id=shop.pk, shop_name=shop.name, shop_logo=shop.logo,
                              consumer_id=consumer.pk, also_to=session.agent_id, note=verdict.note)
         stored = message_store(draft, now=now)

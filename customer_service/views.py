@@ -19,8 +19,9 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from chat import ids
 from chat.models import ChatType
-from chat.views import page_config
+from chat.views import card_offer, page_config
 from customer_service import reports
+from customer_service.demo import demo_card_links
 from customer_service.models import ServiceAgent, Shop
 from customer_service.hours import describe_moment, is_open, next_opening
 from customer_service.selectors import (
@@ -95,6 +96,11 @@ GUARD_STRINGS = {
 }
 
 
+def home(request: HttpRequest) -> HttpResponse:
+    """The home page; on a development server, links that hand the demo's signed cards to the pages."""
+    return render(request, "home.html", {"demo_cards": demo_card_links(base_url_from_request(request))})
+
+
 def dashboard_shop_ids(user: User) -> list[int]:
     """Shops whose dashboard the user may see: all for a superuser, else the shops they own."""
     shops = Shop.objects.all() if user.is_superuser else Shop.objects.filter(owner=user)
@@ -157,7 +163,7 @@ def workspace(request: HttpRequest) -> HttpResponse:
     base_url = base_url_from_request(request)
     state = reports.workspace_state(user=request.user, shop_ids=shop_ids, base_url=base_url)
     config = page_config(request, state=state, state_url=reverse("workspace-state"),
-                         customer_url=reverse("workspace-customer"), upload_url="/user/upload")
+                         customer_url=reverse("workspace-customer"), upload_url="/user/upload", **card_offer(request))
     config["strings"].update(shop_side_strings())
     config["strings"].update({key: str(text) for key, text in WORKSPACE_STRINGS.items()})
     config["strings"].update({key: str(text) for key, text in SEARCH_STRINGS.items()})

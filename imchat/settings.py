@@ -53,23 +53,37 @@ DEBUG = env_bool("DJANGO_DEBUG", False)
 PUBLISHED_SECRETS = frozenset({
     "dev-only-django-secret-key-do-not-use-in-production",
     "dev-only-jwt-secret-do-not-use-in-production",
+    "example-mall-key-do-not-use",  # the signed-card example in docs/PROTOCOL-EXT.md
 })
 # Django's own deploy check asks 50 characters of its key; HS256 wants 256 bits (32 bytes).
 SECRET_MIN_CHARS = {"DJANGO_SECRET_KEY": 50, "IM_JWT_SECRET": 32}
 
 
+DEVELOPMENT_SECRETS = ("DJANGO_SECRET_KEY", "IM_JWT_SECRET", "IM_MALL_API_KEY")
+
+
 def _development_secrets(path: Path) -> dict[str, str]:
     """Random secrets for a development server, made once per checkout (var/), so that `make run`
-    and the `manage.py` commands beside it (mintoken) share them. Never used without DEBUG."""
+    and the `manage.py` commands beside it (mintoken, signcard) share them. Never used without DEBUG."""
     try:
-        return json.loads(path.read_text())
+        known = json.loads(path.read_text())
     except (OSError, ValueError):
-        pass
-    made = {name: secrets.token_urlsafe(48) for name in ("DJANGO_SECRET_KEY", "IM_JWT_SECRET")}
+        known = None
+    if known is not None and all(name in known for name in DEVELOPMENT_SECRETS):
+        return known
+    made = {name: secrets.token_urlsafe(48) for name in DEVELOPMENT_SECRETS} | (known or {})
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if known is None:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(made, file)
+        return made
+    # A file from before a secret was added: completed, replaced whole, still private.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
         json.dump(made, file)
+    os.replace(partial, path)
     return made
 
 
@@ -414,8 +428,13 @@ IM_PRESENCE_TTL = env_int("IM_PRESENCE_TTL", 15)
 IM_MAX_UPLOAD_BYTES = env_int("IM_MAX_UPLOAD_BYTES", 5 * 1024 * 1024)
 IM_MAX_IMAGE_PIXELS = env_int("IM_MAX_IMAGE_PIXELS", 16_000_000)
 IM_UPLOAD_CONCURRENCY = max(1, env_int("IM_UPLOAD_CONCURRENCY", 2))
-# The mall's server-to-server API (users and shops in bulk); refused entirely while unset.
+# The mall's server-to-server API (users and shops in bulk) and the key it signs product and order
+# cards with (chat/cards.py); both refused entirely while unset. A development server makes its own.
 IM_MALL_API_KEY = os.environ.get("IM_MALL_API_KEY", "")
+if IM_MALL_API_KEY in PUBLISHED_SECRETS:
+    raise ImproperlyConfigured("IM_MALL_API_KEY is the example of the docs: set a random value (openssl rand -hex 32)")
+if not IM_MALL_API_KEY and DEBUG:
+    IM_MALL_API_KEY = _development_secrets(VAR_DIR / "dev-secrets.json")["IM_MALL_API_KEY"]
 # Webhooks to the mall (new customer-service sessions, messages while no agent is online): nothing
 # is queued while IM_WEBHOOK_URL is unset. Each attempt is signed with its own time:
 # X-Imchat-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>"> (README: the mall's check).

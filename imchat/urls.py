@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import path, re_path
-from django.views.generic import TemplateView
 
 from accounts import compat as account_compat
 from chat import apis as chat_apis
@@ -19,7 +18,6 @@ urlpatterns = [
     path("api/v1/groups/<int:group_id>/members/<int:uid>/", chat_apis.GroupMemberApi.as_view(),
          name="api-group-member"),
     re_path(r"^admin/", admin.site.urls),
-    re_path(r"^$", TemplateView.as_view(template_name="home.html"), name="home"),
 ]
 
 # The web pages (templates/ + static/js/imchat.js): session login, consumer chat, agent workspace,
@@ -36,6 +34,7 @@ urlpatterns += [
     path("accounts/login/", account_views.LoginView.as_view(
         redirect_authenticated_user=True, extra_context={"demo_hint": settings.DEBUG}), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    re_path(r"^$", service_views.home, name="home"),
     path("start/", service_views.start, name="start"),
     path("chat/", chat_views.chat_page, name="chat"),
     path("shops/", service_views.shop_directory, name="shop-directory"),

@@ -1,5 +1,6 @@
 // The consumer's chat page: conversation list, private and group chat, contact a shop, images.
 
+import { offerCard } from "./cards.js";
 import { ratingWidget } from "./chat-csat.js";
 import { hideShopHours, showShopHours } from "./desk-hours.js";
 import { groupChatId, privateChatId, serviceChatId } from "./imchat.js";
@@ -203,6 +204,9 @@ function send(content) {
 }
 
 composer(form, input, (text) => send({ msg_type: MsgType.TEXT, msg: text }));
+// A card the mall handed over (?card=...): the server writes the message's text from it.
+offerCard(form, { canSend: () => active && active.chatType !== ChatType.SYSTEM && active.chatType !== ChatType.GROUP,
+  send: (card) => send({ msg_type: MsgType.TEXT, msg: "", card }) });
 const typing = typingSignals(client, input, $("chat-subtitle"), {
   chatId: () => active?.chatId,
   nameOf: () => (active?.chatType === ChatType.PRIVATE ? active.title : ""),

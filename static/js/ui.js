@@ -204,6 +204,12 @@ export async function getJson(url) {
   return response.json();
 }
 
+// How a message's `card` (ext) is drawn: set by cards.js; without it the message's text shows.
+let cardRenderer = null;
+export function setCardRenderer(render) {
+  cardRenderer = render;
+}
+
 export function isNearBottom(node, slack = 80) {
   return node.scrollHeight - node.scrollTop - node.clientHeight < slack;
 }
@@ -322,7 +328,7 @@ export class MessageList {
 
   recalled(msgId) {
     const node = this.byId.get(msgId);
-    const text = node?.querySelector(".text, .picture");
+    const text = node?.querySelector(".text, .picture, .card-msg");
     if (!text) return;
     text.replaceWith(el("p", { className: "text recalled", textContent: t("recalled") }));
   }
@@ -358,11 +364,14 @@ export class MessageList {
     const name = message.pending ? t("you") : this.senderName(message, side);
     if (side !== "mine") node.append(avatar(message.service_avatar || message.avatar, "avatar small"));
     if (name) bubble.append(el("div", { className: "sender", textContent: name }));
+    const card = message.card && cardRenderer ? cardRenderer(message.card) : null;
     if (message.msg_type === MsgType.IMAGE && safeUrl(message.msg)) {
       const link = el("a", { href: message.msg, target: "_blank", rel: "noopener noreferrer" });
       link.append(el("img", { className: "picture", src: message.msg, alt: t("image_alt", { name: name || "" }),
         loading: "lazy" }));
       bubble.append(link);
+    } else if (card) {
+      bubble.append(card);
     } else {
       bubble.append(el("p", { className: "text", textContent: message.msg ?? "" }));
     }

@@ -5,9 +5,10 @@ import {
   ChatType, Code, MessageList, MsgType, avatar, composer, config, connect, el, getJson, preview, t,
   timeElement, typingSignals, uploadImage,
 } from "./ui.js";
-import { mountSearch, revealMessage } from "./desk-search.js";
-import { installDesk } from "./desk-notes.js";
+import { offerCard } from "./cards.js";
 import { guardRendered, watchGuard } from "./desk-guard.js";
+import { installDesk } from "./desk-notes.js";
+import { mountSearch, revealMessage } from "./desk-search.js";
 
 const me = config.me;
 const $ = (id) => document.getElementById(id);
@@ -278,6 +279,8 @@ function send(content) {
 const desk = installDesk({ client, input, state: () => state, active: () => active, changed: () => renderLists(),
   banner: (text) => showBanner(t("error", { reason: text })) });
 composer(form, input, (text) => send({ msg_type: MsgType.TEXT, msg: text }));
+// A card the mall handed over (?card=...), e.g. the customer's order: sent to the open conversation.
+offerCard(form, { canSend: () => Boolean(active), send: (card) => send({ msg_type: MsgType.TEXT, msg: "", card }) });
 const typing = typingSignals(client, input, $("chat-subtitle"), {
   chatId: () => active?.chatId,
   roleType: 1,

@@ -14,6 +14,7 @@ from chat.models import ChatGroup, Conversation
 from chat.protocol import Caller
 from chat.sending import send_many
 from customer_service import canned, desk, ratings, services
+from customer_service.demo import DEMO_SHOP_ID, demo_card_links
 from customer_service.hours import Interval
 from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop, ShopLabel
 from imchat.links import default_base_url
@@ -27,7 +28,7 @@ DEMO_USERS = [
     ("amy", 2002, "Amy (agent)", False),
     ("ben", 2003, "Ben (agent)", False),
 ]
-DEMO_SHOP_ID = 1  # always open (no business hours): the demo answers at any time of day
+# DEMO_SHOP_ID (customer_service/demo.py) is always open (no business hours): the demo answers at any time.
 # A second shop with business hours and a greeting (edit them in the admin or PUT /api/v1/shops/2/hours/).
 HOURS_SHOP_ID = 2
 HOURS_SHOP_TIMEZONE = "Asia/Shanghai"
@@ -64,6 +65,15 @@ DEMO_LABELS = [("VIP", "#7c3aed"), ("Refund", "#dc2626"), ("Delivery", "#0284c7"
 
 class Command(BaseCommand):
     help = "Create the demo users, a shop with two online agents (idempotent), and say how to log in."
+
+    @staticmethod
+    def _cards_line(port: int) -> str:
+        links = demo_card_links(f"http://localhost:{port}")
+        if links is None:  # no IM_MALL_API_KEY: cards are disabled
+            return ""
+        return ("  cards:     a product card for alice to ask about (signed with the development mall key, valid 24 h):\n"
+                f"             {links['product']}\n"
+                "             the home page offers fresh ones (and an order card for amy's workspace)\n")
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -122,6 +132,7 @@ class Command(BaseCommand):
             f"  shop {hours_shop.pk} '{hours_shop.name}': business hours Mon-Fri 09:00-18:00, Sat 10:00-16:00 "
             f"({HOURS_SHOP_TIMEZONE}),\n             a greeting, agent ben (http://localhost:{port}/chat/?shop="
             f"{hours_shop.pk})\n"
+            f"{self._cards_line(port)}"
             f"  token:     .venv/bin/python manage.py mintoken alice\n"
             f"  socket:    ws://localhost:{port}/?token=<token>\n"
             f"  login:     curl -s localhost:{port}/login -H 'content-type: application/json' "
