@@ -15,6 +15,7 @@ from tests import factories
 from tests.e2e.harness import Site, base_env
 from tests.services import missing, require_chromium
 from tests.web.chromium import CHROMIUM_ARGS
+from tests.web.people import Person
 
 PASSWORD = factories.PASSWORD
 
@@ -101,3 +102,24 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def amy(browser, demo_site) -> Iterator[Person]:
+    """The demo shop's agent, in her workspace; a page error fails the module."""
+    person = Person(browser, demo_site.servers[0].http_url, "amy")
+    assert person.page.url.endswith("/workspace/")
+    person.wait_connected()
+    yield person
+    assert person.errors == []
+    person.close()
+
+
+@pytest.fixture(scope="module")
+def alice(browser, demo_site, amy) -> Iterator[Person]:
+    """A consumer of the demo, on her chat page (after amy: the shop has an agent online)."""
+    person = Person(browser, demo_site.servers[0].http_url, "alice")
+    assert person.page.url.endswith("/chat/")
+    yield person
+    assert person.errors == []
+    person.close()

@@ -75,6 +75,22 @@ def main() -> None:
             amy.get_by_text("Quick replies").click()
             time.sleep(0.5)
             amy.screenshot(path=OUT / "workspace.png")
+            amy.get_by_text("Quick replies").click()
+
+            # The desk: the mall's signed product card, a private note and labels.
+            alice.goto(f"{base}/")
+            alice.goto(alice.locator("#demo-product-card").get_attribute("href"))
+            alice.get_by_role("button", name="Ask about this product").click()
+            amy.locator("#messages .card-msg.card-product").wait_for()
+            amy.get_by_label("New private note").fill("Wants the blue shirt in M: restock on Friday, follow up then.")
+            amy.get_by_role("button", name="Add note").click()
+            amy.locator("#desk-note-list .note").first.wait_for()
+            for label in ("VIP", "Follow-up"):
+                amy.click("#desk-label-add")
+                amy.get_by_role("menuitem", name=label).click()
+                amy.locator("#desk-label-chips .label-chip", has_text=label).wait_for()
+            time.sleep(0.5)
+            amy.screenshot(path=OUT / "workspace-desk.png")
 
             alice.goto(f"{base}/chat/")
             alice.locator("#conversations button.conv", has_text="Demo group").click()
@@ -101,6 +117,15 @@ def main() -> None:
             merchant.locator("#agents tr").first.wait_for()
             time.sleep(0.5)
             merchant.screenshot(path=OUT / "dashboard.png", full_page=True)
+
+            # The closed session waits for alice's rating.
+            alice.goto(f"{base}/chat/?shop=1")
+            rating = alice.locator("form.csat")
+            rating.wait_for()
+            rating.locator(".csat-star").nth(4).click()
+            rating.get_by_label("Comment (optional)").fill("Amy found my size in minutes. Thank you!")
+            time.sleep(0.3)
+            alice.screenshot(path=OUT / "chat-rating.png")
         finally:
             browser.close()
             site.stop()

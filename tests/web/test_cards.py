@@ -5,31 +5,13 @@ a card changed on the way is refused with a visible reason."""
 import base64
 import json
 import re
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tests.web.test_browser import WAIT_MS, Person
+from tests.web.people import WAIT_MS, Person
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chromium]
-
-
-@pytest.fixture(scope="module")
-def amy(browser, demo_site) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "amy")
-    person.wait_connected()
-    yield person
-    assert person.errors == []
-    person.close()
-
-
-@pytest.fixture(scope="module")
-def alice(browser, demo_site, amy) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "alice")
-    yield person
-    assert person.errors == []
-    person.close()
 
 
 def demo_link(person: Person, link_id: str) -> str:

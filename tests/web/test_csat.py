@@ -6,30 +6,12 @@ about how long he will wait.
 """
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from tests.web.test_browser import WAIT_MS, Person
+from tests.web.people import WAIT_MS, Person
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chromium]
-
-
-@pytest.fixture(scope="module")
-def amy(browser, demo_site) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "amy")
-    person.wait_connected()
-    yield person
-    assert person.errors == []
-    person.close()
-
-
-@pytest.fixture(scope="module")
-def alice(browser, demo_site, amy) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "alice")
-    yield person
-    assert person.errors == []
-    person.close()
 
 
 def test_the_consumer_rates_the_session_the_agent_closed_and_the_agent_sees_the_rating(alice, amy):

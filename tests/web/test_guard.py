@@ -1,30 +1,12 @@
 """The contact guard in Chromium: in a flag shop the agent's workspace warns about a WeChat id (live
 and in history later); in a mask shop both sides see the masked text, the sender's own bubble too."""
 
-from collections.abc import Iterator
 
 import pytest
 
-from tests.web.test_browser import WAIT_MS, Person
+from tests.web.people import WAIT_MS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chromium]
-
-
-@pytest.fixture(scope="module")
-def amy(browser, demo_site) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "amy")
-    person.wait_connected()
-    yield person
-    assert person.errors == []
-    person.close()
-
-
-@pytest.fixture(scope="module")
-def alice(browser, demo_site, amy) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "alice")
-    yield person
-    assert person.errors == []
-    person.close()
 
 
 def set_guard(site, mode: str) -> None:

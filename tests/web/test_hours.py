@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.web.test_browser import WAIT_MS, Person
+from tests.web.people import WAIT_MS, Person
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chromium]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.test_browser import WAIT_MS, Person
+from tests.web.people import WAIT_MS, Person
 
 NOTE = "Asked twice about order 77; offer free shipping next time"
 SHOTS = os.environ.get("IM_DESK_SCREENSHOTS")  # a directory: also save the workspace as a PNG
@@ -17,14 +17,6 @@ SHOTS = os.environ.get("IM_DESK_SCREENSHOTS")  # a directory: also save the work
 def amy(browser, demo_site) -> Iterator[Person]:
     person = Person(browser, demo_site.servers[0].http_url, "amy", viewport={"width": 1400, "height": 860})
     person.wait_connected()
-    yield person
-    assert person.errors == []
-    person.close()
-
-
-@pytest.fixture(scope="module")
-def alice(browser, demo_site, amy) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "alice")
     yield person
     assert person.errors == []
     person.close()

@@ -4,30 +4,12 @@ alice writes to the Demo Shop; amy finds her words (English and Chinese) and car
 the search box, and a click opens the conversation at the message found.
 """
 
-from collections.abc import Iterator
 
 import pytest
 
-from tests.web.test_browser import WAIT_MS, Person
+from tests.web.people import WAIT_MS, Person
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chromium]
-
-
-@pytest.fixture(scope="module")
-def amy(browser, demo_site) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "amy")
-    person.wait_connected()
-    yield person
-    assert person.errors == []
-    person.close()
-
-
-@pytest.fixture(scope="module")
-def alice(browser, demo_site, amy) -> Iterator[Person]:
-    person = Person(browser, demo_site.servers[0].http_url, "alice")
-    yield person
-    assert person.errors == []
-    person.close()
 
 
 def search(person: Person, q: str):
