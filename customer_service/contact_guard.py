@@ -162,6 +162,11 @@ _BARE = re.compile(
     re.IGNORECASE,
 )
 _SPELLED_DOT = re.compile(_BARE_DOT, re.IGNORECASE)
+# What an e-mail address (an _AT) or a bare domain (a _BARE_DOT, then a top-level domain) cannot do
+# without, looked for first: the full patterns try every letter (microseconds a message), these
+# only the few characters they start with.
+_AT_SIGN = re.compile(r"[@艾圈]|[(\[（【]\s*at|\sat\s", re.IGNORECASE)
+_DOT_TLD = re.compile(rf"(?:[.点)\]）】]|dot)\s*(?:{_TLDS})(?![a-z0-9])", re.IGNORECASE)
 
 # Keyword findings win over a bare phone run on the same digits (the keyword says what it is).
 _PRIORITY = {EMAIL: 0, WECHAT: 1, QQ: 1, LINK: 2, PHONE: 3}
@@ -219,7 +224,7 @@ def _has(text: str, hints: tuple[str, ...]) -> bool:
 def _candidates(text: str, allowed: frozenset[str]) -> Iterable[tuple[str, int, int]]:
     low = text.lower()
     digits = len(text) - len(text.translate(_NO_DIGITS))
-    if _has(low, _EMAIL_HINTS):
+    if _has(low, _EMAIL_HINTS) and _AT_SIGN.search(text):
         for match in _EMAIL.finditer(text):
             yield EMAIL, match.start(), match.end()
     if _has(low, _WECHAT_HINTS):
@@ -236,7 +241,7 @@ def _candidates(text: str, allowed: frozenset[str]) -> Iterable[tuple[str, int, 
         for match in _URL.finditer(text):
             if not _host_allowed(_url_host(match.group()), allowed):
                 yield LINK, match.start(), match.end()
-    if _has(low, _LINK_HINTS):
+    if _has(low, _LINK_HINTS) and _DOT_TLD.search(text):
         for match in _BARE.finditer(text):
             host = _SPELLED_DOT.sub(".", match.group(1))
             if not _host_allowed(host, allowed):
