@@ -26,6 +26,7 @@ from chat import realtime
 from chat.cards import Card
 from chat.models import Conversation, Message, Participant
 from chat.payloads import message_result, unix
+from customer_service.models import ServiceSession
 from imchat.errors import AppError, Code
 from imchat.sql import prepared
 
@@ -79,6 +80,18 @@ class Draft:
     # `guard: "masked"` and the text as stored).
     sender_note: dict | None = None
     card: Card | None = None  # the mall's verified card; `msg` is its line of text
+    served: "Served | None" = None  # a customer-service message of the batch: stored only while served
+
+
+@dataclass(frozen=True)
+class Served:
+    """The customer-service session a batched message counts on: the store touches it (active;
+    answered, for the first-response time) and stores the message only while it is still open
+    with this agent, in the same statement; otherwise the message goes alone, through routing."""
+
+    session_id: int
+    agent_id: int
+    answered: bool
 
 
 @dataclass
@@ -87,8 +100,8 @@ class Plan:
 
     `drafts` go to the one shared store; `errors` are answered at once; `alone` go one by one
     through the kind's full path (a first message, a new session: what needs locks or lookups the
-    batch does not make). `confirm`, run in the store's transaction just before it, returns the
-    drafts that must go alone after all (what changed since the policy looked). `after_store`, run
+    batch does not make). A draft the store leaves out (its conversation or its session changed
+    since the policy looked: `Draft.served`) goes alone after all. `after_store`, run
     in the same transaction just after it with the drafts stored ({index: Stored}), records what
     the kind keeps beside some messages (the contact guard's flags).
     """
@@ -96,7 +109,6 @@ class Plan:
     drafts: dict[int, Draft] = field(default_factory=dict)
     errors: dict[int, AppError] = field(default_factory=dict)
     alone: list[int] = field(default_factory=list)
-    confirm: Callable[[], set[int]] | None = None
     after_store: "Callable[[dict[int, Stored]], None] | None" = None
 
 
@@ -178,6 +190,7 @@ def _push(draft: Draft, stored: Stored) -> None:
 _CONVERSATIONS = Conversation._meta.db_table
 _MESSAGES = Message._meta.db_table
 _PARTICIPANTS = Participant._meta.db_table
+_SESSIONS = ServiceSession._meta.db_table
 
 # The reader side of a row of `placed` matches a participant row `t`: the sender's own row, or the
 # shop's shared row when an agent speaks for the shop.
@@ -189,15 +202,29 @@ WITH input AS (
     SELECT * FROM unnest(%(chat_id)s::text[], %(sender_id)s::bigint[], %(reads_user)s::bigint[],
                          %(reads_shop)s::bigint[], %(sent_as)s::smallint[], %(chat_type)s::smallint[],
                          %(msg_type)s::smallint[], %(msg)s::text[], %(to_uid)s::bigint[], %(shop_id)s::bigint[],
-                         %(client_msg_id)s::text[], %(card)s::text[])
+                         %(client_msg_id)s::text[], %(card)s::text[], %(session_id)s::bigint[],
+                         %(session_agent)s::bigint[], %(answered)s::boolean[])
         WITH ORDINALITY AS i(chat_id, sender_id, reads_user, reads_shop, sent_as, chat_type, msg_type, msg, to_uid,
-                             shop_id, client_msg_id, card, ord)
+                             shop_id, client_msg_id, card, session_id, session_agent, answered, ord)
+), touched AS (
+    UPDATE {_SESSIONS} AS s
+    SET last_activity_at = %(now)s,
+        first_response_at = CASE WHEN a.answered THEN COALESCE(s.first_response_at, %(now)s)
+                                 ELSE s.first_response_at END
+    FROM (SELECT session_id, bool_or(answered) AS answered FROM input WHERE session_id IS NOT NULL
+          GROUP BY session_id) AS a
+    WHERE s.id = a.session_id AND s.state = 'open'
+    RETURNING s.id, s.agent_id
+), accepted AS (
+    SELECT i.* FROM input i
+    WHERE i.session_id IS NULL
+       OR EXISTS (SELECT 1 FROM touched t WHERE t.id = i.session_id AND t.agent_id = i.session_agent)
 ), locked AS (
     SELECT id, chat_id, last_seq FROM {_CONVERSATIONS}
-    WHERE chat_id IN (SELECT chat_id FROM input) ORDER BY id FOR UPDATE
+    WHERE chat_id IN (SELECT chat_id FROM accepted) ORDER BY id FOR UPDATE
 ), placed AS (
     SELECT i.*, l.id AS conversation_id, l.last_seq + row_number() OVER (PARTITION BY l.id ORDER BY i.ord) AS seq
-    FROM input i JOIN locked l USING (chat_id)
+    FROM accepted i JOIN locked l USING (chat_id)
 ), inserted AS (
     INSERT INTO {_MESSAGES}
         (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id, card,
@@ -240,6 +267,9 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
         "shop_id": [d.shop_id for d in drafts],
         "client_msg_id": [d.client_msg_id for d in drafts],
         "card": [d.card.json if d.card is not None else None for d in drafts],
+        "session_id": [d.served.session_id if d.served else None for d in drafts],
+        "session_agent": [d.served.agent_id if d.served else None for d in drafts],
+        "answered": [d.served.answered if d.served else None for d in drafts],
         "now": now,
     }
     rows = prepared(_STORE_SQL, params)
@@ -253,8 +283,11 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
 
 
 def _store_one(draft: Draft, now: datetime) -> Stored | None:
-    """The same three steps for one message (SQLite): bump the seq, insert, move the read markers."""
+    """The same steps for one message (SQLite): touch its session, bump the seq, insert, move the
+    read markers."""
     with connection.cursor() as cursor:
+        if draft.served is not None and not _touch_served(cursor, draft.served, now):
+            return None
         cursor.execute(
             f"UPDATE {_CONVERSATIONS} SET last_seq = last_seq + 1, last_msg = %s, last_msg_type = %s, "
             f"last_uid = %s, last_time = %s WHERE chat_id = %s RETURNING id, last_seq",
@@ -288,6 +321,19 @@ def _store_one(draft: Draft, now: datetime) -> Stored | None:
         )
     return Stored(msg_id=msg_id, chat_id=draft.chat_id, seq=seq, createtime=unix(now),
                   client_msg_id=draft.client_msg_id, note=_reply_note(draft))
+
+
+def _touch_served(cursor, served: Served, now: datetime) -> bool:
+    """Whether the session is still open with the agent the message counts on (now touched)."""
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    answered = "COALESCE(first_response_at, %s)" if served.answered else "first_response_at"
+    cursor.execute(
+        f"UPDATE {_SESSIONS} SET last_activity_at = %s, first_response_at = {answered} "
+        f"WHERE id = %s AND state = 'open' RETURNING agent_id",
+        [stamp, *([stamp] if served.answered else []), served.session_id],
+    )
+    row = cursor.fetchone()
+    return row is not None and row[0] == served.agent_id
 
 
 def _reply_note(draft: Draft) -> dict | None:

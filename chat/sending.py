@@ -44,16 +44,14 @@ def send_many(requests: list[tuple[Caller, SendInput]]) -> list[Outcome]:
     if drafts:
         try:
             with transaction.atomic():
-                moved = set().union(*(plan.confirm() for plan in plans if plan.confirm))
-                batch = [index for index in drafts if index not in moved]
+                batch = list(drafts)
                 stored = messages_store([drafts[index] for index in batch], now=now)
                 done = {index: one for index, one in zip(batch, stored) if one is not None}
                 for plan in plans:
                     if plan.after_store:
                         plan.after_store(done)
-            alone.extend(moved)
             for index, one in zip(batch, stored):
-                if one is None:  # no conversation yet: its first message opens it, alone
+                if one is None:  # no conversation yet, or its session changed: alone, through its full path
                     alone.append(index)
                 else:
                     outcomes[index] = one

@@ -5,14 +5,16 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
 from chat import ids, realtime
 from chat.cards import Card
 from chat.inputs import SendInput
-from chat.messages import NOBODY, Author, Draft, Plan, Side, Stored, message_store, payload
+from chat.messages import NOBODY, Author, Draft, Plan, Served, Side, Stored, message_store, payload
 from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
 from chat.payloads import message_result_from_row
 from chat.presence import presence
@@ -26,7 +28,6 @@ from customer_service.models import Assignment, ServiceAgent, ServiceSession, Sh
 from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
-from imchat.sql import in_list, prepared
 
 State = ServiceSession.State
 Status = ServiceAgent.Status
@@ -531,7 +532,8 @@ class Body:
     card: Card | None = None
 
 
-def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int, note: dict | None = None) -> Draft:
+def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int, note: dict | None = None,
+                    served: Served | None = None) -> Draft:
     consumer = caller.user
     return Draft(
         chat_id=ids.service_chat_id(shop_id, consumer.pk), chat_type=ChatType.SERVICE, msg_type=message.msg_type,
@@ -539,12 +541,13 @@ def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int, 
         reads=Side(user_id=consumer.pk), sent_as=SentAs.USER, to_uid=agent_id, sender_id=consumer.pk,
         shop_id=shop_id, client_msg_id=message.client_msg_id,
         receivers=(realtime.user_group(agent_id),) if agent_id else (), sender_socket=caller.channel_name,
-        sender_note=note, card=message.card,
+        sender_note=note, card=message.card, served=served,
     )
 
 
 def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str, shop_logo: str,
-                 consumer_id: int, also_to: int | None = None, note: dict | None = None) -> Draft:
+                 consumer_id: int, also_to: int | None = None, note: dict | None = None,
+                 served: Served | None = None) -> Draft:
     """An agent speaks for the shop: the shop's name and logo, the agent's own as service_*."""
     receivers = [realtime.user_group(consumer_id)]
     if also_to and also_to != caller.uid:  # the session's own agent, when a colleague or the owner answers
@@ -556,7 +559,7 @@ def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str,
                       caller.avatar_url),
         reads=Side(shop_id=shop_id), sent_as=SentAs.SERVICE, to_uid=consumer_id, sender_id=caller.uid,
         shop_id=shop_id, client_msg_id=message.client_msg_id, receivers=tuple(receivers),
-        sender_socket=caller.channel_name, sender_note=note, card=message.card,
+        sender_socket=caller.channel_name, sender_note=note, card=message.card, served=served,
     )
 
 
@@ -590,7 +593,6 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
         {ids.service_chat_id(shop_id, consumer_id) for _, _, shop_id, consumer_id in wanted.values()})
     connected = presence().online({session.agent_id for session in sessions.values() if session.agent_id})
     idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
-    expected: dict[int, tuple[int, int, bool]] = {}  # index -> (session, its agent, an answer)
     flagged: dict[int, tuple[str, ...]] = {}  # index -> what the contact guard found
     for index, (caller, send, shop_id, consumer_id) in wanted.items():
         session = sessions.get(ids.service_chat_id(shop_id, consumer_id))
@@ -604,61 +606,25 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
             body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
             plan.drafts[index] = _agent_draft(caller, body, shop_id=shop_id, shop_name=session.shop_name,
                                               shop_logo=session.shop_logo, consumer_id=consumer_id,
-                                              note=verdict.note)
-            expected[index] = (session.pk, session.agent_id, True)
+                                              note=verdict.note, served=Served(session.pk, session.agent_id, True))
         elif (session.agent_status in (Status.ONLINE, Status.BUSY) and session.agent_id in connected
               and session.last_activity_at >= idle_cutoff):
             body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
-            plan.drafts[index] = _consumer_draft(caller, body, shop_id, session.agent_id, note=verdict.note)
-            expected[index] = (session.pk, session.agent_id, False)
+            plan.drafts[index] = _consumer_draft(caller, body, shop_id, session.agent_id, note=verdict.note,
+                                                 served=Served(session.pk, session.agent_id, False))
         else:
             plan.alone.append(index)
             continue
         if verdict.flagged:
             flagged[index] = verdict.flagged
 
-    def confirm() -> set[int]:
-        touched = sessions_touch(now=now, session_ids={sid for sid, _, _ in expected.values()},
-                                 answered={sid for sid, _, answer in expected.values() if answer})
-        return {index for index, (sid, agent_id, _) in expected.items() if touched.get(sid) != agent_id}
-
     def after_store(stored: dict[int, Stored]) -> None:
         guard.messages_flag([(plan.drafts[index], stored[index], kinds)
                              for index, kinds in flagged.items() if index in stored])
 
-    plan.confirm = confirm
     if flagged:
         plan.after_store = after_store
     return plan
-
-
-_TOUCH_SQL = f"""
-UPDATE {ServiceSession._meta.db_table} SET last_activity_at = %(now)s,
-    first_response_at = CASE WHEN id = ANY(%(answered)s::bigint[]) THEN COALESCE(first_response_at, %(now)s)
-                             ELSE first_response_at END
-WHERE id = ANY(%(ids)s::bigint[]) AND state = 'open' RETURNING id, agent_id
-"""
-
-
-def sessions_touch(*, now, session_ids: set[int], answered: set[int]) -> dict[int, int]:
-    """Mark sessions active (and answered, for first-response time); {session: its agent} of those
-    still open. The update locks them until commit, so a close or transfer is either before (and
-    its session left out here) or after this batch."""
-    if not session_ids:
-        return {}
-    if connection.vendor == "postgresql":
-        return dict(prepared(_TOUCH_SQL, {"now": now, "answered": list(answered), "ids": list(session_ids)}))
-    replied, answered_values = in_list(answered)
-    marks, id_values = in_list(session_ids)
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {ServiceSession._meta.db_table} SET last_activity_at = %s, first_response_at = CASE WHEN id IN "
-            f"({replied}) THEN COALESCE(first_response_at, %s) ELSE first_response_at END "
-            f"WHERE id IN ({marks}) AND state = 'open' RETURNING id, agent_id",
-            [stamp, *answered_values, stamp, *id_values],
-        )
-        return dict(cursor.fetchall())
 
 
 def service_message_send(*, caller: Caller, send: SendInput) -> Stored:
@@ -777,7 +743,8 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
             session_assign(session=session, agent_id=caller.uid, reason=Assignment.Reason.CLAIM, now=now)
             if was_queued:
                 push_queue_positions(shop.pk)
-        sessions_touch(now=now, session_ids={session.pk}, answered={session.pk})
+        ServiceSession.objects.filter(pk=session.pk).update(
+            last_activity_at=now, first_response_at=Coalesce("first_response_at", Value(now)))
         body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id, card)
         draft = _agent_draft(caller, body, shop_id=shop.pk, shop_name=shop.name, shop_logo=shop.logo,
                              consumer_id=consumer.pk, also_to=session.agent_id, note=verdict.note)

@@ -173,6 +173,52 @@ def on_site_other_chat_types() -> dict:
                   frames, pushes, group_id=group.pk, shop_id=shop.pk)
 
 
+def on_site_service_sessions() -> dict:
+    """Two consumers in open sessions with amy, and amy answering one of them, in one batch; the
+    other consumer's session closes right after the batch read it (another process's close)."""
+    from chat.presence import presence
+    from customer_service import selectors
+    from customer_service import services as service_services
+    from customer_service.models import ServiceAgent, ServiceSession
+    from tests.factories import send_content
+
+    people = _people("amy", "cora", "dan", "merchant")
+    amy, cora, dan, merchant = people.values()
+    shop = service_services.shop_create(name="Tea House", owner=merchant)
+    service_services.agent_add(shop=shop, user=amy, status=ServiceAgent.Status.ONLINE)
+    presence().connected(amy.pk, "amy.laptop")
+    to_shop = {"chat_type": 4, "to_uid": shop.pk}
+    _batch((cora, {**send_content(shop.pk, "hello"), **to_shop}, 0, None),
+           (dan, {**send_content(shop.pk, "hello"), **to_shop}, 0, None))
+    _one_by_one.clear()
+    real = selectors.live_sessions_of
+
+    def read_then_close(chat_ids):
+        found = real(chat_ids)
+        ServiceSession.objects.filter(consumer=dan).update(state=ServiceSession.State.CLOSED)
+        return found
+
+    selectors.live_sessions_of = read_then_close
+    try:
+        frames, pushes = _batch(
+            (cora, {**send_content(shop.pk, "from cora"), **to_shop}, 1, None),
+            (amy, {**send_content(cora.pk, "answer", chat_id=f"{shop.pk}____{cora.pk}"), **to_shop,
+                   "to_uid": cora.pk, "shop_id": shop.pk, "role_type": "service"}, 2, None),
+            (dan, {**send_content(shop.pk, "from dan"), **to_shop}, 3, None),
+        )
+    finally:
+        selectors.live_sessions_of = real
+        presence().disconnected(amy.pk, "amy.laptop")
+    sessions = {name: [[s.state, s.agent_id, s.first_seq, s.first_response_at is not None]
+                       for s in ServiceSession.objects.filter(consumer=person).order_by("pk")]
+                for name, person in (("cora", cora), ("dan", dan))}
+    from chat.models import Conversation
+
+    return _facts(people, {"cora": Conversation.objects.get(chat_id=f"{shop.pk}____{cora.pk}"),
+                           "dan": Conversation.objects.get(chat_id=f"{shop.pk}____{dan.pk}")},
+                  frames, pushes, sessions=sessions)
+
+
 def on_site_resends() -> dict:
     from tests.factories import send_content
 
@@ -308,6 +354,24 @@ def test_on_postgresql_a_group_message_is_stored_in_the_batch_and_a_first_servic
     to_team = [push for push in facts["pushes"] if push[0] == f"chatgroup.{facts['group_id']}"]
     assert [(code, result["msg"], exclude) for _, code, exclude, result in to_team] == [
         (200, "to the team", "bob.phone")]
+
+
+def test_on_postgresql_service_messages_are_stored_only_while_their_session_is_still_served(observed):
+    facts = observed("service_sessions")
+    uid, frames, sessions = facts["uid"], facts["frames"], facts["sessions"]
+
+    assert [f["code"] for f in frames] == [1, 1, 1], frames
+    # cora's question and amy's answer: the batch statement, which touched the session (answered)
+    assert frames[0]["result"]["msg_id"] not in facts["one_by_one"]
+    assert frames[1]["result"]["msg_id"] not in facts["one_by_one"]
+    assert sessions["cora"] == [["open", uid["amy"], 1, True]]
+    assert [row[:3] for row in facts["chats"]["cora"]["messages"]] == [
+        [1, uid["cora"], "hello"], [2, uid["cora"], "from cora"], [3, uid["amy"], "answer"]]
+    # dan's session closed after the batch read it: his message was left out, and went through
+    # routing alone, opening a new session that starts with it
+    assert frames[2]["result"]["msg_id"] in facts["one_by_one"]
+    assert sessions["dan"][0][0] == "closed"
+    assert sessions["dan"][1][:3] == ["open", uid["amy"], frames[2]["result"]["seq"]]
 
 
 def test_on_postgresql_a_resent_client_msg_id_answers_with_the_stored_message_and_takes_no_seq(observed):
