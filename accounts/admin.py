@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
-from accounts.models import User
+from accounts.models import Erasure, User
 from accounts.views import AdminLoginForm
 
 # The admin's login counts against the same limits as every other login.
@@ -13,3 +13,26 @@ class IMUserAdmin(UserAdmin):
     list_display = ("id", "username", "nickname", "is_staff", "is_active", "last_login")
     search_fields = ("username", "nickname", "=id")
     fieldsets = (*UserAdmin.fieldsets, ("Chat profile", {"fields": ("nickname", "avatar", "sign")}))
+
+
+@admin.register(Erasure)
+class ErasureAdmin(admin.ModelAdmin):
+    """The audit lines of `manage.py eraseuser`: read-only, for superusers (they name who was erased)."""
+
+    list_display = ("user_id", "erased_at", "by", "reason", "messages", "conversations", "files")
+    search_fields = ("=user_id", "by", "reason")
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

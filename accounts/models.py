@@ -17,3 +17,22 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return f"{self.display_name} (#{self.pk})"
+
+
+class Erasure(models.Model):
+    """The audit line an erased user leaves (`manage.py eraseuser`): who, when, by whom, how much.
+    It names the user by id only: their profile is gone."""
+
+    user_id = models.BigIntegerField(db_index=True)
+    erased_at = models.DateTimeField()
+    by = models.CharField(max_length=150, help_text="Who asked for it (the operator running the command)")
+    reason = models.CharField(max_length=200, blank=True)
+    messages = models.PositiveIntegerField(default=0)
+    conversations = models.PositiveIntegerField(default=0, help_text="Conversation summaries rewritten")
+    files = models.PositiveIntegerField(default=0, help_text="Uploaded images deleted")
+
+    class Meta:
+        ordering = ["-erased_at"]
+
+    def __str__(self) -> str:
+        return f"user #{self.user_id} erased {self.erased_at:%Y-%m-%d %H:%M} by {self.by}"

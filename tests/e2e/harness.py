@@ -433,6 +433,14 @@ def send_msg_frame(to_uid: int, msg: str, *, chat_id: Any = "", **content: Any) 
     }
 
 
+async def send_ok(sender: Client, frame: dict) -> dict:
+    """Send a frame (usually chat.sendMsg) and return the result of its successful reply."""
+    await sender.send(frame)
+    reply = await sender.reply()
+    assert reply["code"] == 1, reply
+    return reply["result"]
+
+
 def private_chat_id(a: int, b: int) -> str:
     low, high = sorted((a, b))
     return f"{low}_{high}"

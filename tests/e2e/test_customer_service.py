@@ -27,7 +27,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.e2e.harness import Client, Server, Site, User, base_env, postgres_redis_deployment, run, send_msg_frame
+from tests.e2e.harness import (Client, Server, Site, User, base_env, postgres_redis_deployment, run, send_msg_frame,
+                               send_ok)
 
 pytestmark = pytest.mark.e2e
 
@@ -143,13 +144,6 @@ def as_agent(shop_id: int, consumer_id: int, msg: str, **content) -> dict:
     """An agent's reply for the shop."""
     return send_msg_frame(consumer_id, msg, chat_type=4, role_type="service",
                           chat_id=service_chat_id(shop_id, consumer_id), **content)
-
-
-async def send_ok(client: Client, frame: dict) -> dict:
-    await client.send(frame)
-    reply = await client.reply()
-    assert reply["code"] == 1, reply
-    return reply["result"]
 
 
 def is_event(event: str, chat_id: str) -> Callable[[dict], bool]:

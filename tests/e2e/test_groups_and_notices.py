@@ -10,7 +10,7 @@ import asyncio
 import psycopg
 import pytest
 
-from tests.e2e.harness import Client, Server, Site, User, run
+from tests.e2e.harness import Client, Server, Site, User, run, send_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -23,13 +23,6 @@ def group_frame(group_id: int, msg: str) -> dict:
     return {"class": "chat", "action": "sendMsg",
             "content": {"to_uid": group_id, "chat_type": 2, "msg_type": 1, "msg": msg, "chat_id": "", "shop_id": 0,
                         "role_type": 0}}
-
-
-async def send_ok(sender: Client, frame: dict) -> dict:
-    await sender.send(frame)
-    reply = await sender.reply()
-    assert reply["code"] == 1, reply
-    return reply["result"]
 
 
 async def unread(client: Client, chat_id: str) -> tuple[int | None, dict]:

@@ -23,6 +23,7 @@ from tests.e2e.harness import (
     private_chat_id,
     run,
     send_msg_frame,
+    send_ok,
 )
 
 pytestmark = pytest.mark.e2e
@@ -53,14 +54,6 @@ def is_int(value) -> bool:
 
 def assert_absolute_http_url(value, server: Server) -> None:
     assert isinstance(value, str) and value.startswith(f"http://127.0.0.1:{server.port}/"), value
-
-
-async def send_ok(sender: Client, frame: dict) -> dict:
-    """Send a chat.sendMsg frame and return the result of its successful reply."""
-    await sender.send(frame)
-    reply = await sender.reply()
-    assert reply["code"] == 1, reply
-    return reply["result"]
 
 
 async def recent_row(client: Client, chat_id: str) -> tuple[dict | None, dict]:
