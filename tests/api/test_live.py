@@ -69,7 +69,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live() -> Iterator[Live]:
     with webhook_receiver(secret=WEBHOOK_SECRET) as receiver, tempfile.TemporaryDirectory(prefix="imchat-api-") as var_dir:
-        site = Site(env=base_env(var_dir, IM_MALL_API_KEY=MALL_KEY, IM_WEBHOOK_URL=receiver.url,
+        site = Site(env=base_env(var_dir, IM_MALL_API_KEY=MALL_KEY, IM_WEBHOOK_URL=receiver.url, IM_WEBHOOK_EVENTS="session.created,message.unattended",
                                  IM_WEBHOOK_SECRET=WEBHOOK_SECRET, IM_WEBHOOK_POLL_SECONDS="1", **UNTHROTTLED))
         site.migrate()
         people = json.loads(site.manage("shell", "-c", PEOPLE).strip().splitlines()[-1])

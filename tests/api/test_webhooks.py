@@ -14,6 +14,13 @@ from tests.customer_service.conftest import consumer_frame
 
 pytestmark = pytest.mark.django_db
 SECRET = "webhook-secret-0123456789abcdef"
+# The four events these tests follow (session.queued and the rest: test_webhook_events.py).
+FIRST_EVENTS = "session.created,message.unattended,session.rated,message.flagged"
+
+
+@pytest.fixture(autouse=True)
+def first_events(settings):
+    settings.IM_WEBHOOK_EVENTS = FIRST_EVENTS
 
 
 @pytest.fixture
