@@ -55,7 +55,8 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(*statuses: int, secret: str | None = None) -> Iterator[Receiver]:
+def webhook_receiver(*statuses: int, secret: str | None = None, port: int = 0) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 (`port`, or a free one)."""
     receiver = Receiver(statuses=list(statuses))
 
     class Handler(BaseHTTPRequestHandler):
@@ -79,7 +80,7 @@ def webhook_receiver(*statuses: int, secret: str | None = None) -> Iterator[Rece
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/imchat"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
