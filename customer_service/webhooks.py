@@ -9,10 +9,10 @@ An event is a row written in the same transaction as what it reports (so a resta
 delivered later by `webhooks_deliver`: POST IM_WEBHOOK_URL with the JSON body, signed
 `X-Imchat-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>" with IM_WEBHOOK_SECRET>`
 (Stripe's scheme: each attempt signs its own time, so the mall can refuse a captured delivery
-replayed later; README shows the check), retried with exponential backoff until a 2xx (or
-IM_WEBHOOK_MAX_ATTEMPTS; each attempt is kept as a WebhookAttempt). Delivery runs in each server process (a periodic job, in a thread of its
-own so HTTP never holds the database thread) and in `manage.py deliverwebhooks`; rows are leased, so
-processes never send one event at the same time.
+replayed later; docs/INTEGRATION.md shows the check), retried with exponential backoff until a 2xx
+(or IM_WEBHOOK_MAX_ATTEMPTS; each attempt is kept as a WebhookAttempt). Delivery runs in each server
+process (a periodic job, in a thread of its own so HTTP never holds the database thread) and in
+`manage.py deliverwebhooks`; rows are leased, so processes never send one event at the same time.
 """
 
 import functools

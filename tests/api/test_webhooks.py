@@ -25,7 +25,7 @@ def first_events(settings):
 
 @pytest.fixture
 def receiver(settings):
-    """The mall's endpoint, checking every delivery with the README's code (400 when it fails)."""
+    """The mall's endpoint, checking every delivery with docs/INTEGRATION.md's code (400 when it fails)."""
     with webhook_receiver(secret=SECRET) as receiver:
         settings.IM_WEBHOOK_URL = receiver.url
         settings.IM_WEBHOOK_SECRET = SECRET

@@ -34,6 +34,11 @@ def events(*names: str) -> list[tuple[str, dict]]:
     return [(row.event, json.loads(row.body)["data"]) for row in rows]
 
 
+def delivery_inserts(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries
+            if q["sql"].startswith('INSERT INTO "customer_service_webhookdelivery"')]
+
+
 def test_the_default_is_every_event_but_message_created(settings):
     settings.IM_WEBHOOK_EVENTS = "default"
 
@@ -124,8 +129,7 @@ def test_a_batch_of_messages_stores_its_message_events_with_one_insert(shop, con
 
     assert [frame["code"] for frame in frames] == [1, 1, 1]
     assert WebhookDelivery.objects.count() - before == 3
-    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "customer_service_webhookdelivery"')]
-    assert len(inserts) == 1
+    assert len(delivery_inserts(queries)) == 1
 
 
 def test_an_event_the_mall_does_not_want_is_never_stored_and_the_batch_adds_no_query(
@@ -160,8 +164,7 @@ def test_an_agent_going_offline_reports_each_handed_back_session_with_one_insert
     got = events()
     assert [(name, data["agent_uid"], data["reason"]) for name, data in got] == [
         ("session.assigned", ben.pk, "strategy"), ("session.assigned", ben.pk, "strategy")]
-    inserts = [q for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "customer_service_webhookdelivery"')]
-    assert len(inserts) == 1
+    assert len(delivery_inserts(queries)) == 1
 
 
 def test_transfer_and_close_over_the_socket_report_who_did_it(shop, consumer, amy, ben, say, make_agent, connect,
