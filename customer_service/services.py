@@ -653,7 +653,7 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
                                    for index, row in stored.items()])
 
     # Nothing to do after the store (and no closure called) unless a flag or the mall wants it.
-    if flagged or webhooks.wanted(webhooks.Event.MESSAGE_CREATED):
+    if flagged or webhooks.wanted(webhooks.MESSAGE_CREATED):
         plan.after_store = after_store
     return plan
 
