@@ -11,21 +11,18 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from accounts.authentication import JWTAuthentication
 from accounts.mall import MallClient, MallKeyIfGiven
 from chat.payloads import unix
-from chat.protocol import Caller
 from customer_service import desk, services
 from customer_service.apis import served_shop
 from customer_service.desk_apis import LAST_UNIX_DAY, LabelOut
 from customer_service.models import Assignment, ServiceSession, Shop, ShopLabel
-from imchat.api import ok
+from imchat.api import caller_of, ok
 from imchat.errors import bad_request, not_found
 from imchat.inputs import QueryIntegerField, body_of, validated
-from imchat.links import base_url_from_request
 from imchat.openapi import INT64_MAX, api
 
 State = ServiceSession.State
@@ -166,13 +163,10 @@ class SessionPageOut(serializers.Serializer):
 class SessionApiView(APIView):
     """A user's JWT or session, or the mall's key (then unthrottled: one trusted backend)."""
 
-    authentication_classes = [MallKeyIfGiven, JWTAuthentication, SessionAuthentication]
+    authentication_classes = [MallKeyIfGiven, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
 
     def get_throttles(self):
         return [] if _is_mall(self.request) else super().get_throttles()
-
-    def caller(self, request) -> Caller:
-        return Caller(user=request.user, base_url=base_url_from_request(request))
 
 
 class ShopSessionListApi(SessionApiView):
@@ -221,7 +215,7 @@ class SessionTransferApi(SessionApiView):
     def post(self, request, session_id: int):
         session = session_for(request, session_id)
         data = validated(self.TransferInputSerializer, body_of(request))
-        caller = self.caller(request)
+        caller = caller_of(request)
         services.session_transfer(caller=caller, shop_id=session.shop_id, chat_id=session.conversation.chat_id,
                                   to_uid=data["to_uid"], base_url=caller.base_url, session_id=session.pk)
         return ok(session_detail(session.pk, session.shop_id))
@@ -233,7 +227,7 @@ class SessionCloseApi(SessionApiView):
     @api(name="SessionClose", result=SessionDetailOut, tags=["sessions"])
     def post(self, request, session_id: int):
         session = session_for(request, session_id)
-        caller = self.caller(request)
+        caller = caller_of(request)
         services.session_close_by_agent(caller=caller, chat_id=session.conversation.chat_id,
                                         base_url=caller.base_url, session_id=session.pk)
         return ok(session_detail(session.pk, session.shop_id))
