@@ -331,6 +331,19 @@ def deliveries_retry_now(*, delivery_ids: list[int], now: datetime | None = None
         state=State.PENDING, next_attempt_at=now or timezone.now())
 
 
+def deliveries_prune(*, days: int, now: datetime | None = None) -> int:
+    """Delete delivered events older than `days` (their attempts with them); given-up and pending
+    ones stay. Returns how many events went."""
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    old = WebhookDelivery.objects.filter(state=State.DELIVERED, created_at__lt=cutoff)
+    deleted = 0
+    while batch := list(old.values_list("pk", flat=True)[:5000]):
+        WebhookAttempt.objects.filter(delivery_id__in=batch).delete()
+        WebhookDelivery.objects.filter(pk__in=batch).delete()
+        deleted += len(batch)
+    return deleted
+
+
 # --- In the server process ------------------------------------------------------------------------
 
 _worker: threading.Thread | None = None

@@ -1,15 +1,17 @@
 """The mall's webhook deliveries in the admin: superusers only, each attempt shown, "retry now"."""
 
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.services import user_create
 from customer_service import services, webhooks
-from customer_service.models import WebhookDelivery
+from customer_service.models import WebhookAttempt, WebhookDelivery
 from tests import factories
 from tests.api.receiver import webhook_receiver
 
@@ -111,3 +113,19 @@ def test_nobody_adds_changes_or_deletes_a_delivery_in_the_admin(root, failed_del
     assert client.post(reverse("admin:customer_service_webhookdelivery_delete", args=[failed_delivery.pk]),
                        {"post": "yes"}).status_code == 403
     assert WebhookDelivery.objects.count() == 1
+
+
+def test_pruning_deletes_only_old_delivered_events_with_their_attempts(failed_delivery, settings):
+    with webhook_receiver() as receiver:
+        settings.IM_WEBHOOK_URL = receiver.url
+        webhooks.webhook_enqueue(event="session.closed", data={"session_id": 8})
+        webhooks.webhook_enqueue(event="session.closed", data={"session_id": 9})
+        webhooks.webhooks_deliver()
+    old, recent = WebhookDelivery.objects.filter(state="delivered").order_by("pk")
+    WebhookDelivery.objects.filter(pk__in=[old.pk, failed_delivery.pk]).update(
+        created_at=timezone.now() - timedelta(days=40))
+
+    call_command("deliverwebhooks", "--prune-days", "30", stdout=io.StringIO())
+
+    assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {failed_delivery.pk, recent.pk}
+    assert not WebhookAttempt.objects.filter(delivery_id=old.pk).exists()
