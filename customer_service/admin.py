@@ -1,19 +1,23 @@
 """The merchant's admin: a shop owner sees and manages only their own shops' agents and sessions."""
 
 from django import forms
+import json
+
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.utils.html import format_html
 
 from accounts.models import User
 from chat.presence import presence
 from chat.realtime import layer_is_shared
-from customer_service import canned, services
+from customer_service import canned, services, webhooks
 from customer_service.hours import MAX_CLOSED_DAYS, MAX_INTERVALS, Interval, check_schedule, check_timezone
 from customer_service.models import (
     Assignment, QuickReply, ServiceAgent, ServiceSession, SessionNote, Shop, ShopClosedDay, ShopHours, ShopLabel,
+    WebhookAttempt, WebhookDelivery,
 )
 from imchat.errors import AppError
 from imchat.inputs import ascii_int
@@ -415,3 +419,70 @@ class ShopLabelAdmin(MerchantScopedAdmin):
     @admin.display(description="sessions", ordering="session_total")
     def session_count(self, label):
         return label.session_total
+
+
+# --- The mall's webhook deliveries: platform staff only (they are mall-wide) ---------------------
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ("number", "at", "status", "error", "duration_ms")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Every event sent (or to send) to the mall, with each attempt; "retry now" makes the selected
+    pending or given-up ones due at once (customer_service.webhooks.deliveries_retry_now). Read-only
+    otherwise, and superusers only."""
+
+    list_display = ("id", "event", "state", "attempts", "last_status", "short_error", "created_at",
+                    "next_attempt_at", "delivered_at")
+    list_filter = ("state", "event", "last_status", "created_at")
+    search_fields = ("delivery_id", "body")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-pk")
+    fields = ("delivery_id", "event", "state", "attempts", "next_attempt_at", "last_status", "last_error",
+              "created_at", "delivered_at", "pretty_body")
+    readonly_fields = fields
+    inlines = (WebhookAttemptInline,)
+    actions = ("retry_now",)
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="last error")
+    def short_error(self, delivery):
+        return delivery.last_error[:80]
+
+    @admin.display(description="body (as sent and signed)")
+    def pretty_body(self, delivery):
+        try:
+            text = json.dumps(json.loads(delivery.body), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = delivery.body
+        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', text)
+
+    @admin.action(description="Retry now (pending or given up; attempts are kept)")
+    def retry_now(self, request, queryset):
+        retried = webhooks.deliveries_retry_now(delivery_ids=list(queryset.values_list("pk", flat=True)))
+        skipped = queryset.count() - retried
+        self.message_user(request, f"{retried} due now; the next delivery pass sends them"
+                          + (f" ({skipped} already delivered, left alone)" if skipped else "") + ".")

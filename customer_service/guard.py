@@ -75,7 +75,7 @@ def messages_flag(flagged: list[tuple[Draft, Stored, tuple[str, ...]]]) -> None:
     for draft, stored, kinds in flagged:
         realtime.push_on_commit([realtime.shop_agents_group(draft.shop_id)], Code.MESSAGE_FLAGGED,
                                 flag_event(draft, stored, kinds))
-    if webhooks.enabled():
+    if webhooks.wanted(webhooks.Event.MESSAGE_FLAGGED):
         webhooks.webhooks_enqueue_many(event=webhooks.Event.MESSAGE_FLAGGED, datas=[
             {**flag_event(draft, stored, kinds), "side": "agent" if draft.sent_as == SentAs.SERVICE else "consumer",
              "message": payload(draft, stored)}

@@ -221,8 +221,13 @@ class WebhookDelivery(models.Model):
 
     class Event(models.TextChoices):
         SESSION_CREATED = "session.created", "a new customer-service session"
-        MESSAGE_UNATTENDED = "message.unattended", "a consumer's message while no agent is online"
+        SESSION_QUEUED = "session.queued", "a session waits in the shop's queue"
+        SESSION_ASSIGNED = "session.assigned", "a session reached an agent (routing, the queue, a claim)"
+        SESSION_TRANSFERRED = "session.transferred", "a session was handed to another agent"
+        SESSION_CLOSED = "session.closed", "a session ended"
         SESSION_RATED = "session.rated", "a consumer rated a closed session"
+        MESSAGE_CREATED = "message.created", "a customer-service message, either side"
+        MESSAGE_UNATTENDED = "message.unattended", "a consumer's message while no agent is online"
         MESSAGE_FLAGGED = "message.flagged", "a message with a contact in it (the shop's contact guard: flag)"
 
     class State(models.TextChoices):
@@ -242,10 +247,29 @@ class WebhookDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="webhook_due")]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="webhook_due"),
+                   models.Index(fields=["-created_at"], name="webhook_newest")]
+        verbose_name_plural = "webhook deliveries"
 
     def __str__(self) -> str:
         return f"{self.event} {self.delivery_id} ({self.state})"
+
+
+class WebhookAttempt(models.Model):
+    """One try at a delivery, as the mall answered it (the admin shows them under the delivery)."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField(help_text="X-Imchat-Attempt")
+    at = models.DateTimeField()
+    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="HTTP status; empty: no answer")
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["delivery", "number", "pk"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number}: {self.status or self.error[:40]}"
 
 
 class ShopLabel(models.Model):

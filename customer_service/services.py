@@ -180,7 +180,8 @@ def agent_set_status(*, user: User, status: str, shop_id: int | None = None, exc
 
 
 def sessions_hand_back(agent: ServiceAgent, now, base_url: str) -> None:
-    """An agent gone offline or removed: their open sessions go to colleagues, or the queue."""
+    """An agent gone offline or removed: their open sessions go to colleagues, or the queue (the
+    mall's events of them stored with one INSERT)."""
     sessions = list(
         ServiceSession.objects.select_related("conversation").select_for_update(of=("self",))
         .filter(shop_id=agent.shop_id, agent_id=agent.user_id, state=State.OPEN)
@@ -188,9 +189,10 @@ def sessions_hand_back(agent: ServiceAgent, now, base_url: str) -> None:
     if not sessions:
         return
     shop = lock_shop(agent.shop_id)
-    for session in sessions:
-        session_route(session=session, shop=shop, now=now, exclude_agent=agent.user_id,
-                      detail=f"handed back by agent {agent.user_id} going offline", base_url=base_url)
+    with webhooks.batched():
+        for session in sessions:
+            session_route(session=session, shop=shop, now=now, exclude_agent=agent.user_id,
+                          detail=f"handed back by agent {agent.user_id} going offline", base_url=base_url)
 
 
 # --- Sessions: every change of one is written here; customer_service/routing.py decides ---------
@@ -257,7 +259,8 @@ def lock_shop(shop_id: int) -> Shop:
 def session_assign(*, session: ServiceSession, agent_id: int, reason: str, now, detail: str = "",
                    event: str = "assigned", also_tell: tuple[int, ...] = (),
                    exclude_channel: str | None = None) -> None:
-    """Give a session to an agent; the agent and the consumer (and `also_tell`) get a 305 `event`."""
+    """Give a session to an agent; the agent and the consumer (and `also_tell`) get a 305 `event`,
+    and the mall session.assigned (a transfer tells it session.transferred: session_transfer)."""
     session.agent_id = agent_id
     session.state = State.OPEN
     session.assigned_at = now
@@ -267,6 +270,8 @@ def session_assign(*, session: ServiceSession, agent_id: int, reason: str, now, 
     ServiceAgent.objects.filter(shop_id=session.shop_id, user_id=agent_id).update(last_assigned_at=now)
     _push_session_event(session, event, to_users=[*also_tell, agent_id, session.consumer_id], agent_id=agent_id,
                         exclude_channel=exclude_channel)
+    if event == "assigned":
+        webhooks.session_changed(webhooks.Event.SESSION_ASSIGNED, session, reason=reason)
 
 
 def session_route(*, session: ServiceSession, shop: Shop, now, exclude_agent: int | None = None, detail: str = "",
@@ -288,11 +293,14 @@ def session_route(*, session: ServiceSession, shop: Shop, now, exclude_agent: in
     # Taken under the shop's lock (not the request's start time), so queue order is lock order.
     session.queued_at = timezone.now()
     session.save(update_fields=["agent", "state", "queued_at"])
-    _push_queued(session, routing.queue_position(session), eta.shop_pace(session.shop_id), open_now=open_now)
+    position = routing.queue_position(session)
+    _push_queued(session, position, eta.shop_pace(session.shop_id), open_now=open_now)
+    webhooks.session_changed(webhooks.Event.SESSION_QUEUED, session, queue_position=position,
+                             out_of_hours=not open_now, previous_agent_uid=exclude_agent or 0)
     return 0
 
 
-def _session_for_consumer_message(*, shop: Shop, conversation: Conversation, consumer_id: int, next_seq: int, now,
+def _session_for_consumer_message(*, shop: Shop, conversation: Conversation, consumer: User, next_seq: int, now,
                                   base_url: str, opening: ShopOpening) -> tuple[ServiceSession, int]:
     """The session a consumer's message belongs to (found, or opened), and its agent (0: queued)."""
     session = selectors.live_session(conversation.pk, lock=True, conversation=conversation)
@@ -318,19 +326,24 @@ def _session_for_consumer_message(*, shop: Shop, conversation: Conversation, con
     shop = lock_shop(shop.pk)
     if session is None:
         session = ServiceSession.objects.create(
-            shop=shop, consumer_id=consumer_id, conversation=conversation, state=State.QUEUED,
+            shop=shop, consumer_id=consumer.pk, conversation=conversation, state=State.QUEUED,
             first_seq=next_seq, last_activity_at=now, queued_at=now,
         )
         session.conversation = conversation
-        return session, session_route(session=session, shop=shop, now=now, open_now=opening.open_now)
+        with webhooks.batched():
+            agent_id = session_route(session=session, shop=shop, now=now, open_now=opening.open_now)
+            webhooks.session_created(session, consumer_nickname=consumer.display_name, now=now)
+        return session, agent_id
     previous = session.agent_id
     return session, session_route(session=session, shop=shop, now=now, exclude_agent=previous,
                                   detail=f"agent {previous} unavailable", base_url=base_url,
                                   open_now=opening.open_now)
 
 
-def session_close(*, session: ServiceSession, now, exclude_channel: str | None = None) -> None:
-    """End a session; the shop's agents and the consumer get 305 closed (not the closing socket)."""
+def session_close(*, session: ServiceSession, now, exclude_channel: str | None = None, closed_by: str = "idle",
+                  by_uid: int = 0) -> None:
+    """End a session; the shop's agents and the consumer get 305 closed (not the closing socket), the
+    mall session.closed (`closed_by`: idle, agent or mall; `by_uid`: the agent or owner, else 0)."""
     was_queued = session.state == State.QUEUED
     ServiceSession.objects.filter(pk=session.pk).update(state=State.CLOSED, closed_at=now)
     session.state = State.CLOSED
@@ -338,12 +351,15 @@ def session_close(*, session: ServiceSession, now, exclude_channel: str | None =
     # The agent hears it through the shop's agent group, which every agent's socket joins.
     _push_session_event(session, "closed", to_users=[session.consumer_id], agent_id=session.agent_id or 0,
                         to_shop=True, exclude_channel=exclude_channel, ext=ratings.closed_event_ext(session))
+    webhooks.session_changed(webhooks.Event.SESSION_CLOSED, session, closed_by=closed_by, by_uid=by_uid,
+                             closed_at=int(now.timestamp()))
     if was_queued:
         push_queue_positions(session.shop_id)
 
 
 def queue_drain(*, shop_id: int, base_url: str, now=None) -> int:
-    """Assign queued sessions oldest first within capacity; the agent gets the backlog. Inside a transaction."""
+    """Assign queued sessions oldest first within capacity; the agent gets the backlog. Inside a
+    transaction; the mall's session.assigned events are stored with one INSERT."""
     now = now or timezone.now()
     if not ServiceSession.objects.filter(shop_id=shop_id, state=State.QUEUED).exists():
         return 0
@@ -357,15 +373,16 @@ def queue_drain(*, shop_id: int, base_url: str, now=None) -> int:
         .order_by("queued_at", "pk")
     )
     assigned = 0
-    for session in queued:
-        picked = pick_agent(shop.strategy, candidates)
-        if picked is None:
-            break
-        session_assign(session=session, agent_id=picked.user_id, reason=Assignment.Reason.QUEUE, now=now)
-        picked.open_sessions += 1
-        picked.last_assigned_at = now
-        _push_backlog(session, picked.user_id, base_url)
-        assigned += 1
+    with webhooks.batched():
+        for session in queued:
+            picked = pick_agent(shop.strategy, candidates)
+            if picked is None:
+                break
+            session_assign(session=session, agent_id=picked.user_id, reason=Assignment.Reason.QUEUE, now=now)
+            picked.open_sessions += 1
+            picked.last_assigned_at = now
+            _push_backlog(session, picked.user_id, base_url)
+            assigned += 1
     if assigned:
         push_queue_positions(shop_id)
     return assigned
@@ -413,8 +430,9 @@ def sessions_close_idle(*, base_url: str, now=None) -> int:
             .filter(state__in=[State.OPEN, State.QUEUED], last_activity_at__lt=cutoff)
             .exclude(state=State.QUEUED, out_of_hours_at__gt=held)[:500]
         )
-        for session in idle:
-            session_close(session=session, now=now)
+        with webhooks.batched():
+            for session in idle:
+                session_close(session=session, now=now)
     # Also a safety net: any shop with a queue gets a drain, whatever freed its agents.
     # That is also how a queue moves when its shop opens; shops closed now are skipped in two queries.
     waiting = set(ServiceSession.objects.filter(state=State.QUEUED).values_list("shop_id", flat=True).distinct())
@@ -427,36 +445,46 @@ def sessions_close_idle(*, base_url: str, now=None) -> int:
     return len(idle)
 
 
-def _locked_live_session(chat_id: str) -> ServiceSession:
+def _locked_live_session(chat_id: str, session_id: int | None = None) -> ServiceSession:
+    """The chat's live session, locked; with `session_id` (REST names the session) it must be that one."""
     conversation_id = Conversation.objects.filter(chat_id=chat_id).values_list("pk", flat=True).first()
     session = selectors.live_session(conversation_id, lock=True) if conversation_id else None
+    if session_id is not None and (session is None or session.pk != session_id):
+        raise not_found("session_id: the session is closed")
     if session is None:
         raise not_found("chat_id: no open session")
     return session
 
 
 @transaction.atomic
-def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int, base_url: str) -> ServiceSession:
-    """Hand a session to another online agent of the shop (capacity not checked: it is deliberate)."""
+def session_transfer(*, caller: Caller, shop_id: int, chat_id: str, to_uid: int, base_url: str,
+                     session_id: int | None = None) -> ServiceSession:
+    """Hand a session to another online agent of the shop (capacity not checked: it is deliberate).
+    `caller` is an agent or the shop's owner (over the socket or REST), or the mall (uid None: 0)."""
     if not ServiceAgent.objects.filter(shop_id=shop_id, user_id=to_uid, status=Status.ONLINE).exists():
         raise bad_request("to_uid: not an online agent of this shop")
-    session = _locked_live_session(chat_id)
+    session = _locked_live_session(chat_id, session_id)
     previous = session.agent_id or 0
     if previous == to_uid:
         raise bad_request("to_uid: already has this session")
     now = timezone.now()
+    by_uid = caller.uid or 0
     session_assign(session=session, agent_id=to_uid, reason=Assignment.Reason.TRANSFER, now=now,
-                   detail=f"from agent {previous} by {caller.uid}", event="transferred", also_tell=(previous,),
-                   exclude_channel=caller.channel_name)
+                   detail=f"from agent {previous} by {by_uid or 'the mall'}", event="transferred",
+                   also_tell=(previous,), exclude_channel=caller.channel_name)
+    webhooks.session_changed(webhooks.Event.SESSION_TRANSFERRED, session, from_agent_uid=previous, by_uid=by_uid)
     queue_drain(shop_id=shop_id, base_url=base_url, now=now)
     return session
 
 
 @transaction.atomic
-def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str) -> ServiceSession:
-    session = _locked_live_session(chat_id)
+def session_close_by_agent(*, caller: Caller, chat_id: str, base_url: str,
+                           session_id: int | None = None) -> ServiceSession:
+    """An agent or the shop's owner ends a session (or the mall over REST: `caller.uid` None)."""
+    session = _locked_live_session(chat_id, session_id)
     now = timezone.now()
-    session_close(session=session, now=now, exclude_channel=caller.channel_name)
+    session_close(session=session, now=now, exclude_channel=caller.channel_name,
+                  closed_by="agent" if caller.uid else "mall", by_uid=caller.uid or 0)
     queue_drain(shop_id=session.shop_id, base_url=base_url, now=now)
     return session
 
@@ -621,8 +649,11 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
     def after_store(stored: dict[int, Stored]) -> None:
         guard.messages_flag([(plan.drafts[index], stored[index], kinds)
                              for index, kinds in flagged.items() if index in stored])
+        webhooks.messages_created([(plan.drafts[index], row, plan.drafts[index].served.session_id)
+                                   for index, row in stored.items()])
 
-    if flagged:
+    # Nothing to do after the store (and no closure called) unless a flag or the mall wants it.
+    if flagged or webhooks.wanted(webhooks.MESSAGE_CREATED):
         plan.after_store = after_store
     return plan
 
@@ -647,7 +678,7 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
         now = timezone.now()
         opening = ShopOpening(shop, now)
         session, agent_id = _session_for_consumer_message(
-            shop=shop, conversation=conversation, consumer_id=consumer.pk, next_seq=conversation.last_seq + 1, now=now,
+            shop=shop, conversation=conversation, consumer=consumer, next_seq=conversation.last_seq + 1, now=now,
             base_url=caller.base_url, opening=opening,
         )
         body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id, card)
@@ -656,8 +687,9 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
         new_session = session.first_seq == stored.seq
         if verdict.flagged:
             guard.messages_flag([(draft, stored, verdict.flagged)])
-        if webhooks.enabled():
-            webhooks.consumer_message_events(session=session, message=payload(draft, stored), new_session=new_session)
+        webhooks.messages_created([(draft, stored, session.pk)])
+        if session.state == State.QUEUED and webhooks.wanted(webhooks.Event.MESSAGE_UNATTENDED):
+            webhooks.message_unattended(session, payload(draft, stored))
         # The shop's automatic answers, after the message (the hours are read only here: a new or queued session).
         if agent_id == 0 and not opening.open_now:
             _out_of_hours_message_if_due(session, shop, consumer.pk, caller.base_url, now, opening.hours)
@@ -740,7 +772,10 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
                 )
                 session.conversation = conversation
             was_queued = session.state == State.QUEUED
-            session_assign(session=session, agent_id=caller.uid, reason=Assignment.Reason.CLAIM, now=now)
+            with webhooks.batched():
+                session_assign(session=session, agent_id=caller.uid, reason=Assignment.Reason.CLAIM, now=now)
+                if not was_queued:  # a session the agent's answer opened
+                    webhooks.session_created(session, consumer_nickname=consumer.display_name, now=now)
             if was_queued:
                 push_queue_positions(shop.pk)
         ServiceSession.objects.filter(pk=session.pk).update(
@@ -751,4 +786,5 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
         stored = message_store(draft, now=now)
         if verdict.flagged:
             guard.messages_flag([(draft, stored, verdict.flagged)])
+        webhooks.messages_created([(draft, stored, session.pk)])
         return stored

@@ -67,3 +67,10 @@ class MallKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "X-Imchat-Api-Key"}
+
+
+class MallKeyIfGivenScheme(MallKeyScheme):
+    """accounts.mall.MallKeyIfGiven: the same key, on endpoints users may call too."""
+
+    target_class = "accounts.mall.MallKeyIfGiven"
+    name = "mallApiKeyOrUser"

@@ -18,9 +18,11 @@ from django.core.exceptions import ImproperlyConfigured
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imchat.settings")
     try:
+        import django
         from django.conf import settings
 
         settings.SECRET_KEY  # a missing production secret: one clear line, not a traceback
+        django.setup()  # and a bad setting the apps check (IM_WEBHOOK_EVENTS)
     except ImproperlyConfigured as error:
         sys.exit(f"imchat: {error}")
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -436,15 +436,18 @@ if IM_MALL_API_KEY in PUBLISHED_SECRETS:
     raise ImproperlyConfigured("IM_MALL_API_KEY is the example of the docs: set a random value (openssl rand -hex 32)")
 if not IM_MALL_API_KEY and DEBUG:
     IM_MALL_API_KEY = _development_secrets(VAR_DIR / "dev-secrets.json")["IM_MALL_API_KEY"]
-# Webhooks to the mall (new customer-service sessions, messages while no agent is online): nothing
+# Webhooks to the mall (sessions and messages of customer service; docs/INTEGRATION.md): nothing
 # is queued while IM_WEBHOOK_URL is unset. Each attempt is signed with its own time:
-# X-Imchat-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>"> (README: the mall's check).
+# X-Imchat-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>"> (docs/INTEGRATION.md: the check).
 IM_WEBHOOK_URL = os.environ.get("IM_WEBHOOK_URL", "")
 IM_WEBHOOK_SECRET = os.environ.get("IM_WEBHOOK_SECRET", "")
 IM_WEBHOOK_TIMEOUT = float(os.environ.get("IM_WEBHOOK_TIMEOUT") or 5)
 IM_WEBHOOK_MAX_ATTEMPTS = env_int("IM_WEBHOOK_MAX_ATTEMPTS", 12)
 IM_WEBHOOK_RETRY_SECONDS = env_int("IM_WEBHOOK_RETRY_SECONDS", 10)
 IM_WEBHOOK_POLL_SECONDS = env_int("IM_WEBHOOK_POLL_SECONDS", 5)
+# The events the mall receives: comma-separated names, `default` (every event but message.created)
+# or `all`; unknown names stop the start (customer_service/webhooks.py, docs/INTEGRATION.md).
+IM_WEBHOOK_EVENTS = os.environ.get("IM_WEBHOOK_EVENTS", "default")
 if IM_WEBHOOK_URL and len(IM_WEBHOOK_SECRET) < 16:
     raise ImproperlyConfigured("IM_WEBHOOK_SECRET (16+ characters) must be set with IM_WEBHOOK_URL")
 

@@ -90,6 +90,7 @@ urlpatterns += [
 
 # The customer-service desk: labels, canned replies, private notes (customer_service/desk_apis.py).
 from customer_service import desk_apis  # noqa: E402
+from customer_service import session_apis  # noqa: E402
 
 urlpatterns += [
     path("api/v1/shops/<int:shop_id>/labels/", desk_apis.ShopLabelListApi.as_view(), name="api-shop-labels"),
@@ -101,6 +102,12 @@ urlpatterns += [
          name="api-shop-canned-replies"),
     path("api/v1/shops/<int:shop_id>/canned-replies/<int:reply_id>/", desk_apis.CannedReplyApi.as_view(),
          name="api-shop-canned-reply"),
+    path("api/v1/shops/<int:shop_id>/sessions/", session_apis.ShopSessionListApi.as_view(), name="api-shop-sessions"),
+    path("api/v1/service-sessions/<int:session_id>/", session_apis.SessionApi.as_view(), name="api-session"),
+    path("api/v1/service-sessions/<int:session_id>/transfer/", session_apis.SessionTransferApi.as_view(),
+         name="api-session-transfer"),
+    path("api/v1/service-sessions/<int:session_id>/close/", session_apis.SessionCloseApi.as_view(),
+         name="api-session-close"),
     path("api/v1/service-sessions/<int:session_id>/notes/", desk_apis.SessionNoteListApi.as_view(),
          name="api-session-notes"),
     path("api/v1/service-sessions/<int:session_id>/labels/", desk_apis.SessionLabelsApi.as_view(),

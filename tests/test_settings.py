@@ -142,3 +142,11 @@ def test_a_production_server_serves_no_debug_pages_and_redirects_plain_http_to_h
     assert "Traceback" not in behind_proxy.text and "URLconf" not in behind_proxy.text
     assert behind_proxy.headers["strict-transport-security"].startswith("max-age=")
     assert api.status_code == 401
+
+
+def test_an_unknown_webhook_event_stops_the_start_with_one_clear_line(var_dir):
+    done = manage("check", var_dir=var_dir, DJANGO_DEBUG="1", IM_WEBHOOK_EVENTS="default,session.opened")
+
+    assert done.returncode != 0
+    assert "IM_WEBHOOK_EVENTS: unknown event 'session.opened'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,7 +1,7 @@
 """A local HTTP receiver on 127.0.0.1 standing in for the mall's webhook endpoint.
 
-Given the secret, it checks each delivery the way the README tells the mall to, with the README's
-own code, and answers 400 to one that fails.
+Given the secret, it checks each delivery the way docs/INTEGRATION.md tells the mall to, with that
+page's own code, and answers 400 to one that fails.
 """
 
 import functools
@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+INTEGRATION = Path(__file__).resolve().parents[2] / "docs" / "INTEGRATION.md"
 
 
 @functools.cache
 def documented_check() -> Callable[..., bool]:
-    """`imchat_signature_ok(secret, header, raw_body, now=None)`, run from the README's Python block."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    """`imchat_signature_ok(secret, header, raw_body, now=None)`, run from docs/INTEGRATION.md's Python block."""
+    blocks = re.findall(r"```python\n(.*?)```", INTEGRATION.read_text(), re.DOTALL)
     [source] = [block for block in blocks if "def imchat_signature_ok" in block]
     namespace: dict = {}
-    exec(source, namespace)  # noqa: S102 - our own README's snippet, which is what the test proves
+    exec(source, namespace)  # noqa: S102 - our own docs' snippet, which is what the test proves
     return namespace["imchat_signature_ok"]
 
 
@@ -55,7 +55,8 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(*statuses: int, secret: str | None = None) -> Iterator[Receiver]:
+def webhook_receiver(*statuses: int, secret: str | None = None, port: int = 0) -> Iterator[Receiver]:
+    """A receiver on 127.0.0.1 (`port`, or a free one)."""
     receiver = Receiver(statuses=list(statuses))
 
     class Handler(BaseHTTPRequestHandler):
@@ -79,7 +80,7 @@ def webhook_receiver(*statuses: int, secret: str | None = None) -> Iterator[Rece
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/imchat"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -14,11 +14,18 @@ from tests.customer_service.conftest import consumer_frame
 
 pytestmark = pytest.mark.django_db
 SECRET = "webhook-secret-0123456789abcdef"
+# The four events these tests follow (session.queued and the rest: test_webhook_events.py).
+FIRST_EVENTS = "session.created,message.unattended,session.rated,message.flagged"
+
+
+@pytest.fixture(autouse=True)
+def first_events(settings):
+    settings.IM_WEBHOOK_EVENTS = FIRST_EVENTS
 
 
 @pytest.fixture
 def receiver(settings):
-    """The mall's endpoint, checking every delivery with the README's code (400 when it fails)."""
+    """The mall's endpoint, checking every delivery with docs/INTEGRATION.md's code (400 when it fails)."""
     with webhook_receiver(secret=SECRET) as receiver:
         settings.IM_WEBHOOK_URL = receiver.url
         settings.IM_WEBHOOK_SECRET = SECRET
