@@ -11,10 +11,10 @@ from rest_framework.views import APIView
 from accounts import mall
 from chat.models import Notice
 from chat.payloads import unix
-from customer_service import guard, ratings, search, selectors, services
+from customer_service import guard, offline, ratings, search, selectors, services
 from customer_service.mall import shops_upsert
 from customer_service.hours import MAX_CLOSED_DAYS, MAX_INTERVALS, Hours, Interval, hours_payload
-from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay
+from customer_service.models import MAX_OFFLINE_NOTIFY_MINUTES, ServiceAgent, ServiceSession, Shop, ShopClosedDay
 from customer_service.notices import notice_send_to
 from customer_service.selectors import agent_available, agents_with_state, shop_hours
 from imchat.api import caller_of, ok
@@ -180,6 +180,33 @@ class ShopContactGuardApi(APIView):
         data = validated(self.ContactGuardInputSerializer, body_of(request))
         guard.shop_set_contact_guard(shop=shop, mode=data["contact_guard"])
         return ok({"shop_id": shop.pk, "contact_guard": shop.contact_guard})
+
+
+class OfflineNotifyOut(serializers.Serializer):
+    shop_id = serializers.IntegerField()
+    offline_notify_minutes = serializers.IntegerField(
+        min_value=0, max_value=MAX_OFFLINE_NOTIFY_MINUTES,
+        help_text="the webhook notification.offline at most once per this many minutes per conversation and "
+                  "receiver (a customer, or the agent of their open session, with no live connection); 0: never")
+
+
+class ShopOfflineNotifyApi(APIView):
+    """The shop's offline notifications to the mall (owner only): read the window, or set it."""
+
+    class OfflineNotifyInputSerializer(serializers.Serializer):
+        offline_notify_minutes = serializers.IntegerField(min_value=0, max_value=MAX_OFFLINE_NOTIFY_MINUTES)
+
+    @api(name="ShopOfflineNotify", result=OfflineNotifyOut, tags=["shops"])
+    def get(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        return ok({"shop_id": shop.pk, "offline_notify_minutes": shop.offline_notify_minutes})
+
+    @api(name="ShopOfflineNotifySet", result=OfflineNotifyOut, request=OfflineNotifyInputSerializer, tags=["shops"])
+    def put(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        data = validated(self.OfflineNotifyInputSerializer, body_of(request))
+        offline.shop_set_offline_notify(shop=shop, minutes=data["offline_notify_minutes"])
+        return ok({"shop_id": shop.pk, "offline_notify_minutes": shop.offline_notify_minutes})
 
 
 class FlaggedMessageOut(serializers.Serializer):

@@ -26,7 +26,7 @@ from accounts.models import User
 from chat.models import Conversation, MsgType, Participant
 from chat.presence import presence
 from customer_service import webhooks
-from customer_service.models import OfflineNotification, WebhookDelivery
+from customer_service.models import OfflineNotification, Shop, WebhookDelivery
 
 if TYPE_CHECKING:  # chat/messages.py calls this module: no import back at run time
     from chat.messages import Draft, Stored
@@ -47,6 +47,13 @@ class Role(StrEnum):
 def wanted() -> bool:
     """Whether the mall takes `notification.offline`: the one switch of this module."""
     return webhooks.enabled()
+
+
+def shop_set_offline_notify(*, shop: Shop, minutes: int) -> Shop:
+    """Change a shop's window (0: none); the next message reads it (it comes with the live sessions)."""
+    Shop.objects.filter(pk=shop.pk).update(offline_notify_minutes=minutes)
+    shop.offline_notify_minutes = minutes
+    return shop
 
 
 def receivers_away(drafts: "list[Draft]") -> set[int]:
