@@ -1,6 +1,7 @@
 """Customer service over HTTP: the merchant's shops and agents, system notices, the mall's shop sync."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db.models import Count
 from django.utils import timezone
@@ -163,23 +164,43 @@ class ContactGuardOut(serializers.Serializer):
                   "mask (replaced by *** for everyone)")
 
 
-class ShopContactGuardApi(APIView):
+class OwnerShopSettingApi(APIView):
+    """One setting of a shop that its owner alone reads and sets; the next message reads it."""
+
+    field = ""
+    Input: type[serializers.Serializer]
+
+    def change(self, shop: Shop, value: Any) -> None:
+        raise NotImplementedError
+
+    def read(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        return ok({"shop_id": shop.pk, self.field: getattr(shop, self.field)})
+
+    def write(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        self.change(shop, validated(self.Input, body_of(request))[self.field])
+        return ok({"shop_id": shop.pk, self.field: getattr(shop, self.field)})
+
+
+class ShopContactGuardApi(OwnerShopSettingApi):
     """The shop's contact guard (owner only): read it, or set it; the next message follows it."""
 
     class ContactGuardInputSerializer(serializers.Serializer):
         contact_guard = serializers.ChoiceField(choices=Shop.ContactGuard.values)
 
+    field, Input = "contact_guard", ContactGuardInputSerializer
+
+    def change(self, shop: Shop, value: Any) -> None:
+        guard.shop_set_contact_guard(shop=shop, mode=value)
+
     @api(name="ShopContactGuard", result=ContactGuardOut, tags=["shops"])
     def get(self, request, shop_id: int):
-        shop = owned_shop(request, shop_id)
-        return ok({"shop_id": shop.pk, "contact_guard": shop.contact_guard})
+        return self.read(request, shop_id)
 
     @api(name="ShopContactGuardSet", result=ContactGuardOut, request=ContactGuardInputSerializer, tags=["shops"])
     def put(self, request, shop_id: int):
-        shop = owned_shop(request, shop_id)
-        data = validated(self.ContactGuardInputSerializer, body_of(request))
-        guard.shop_set_contact_guard(shop=shop, mode=data["contact_guard"])
-        return ok({"shop_id": shop.pk, "contact_guard": shop.contact_guard})
+        return self.write(request, shop_id)
 
 
 class OfflineNotifyOut(serializers.Serializer):
@@ -190,23 +211,24 @@ class OfflineNotifyOut(serializers.Serializer):
                   "receiver (a customer, or the agent of their open session, with no live connection); 0: never")
 
 
-class ShopOfflineNotifyApi(APIView):
+class ShopOfflineNotifyApi(OwnerShopSettingApi):
     """The shop's offline notifications to the mall (owner only): read the window, or set it."""
 
     class OfflineNotifyInputSerializer(serializers.Serializer):
         offline_notify_minutes = serializers.IntegerField(min_value=0, max_value=MAX_OFFLINE_NOTIFY_MINUTES)
 
+    field, Input = "offline_notify_minutes", OfflineNotifyInputSerializer
+
+    def change(self, shop: Shop, value: Any) -> None:
+        offline.shop_set_offline_notify(shop=shop, minutes=value)
+
     @api(name="ShopOfflineNotify", result=OfflineNotifyOut, tags=["shops"])
     def get(self, request, shop_id: int):
-        shop = owned_shop(request, shop_id)
-        return ok({"shop_id": shop.pk, "offline_notify_minutes": shop.offline_notify_minutes})
+        return self.read(request, shop_id)
 
     @api(name="ShopOfflineNotifySet", result=OfflineNotifyOut, request=OfflineNotifyInputSerializer, tags=["shops"])
     def put(self, request, shop_id: int):
-        shop = owned_shop(request, shop_id)
-        data = validated(self.OfflineNotifyInputSerializer, body_of(request))
-        offline.shop_set_offline_notify(shop=shop, minutes=data["offline_notify_minutes"])
-        return ok({"shop_id": shop.pk, "offline_notify_minutes": shop.offline_notify_minutes})
+        return self.write(request, shop_id)
 
 
 class FlaggedMessageOut(serializers.Serializer):
