@@ -2,9 +2,11 @@
 nobody else does; a bad value changes nothing."""
 
 import pytest
+from django.urls import reverse
 
 from customer_service.models import Shop
 from tests import factories
+from tests.customer_service.test_admin import SHOP_HOURS_UNCHANGED
 
 pytestmark = pytest.mark.django_db
 WINDOW = "/api/v1/shops/{}/offline-notify/"
@@ -39,11 +41,16 @@ def test_nobody_but_the_owner_reads_or_changes_the_window_and_bad_values_change_
     assert Shop.objects.get(pk=shop.pk).offline_notify_minutes == 10
 
 
-def test_the_merchant_sets_the_window_in_the_admin(client, shop, merchant):
+def test_the_merchant_sets_the_window_in_the_admin_and_a_bad_one_is_refused(client, shop, merchant):
     merchant.is_staff = True
     merchant.save(update_fields=["is_staff"])
     client.force_login(merchant)
+    change = reverse("admin:customer_service_shop_change", args=[shop.pk])
+    form = {"name": shop.name, "logo": "", "strategy": shop.strategy, "offline_notice": shop.offline_notice,
+            "contact_guard": shop.contact_guard, **SHOP_HOURS_UNCHANGED}
 
-    page = client.get(f"/admin/customer_service/shop/{shop.pk}/change/")
-
-    assert page.status_code == 200 and b"offline_notify_minutes" in page.content
+    assert b"offline_notify_minutes" in client.get(change).content
+    assert client.post(change, {**form, "offline_notify_minutes": "1441"}).status_code == 200  # the form again
+    assert Shop.objects.get(pk=shop.pk).offline_notify_minutes == 10
+    assert client.post(change, {**form, "offline_notify_minutes": "30"}).status_code == 302
+    assert Shop.objects.get(pk=shop.pk).offline_notify_minutes == 30
