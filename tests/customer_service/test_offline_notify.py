@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from chat import handlers
 from chat.models import Conversation
-from chat.presence import presence
+from chat.presence import RedisPresence, presence
 from chat.protocol import Envelope
 from customer_service import offline
 from customer_service.models import OfflineNotification, ServiceSession, Shop, WebhookDelivery
@@ -297,3 +297,9 @@ def test_a_deactivated_receiver_is_not_reported(alice, bob, ask):
 
     assert len(notifications()) == 1
     assert Conversation.objects.filter(chat_type=1).count() == 1
+
+
+def test_while_presence_is_unreachable_nobody_counts_as_offline():
+    unreachable = RedisPresence("redis://127.0.0.1:1/0", "imchat-test")  # nothing listens on port 1
+
+    assert unreachable.offline([1, 2, 3]) == set()
