@@ -65,8 +65,8 @@ def seed(cursor, *, messages: int, customers: int = 5000, private: int | None = 
                CASE WHEN i % 4 = 0 THEN '王' || i ELSE 'Customer ' || i END
         FROM generate_series(1, {customers}) i;
         INSERT INTO customer_service_shop (id, owner_id, name, logo, strategy, offline_notice, timezone, greeting,
-                                           out_of_hours_message, contact_guard, created_at)
-        SELECT i, i, 'Shop ' || i, '', 'least_busy', '', 'UTC', '', '', 'flag', now() FROM generate_series(1, {SHOPS}) i;
+                                           out_of_hours_message, contact_guard, offline_notify_minutes, created_at)
+        SELECT i, i, 'Shop ' || i, '', 'least_busy', '', 'UTC', '', '', 'flag', 10, now() FROM generate_series(1, {SHOPS}) i;
         INSERT INTO chat_conversation (id, chat_id, chat_type, title, avatar, shop_id, last_seq, last_msg,
                                        last_msg_type, last_uid, last_time, created_at)
         SELECT k, ((k - 1) % {SHOPS} + 1) || '____' || (1000 + k), 4, '', '', (k - 1) % {SHOPS} + 1, 0, '', 1, 0,

@@ -8,7 +8,9 @@ module `Draft`s, and `messages_store` does the rest for all of them at once:
   from its newest message, move the senders' read markers and bring hidden rows back; elsewhere,
   the same three steps per message in one transaction;
 - the payload of each message, built once and encoded once;
-- its pushes, on commit: 200 to the receivers, 307 to the sender's other sockets.
+- its pushes, on commit: 200 to the receivers, 307 to the sender's other sockets;
+- for a receiver with no live socket (`Draft.notify`), the mall's `notification.offline` webhook,
+  debounced, in the same transaction (customer_service/offline.py; nothing at all while it is off).
 
 A client_msg_id stored before makes the whole call raise IntegrityError with nothing stored (the
 unique constraint answers; there is no lookup first): callers store again one by one, where the
@@ -26,6 +28,7 @@ from chat import realtime
 from chat.cards import Card
 from chat.models import Conversation, Message, Participant
 from chat.payloads import message_result, unix
+from customer_service import offline
 from customer_service.models import ServiceSession
 from imchat.errors import AppError, Code
 from imchat.sql import prepared
@@ -56,6 +59,17 @@ class Author:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """Whom the mall tells of a message when they have no live socket (customer_service/offline.py):
+    the one receiver the kind's policy named, never anyone a client chose."""
+
+    recipient_id: int
+    role: str  # offline.Role: consumer, agent, user (private chat)
+    quiet_seconds: int  # at most one notification per this long per conversation and receiver
+    session_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Draft:
     """A message its kind's policy accepted: where it goes, who says it, who hears it."""
 
@@ -81,6 +95,7 @@ class Draft:
     sender_note: dict | None = None
     card: Card | None = None  # the mall's verified card; `msg` is its line of text
     served: "Served | None" = None  # a customer-service message of the batch: stored only while served
+    notify: Notify | None = None  # its one receiver the mall tells while they have no live socket
 
 
 @dataclass(frozen=True)
@@ -146,11 +161,15 @@ def messages_store(drafts: list[Draft], *, now: datetime | None = None) -> list[
     if not drafts:
         return []
     now = now or timezone.now()
-    if connection.vendor == "postgresql":
-        stored = _store_in_one_statement(drafts, now)
-    else:
-        with transaction.atomic():
+    # Asked before the store takes its row locks; nothing at all while notifications are off.
+    away = offline.receivers_away(drafts) if offline.wanted() else None
+    with transaction.atomic(savepoint=False):  # inside the caller's transaction: no savepoint round trips
+        if connection.vendor == "postgresql":
+            stored = _store_in_one_statement(drafts, now)
+        else:
             stored = [_store_one(draft, now) for draft in drafts]
+        if away:
+            offline.notifications_record(drafts, stored, away, now=now)
     for draft, one in zip(drafts, stored):
         if one is not None:
             _push(draft, one)

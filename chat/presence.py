@@ -50,6 +50,10 @@ class LocalPresence:
         with self._lock:
             return {uid for uid in user_ids if self._sockets.get(uid)}
 
+    def offline(self, user_ids: Iterable[int]) -> set[int]:
+        with self._lock:
+            return {uid for uid in user_ids if not self._sockets.get(uid)}
+
     def local_user_ids(self) -> set[int]:
         """The users with a socket on this process."""
         with self._lock:
@@ -230,6 +234,21 @@ class RedisPresence:
         except redis.RedisError:
             logger.warning("presence unavailable; counting nobody online", exc_info=True)
             return set()
+
+    def offline(self, user_ids: Iterable[int]) -> set[int]:
+        """Users known to have no live socket anywhere: those on this process need no Redis, and
+        while Redis is unreachable nobody is known to be offline (nobody is told they missed anything)."""
+        with self._lock:
+            here = set(self._local.values())
+        others = [uid for uid in dict.fromkeys(user_ids) if uid not in here]
+        if not others:
+            return set()
+        try:
+            live = self._live_sockets(others)
+        except redis.RedisError:
+            logger.warning("presence unavailable; counting nobody offline", exc_info=True)
+            return set()
+        return {uid for uid in others if uid not in live}
 
     def socket_count(self, user_id: int) -> int:
         return self._live_sockets([user_id]).get(user_id, 0)

@@ -2,6 +2,7 @@
 only after commit. Private messages' policy lives here too: who a private message goes to.
 """
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -10,9 +11,10 @@ from accounts.models import User
 from chat import ids, realtime
 from chat.cards import Card
 from chat.inputs import SendInput
-from chat.messages import Author, Draft, Plan, Side, Stored, message_store
+from chat.messages import Author, Draft, Notify, Plan, Side, Stored, message_store
 from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
 from chat.protocol import Caller
+from customer_service.offline import Role
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 
 
@@ -60,7 +62,13 @@ def private_draft(*, caller: Caller, to_uid: int | None, chat_id: str | None, ms
         author=Author(caller.user.display_name, caller.avatar_url, sender_id), reads=Side(user_id=sender_id),
         sent_as=SentAs.USER, to_uid=peer_id, sender_id=sender_id, client_msg_id=client_msg_id,
         receivers=(realtime.user_group(peer_id),), sender_socket=caller.channel_name, card=card,
+        notify=_private_notify(peer_id),
     )
+
+
+def _private_notify(peer_id: int) -> Notify | None:
+    seconds = settings.IM_OFFLINE_NOTIFY_SECONDS
+    return Notify(peer_id, Role.USER, seconds) if seconds > 0 else None
 
 
 def private_plan(items: list[tuple[int, Caller, SendInput]]) -> Plan:

@@ -145,6 +145,7 @@ class ShopAdmin(MerchantScopedAdmin):
     search_fields = ("name", "=id")
     fieldsets = (
         (None, {"fields": ("name", "logo", "strategy", "offline_notice", "contact_guard", "owner")}),
+        ("Offline notifications to the mall", {"fields": ("offline_notify_minutes",)}),
         ("Business hours and greeting", {"fields": ("timezone", "greeting", "out_of_hours_message")}),
     )
     inlines = (ShopHoursInline, ShopClosedDayInline)

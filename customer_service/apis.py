@@ -1,6 +1,7 @@
 """Customer service over HTTP: the merchant's shops and agents, system notices, the mall's shop sync."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.db.models import Count
 from django.utils import timezone
@@ -11,10 +12,10 @@ from rest_framework.views import APIView
 from accounts import mall
 from chat.models import Notice
 from chat.payloads import unix
-from customer_service import guard, ratings, search, selectors, services
+from customer_service import guard, offline, ratings, search, selectors, services
 from customer_service.mall import shops_upsert
 from customer_service.hours import MAX_CLOSED_DAYS, MAX_INTERVALS, Hours, Interval, hours_payload
-from customer_service.models import ServiceAgent, ServiceSession, Shop, ShopClosedDay
+from customer_service.models import MAX_OFFLINE_NOTIFY_MINUTES, ServiceAgent, ServiceSession, Shop, ShopClosedDay
 from customer_service.notices import notice_send_to
 from customer_service.selectors import agent_available, agents_with_state, shop_hours
 from imchat.api import caller_of, ok
@@ -163,23 +164,71 @@ class ContactGuardOut(serializers.Serializer):
                   "mask (replaced by *** for everyone)")
 
 
-class ShopContactGuardApi(APIView):
+class OwnerShopSettingApi(APIView):
+    """One setting of a shop that its owner alone reads and sets; the next message reads it."""
+
+    field = ""
+    Input: type[serializers.Serializer]
+
+    def change(self, shop: Shop, value: Any) -> None:
+        raise NotImplementedError
+
+    def read(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        return ok({"shop_id": shop.pk, self.field: getattr(shop, self.field)})
+
+    def write(self, request, shop_id: int):
+        shop = owned_shop(request, shop_id)
+        self.change(shop, validated(self.Input, body_of(request))[self.field])
+        return ok({"shop_id": shop.pk, self.field: getattr(shop, self.field)})
+
+
+class ShopContactGuardApi(OwnerShopSettingApi):
     """The shop's contact guard (owner only): read it, or set it; the next message follows it."""
 
     class ContactGuardInputSerializer(serializers.Serializer):
         contact_guard = serializers.ChoiceField(choices=Shop.ContactGuard.values)
 
+    field, Input = "contact_guard", ContactGuardInputSerializer
+
+    def change(self, shop: Shop, value: Any) -> None:
+        guard.shop_set_contact_guard(shop=shop, mode=value)
+
     @api(name="ShopContactGuard", result=ContactGuardOut, tags=["shops"])
     def get(self, request, shop_id: int):
-        shop = owned_shop(request, shop_id)
-        return ok({"shop_id": shop.pk, "contact_guard": shop.contact_guard})
+        return self.read(request, shop_id)
 
     @api(name="ShopContactGuardSet", result=ContactGuardOut, request=ContactGuardInputSerializer, tags=["shops"])
     def put(self, request, shop_id: int):
-        shop = owned_shop(request, shop_id)
-        data = validated(self.ContactGuardInputSerializer, body_of(request))
-        guard.shop_set_contact_guard(shop=shop, mode=data["contact_guard"])
-        return ok({"shop_id": shop.pk, "contact_guard": shop.contact_guard})
+        return self.write(request, shop_id)
+
+
+class OfflineNotifyOut(serializers.Serializer):
+    shop_id = serializers.IntegerField()
+    offline_notify_minutes = serializers.IntegerField(
+        min_value=0, max_value=MAX_OFFLINE_NOTIFY_MINUTES,
+        help_text="the webhook notification.offline at most once per this many minutes per conversation and "
+                  "receiver (a customer, or the agent of their open session, with no live connection); 0: never")
+
+
+class ShopOfflineNotifyApi(OwnerShopSettingApi):
+    """The shop's offline notifications to the mall (owner only): read the window, or set it."""
+
+    class OfflineNotifyInputSerializer(serializers.Serializer):
+        offline_notify_minutes = serializers.IntegerField(min_value=0, max_value=MAX_OFFLINE_NOTIFY_MINUTES)
+
+    field, Input = "offline_notify_minutes", OfflineNotifyInputSerializer
+
+    def change(self, shop: Shop, value: Any) -> None:
+        offline.shop_set_offline_notify(shop=shop, minutes=value)
+
+    @api(name="ShopOfflineNotify", result=OfflineNotifyOut, tags=["shops"])
+    def get(self, request, shop_id: int):
+        return self.read(request, shop_id)
+
+    @api(name="ShopOfflineNotifySet", result=OfflineNotifyOut, request=OfflineNotifyInputSerializer, tags=["shops"])
+    def put(self, request, shop_id: int):
+        return self.write(request, shop_id)
 
 
 class FlaggedMessageOut(serializers.Serializer):

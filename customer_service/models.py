@@ -1,9 +1,11 @@
 """Shops, their service agents, and the state of each customer-service session."""
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 
+
+MAX_OFFLINE_NOTIFY_MINUTES = 1440
 
 DEFAULT_OUT_OF_HOURS_MESSAGE = (
     "We are closed right now and open again {next_opening}. Leave a message and we will answer then."
@@ -46,6 +48,13 @@ class Shop(models.Model):
     contact_guard = models.CharField(
         max_length=4, choices=ContactGuard.choices, default=ContactGuard.FLAG,
         help_text="Contacts (phone, WeChat, QQ, e-mail, outside links) in customer-service messages",
+    )
+    # The mall's `notification.offline` webhook (customer_service/offline.py): at most one per this
+    # many minutes per conversation and receiver; 0: none for this shop.
+    offline_notify_minutes = models.PositiveSmallIntegerField(
+        default=10, validators=[MaxValueValidator(MAX_OFFLINE_NOTIFY_MINUTES)],
+        help_text="A customer or agent with no connection hears of a new message through the mall (a webhook) "
+                  "at most once per this many minutes per conversation; 0: never",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -229,6 +238,7 @@ class WebhookDelivery(models.Model):
         MESSAGE_CREATED = "message.created", "a customer-service message, either side"
         MESSAGE_UNATTENDED = "message.unattended", "a consumer's message while no agent is online"
         MESSAGE_FLAGGED = "message.flagged", "a message with a contact in it (the shop's contact guard: flag)"
+        NOTIFICATION_OFFLINE = "notification.offline", "a message for someone with no live connection"
 
     class State(models.TextChoices):
         PENDING = "pending"
@@ -270,6 +280,30 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number}: {self.status or self.error[:40]}"
+
+
+class OfflineNotification(models.Model):
+    """The last `notification.offline` of one receiver in one conversation: the debounce.
+
+    Written in the transaction of the message it reports (one upsert per batch), so a rolled-back
+    message leaves no mark, and every process and restart sees the same window.
+    """
+
+    conversation = models.ForeignKey("chat.Conversation", on_delete=models.CASCADE, related_name="+")
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    msg_id = models.BigIntegerField(help_text="the message last reported")
+    seq = models.PositiveBigIntegerField()
+    read_seq = models.PositiveBigIntegerField(help_text="the receiver's read marker when it was reported")
+    unread = models.PositiveIntegerField(default=0)
+    notified_at = models.DateTimeField()
+    quiet_until = models.BigIntegerField(help_text="unix seconds: no other report before this unless read meanwhile")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["conversation", "recipient"],
+                                               name="offline_notification_one_per_receiver")]
+
+    def __str__(self) -> str:
+        return f"user {self.recipient_id} in {self.conversation_id} (seq {self.seq})"
 
 
 class ShopLabel(models.Model):

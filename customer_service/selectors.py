@@ -119,11 +119,12 @@ class LiveSession:
     shop_name: str
     shop_logo: str
     contact_guard: str  # the shop's Shop.ContactGuard
+    offline_notify_minutes: int  # the shop's Shop.offline_notify_minutes
 
 
 _LIVE_SESSIONS_SQL = f"""
 SELECT c.chat_id, s.id, s.shop_id, s.agent_id, a.status, shop.owner_id, u.is_active, s.last_activity_at,
-       shop.name, shop.logo, shop.contact_guard
+       shop.name, shop.logo, shop.contact_guard, shop.offline_notify_minutes
 FROM {Conversation._meta.db_table} c
 JOIN {ServiceSession._meta.db_table} s ON s.conversation_id = c.id AND s.state = 'open'
 JOIN {Shop._meta.db_table} shop ON shop.id = s.shop_id
@@ -143,13 +144,14 @@ def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
             rows = cursor.fetchall()
     sessions = {}
     for (chat_id, pk, shop_id, agent_id, status, owner_id, active, last_activity_at, shop_name, shop_logo,
-         contact_guard) in rows:
+         contact_guard, offline_notify_minutes) in rows:
         if isinstance(last_activity_at, str):  # SQLite hands raw SQL its text (or a naive datetime), in UTC
             last_activity_at = parse_datetime(last_activity_at)
         if last_activity_at.tzinfo is None:
             last_activity_at = last_activity_at.replace(tzinfo=UTC)
         sessions[chat_id] = LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id,
-                                        bool(active), last_activity_at, shop_name, shop_logo, contact_guard)
+                                        bool(active), last_activity_at, shop_name, shop_logo, contact_guard,
+                                        offline_notify_minutes)
     return sessions
 
 

@@ -14,7 +14,7 @@ from accounts.models import User
 from chat import ids, realtime
 from chat.cards import Card
 from chat.inputs import SendInput
-from chat.messages import NOBODY, Author, Draft, Plan, Served, Side, Stored, message_store, payload
+from chat.messages import NOBODY, Author, Draft, Notify, Plan, Served, Side, Stored, message_store, payload
 from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
 from chat.payloads import message_result_from_row
 from chat.presence import presence
@@ -25,6 +25,7 @@ from customer_service.hours import (
     Hours, Interval, check_schedule, check_timezone, describe_moment, is_open, next_opening,
 )
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
+from customer_service.offline import Role
 from customer_service.selectors import can_serve, customer_conversation
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
@@ -560,8 +561,13 @@ class Body:
     card: Card | None = None
 
 
+def _notify(recipient_id: int, role: Role, minutes: int, session_id: int) -> Notify | None:
+    """The receiver the mall tells of a message while they have no live socket (0 minutes: never)."""
+    return Notify(recipient_id, role, minutes * 60, session_id) if minutes > 0 and recipient_id else None
+
+
 def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int, note: dict | None = None,
-                    served: Served | None = None) -> Draft:
+                    served: Served | None = None, notify: Notify | None = None) -> Draft:
     consumer = caller.user
     return Draft(
         chat_id=ids.service_chat_id(shop_id, consumer.pk), chat_type=ChatType.SERVICE, msg_type=message.msg_type,
@@ -569,13 +575,13 @@ def _consumer_draft(caller: Caller, message: Body, shop_id: int, agent_id: int, 
         reads=Side(user_id=consumer.pk), sent_as=SentAs.USER, to_uid=agent_id, sender_id=consumer.pk,
         shop_id=shop_id, client_msg_id=message.client_msg_id,
         receivers=(realtime.user_group(agent_id),) if agent_id else (), sender_socket=caller.channel_name,
-        sender_note=note, card=message.card, served=served,
+        sender_note=note, card=message.card, served=served, notify=notify,
     )
 
 
 def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str, shop_logo: str,
                  consumer_id: int, also_to: int | None = None, note: dict | None = None,
-                 served: Served | None = None) -> Draft:
+                 served: Served | None = None, notify: Notify | None = None) -> Draft:
     """An agent speaks for the shop: the shop's name and logo, the agent's own as service_*."""
     receivers = [realtime.user_group(consumer_id)]
     if also_to and also_to != caller.uid:  # the session's own agent, when a colleague or the owner answers
@@ -587,7 +593,7 @@ def _agent_draft(caller: Caller, message: Body, *, shop_id: int, shop_name: str,
                       caller.avatar_url),
         reads=Side(shop_id=shop_id), sent_as=SentAs.SERVICE, to_uid=consumer_id, sender_id=caller.uid,
         shop_id=shop_id, client_msg_id=message.client_msg_id, receivers=tuple(receivers),
-        sender_socket=caller.channel_name, sender_note=note, card=message.card, served=served,
+        sender_socket=caller.channel_name, sender_note=note, card=message.card, served=served, notify=notify,
     )
 
 
@@ -634,9 +640,12 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
             body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
             plan.drafts[index] = _agent_draft(caller, body, shop_id=shop_id, shop_name=session.shop_name,
                                               shop_logo=session.shop_logo, consumer_id=consumer_id,
-                                              note=verdict.note, served=Served(session.pk, session.agent_id, True))
+                                              note=verdict.note, served=Served(session.pk, session.agent_id, True),
+                                              notify=_notify(consumer_id, Role.CONSUMER,
+                                                             session.offline_notify_minutes, session.pk))
         elif (session.agent_status in (Status.ONLINE, Status.BUSY) and session.agent_id in connected
               and session.last_activity_at >= idle_cutoff):
+            # The agent is connected (just asked): nobody to tell offline.
             body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
             plan.drafts[index] = _consumer_draft(caller, body, shop_id, session.agent_id, note=verdict.note,
                                                  served=Served(session.pk, session.agent_id, False))
@@ -682,7 +691,10 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
             base_url=caller.base_url, opening=opening,
         )
         body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id, card)
-        draft = _consumer_draft(caller, body, shop.pk, agent_id, note=verdict.note)
+        # Queued (no agent): no receiver; `message.unattended` is the mall's cue. Kept by an agent
+        # whose socket is gone (the grace): the agent hears through the mall.
+        draft = _consumer_draft(caller, body, shop.pk, agent_id, note=verdict.note,
+                                notify=_notify(agent_id, Role.AGENT, shop.offline_notify_minutes, session.pk))
         stored = message_store(draft, now=now)
         new_session = session.first_seq == stored.seq
         if verdict.flagged:
@@ -782,7 +794,8 @@ def agent_message_send(*, caller: Caller, shop_id: int, consumer_id: int, msg_ty
             last_activity_at=now, first_response_at=Coalesce("first_response_at", Value(now)))
         body, verdict = _guarded(shop.contact_guard, msg_type, msg, client_msg_id, card)
         draft = _agent_draft(caller, body, shop_id=shop.pk, shop_name=shop.name, shop_logo=shop.logo,
-                             consumer_id=consumer.pk, also_to=session.agent_id, note=verdict.note)
+                             consumer_id=consumer.pk, also_to=session.agent_id, note=verdict.note,
+                             notify=_notify(consumer.pk, Role.CONSUMER, shop.offline_notify_minutes, session.pk))
         stored = message_store(draft, now=now)
         if verdict.flagged:
             guard.messages_flag([(draft, stored, verdict.flagged)])

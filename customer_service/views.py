@@ -58,6 +58,12 @@ WORKSPACE_STRINGS = {
     "minutes": _("{value} min"),
     "hours": _("{value} h"),
     "none": _("—"),
+    # A hidden tab's notifications (static/js/desk-alerts.js).
+    "notify_enable": _("Enable notifications"),
+    "notify_disable": _("Turn notifications off"),
+    "notify_blocked": _("Notifications are blocked in this browser"),
+    "notify_new_session": _("New conversation"),
+    "notify_new_session_body": _("{name} is waiting for your answer."),
 }
 
 # CSAT on the shop's side (static/js/desk-csat.js).

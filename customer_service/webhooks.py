@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.conf import settings
@@ -37,10 +37,12 @@ from django.db import close_old_connections, connections, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
-from chat.messages import Draft, Stored
 from chat.models import SentAs
 from chat.protocol import dumps
 from customer_service.models import ServiceSession, WebhookAttempt, WebhookDelivery
+
+if TYPE_CHECKING:  # chat.messages imports this module's neighbours (customer_service.offline)
+    from chat.messages import Draft, Stored
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +200,7 @@ def message_unattended(session: ServiceSession, message: dict[str, Any]) -> None
         })
 
 
-def message_data(draft: Draft, stored: Stored, session_id: int) -> dict[str, Any]:
+def message_data(draft: "Draft", stored: "Stored", session_id: int) -> dict[str, Any]:
     """message.created's data: the stored message, which side wrote it, and its session."""
     agent_side = draft.sent_as == SentAs.SERVICE
     author = draft.author
@@ -213,7 +215,7 @@ def message_data(draft: Draft, stored: Stored, session_id: int) -> dict[str, Any
     }
 
 
-def messages_created(messages: list[tuple[Draft, Stored, int]]) -> None:
+def messages_created(messages: "list[tuple[Draft, Stored, int]]") -> None:
     """message.created for (draft, stored, session id) of a batch: one INSERT; nothing unless wanted."""
     if messages and wanted(MESSAGE_CREATED):
         webhooks_enqueue_many(event=MESSAGE_CREATED,

@@ -409,6 +409,10 @@ IM_SEND_BATCH_MAX = env_int("IM_SEND_BATCH_MAX", 64)
 IM_SYSTEM_NAME = os.environ.get("IM_SYSTEM_NAME", "System notices")
 IM_AGENT_GRACE_SECONDS = env_int("IM_AGENT_GRACE_SECONDS", 60)
 IM_OFFLINE_NOTICE_SECONDS = env_int("IM_OFFLINE_NOTICE_SECONDS", 300)
+# A private message to a user with no live socket: the mall's `notification.offline` webhook at most
+# once per this many seconds per conversation and receiver (0: none for private chat). Shops set their
+# own (Shop.offline_notify_minutes); customer_service/offline.py.
+IM_OFFLINE_NOTIFY_SECONDS = env_int("IM_OFFLINE_NOTIFY_SECONDS", 600)
 IM_SESSION_IDLE_SECONDS = env_int("IM_SESSION_IDLE_SECONDS", 1800)
 # A closed session may be rated by its consumer (once) for this long (customer_service/ratings.py).
 IM_CSAT_WINDOW_SECONDS = env_int("IM_CSAT_WINDOW_SECONDS", 7 * 24 * 3600)

@@ -82,6 +82,8 @@ urlpatterns += [
     path("api/v1/mall/users/", account_apis.MallUsersApi.as_view(), name="api-mall-users"),
     path("api/v1/shops/<int:shop_id>/contact-guard/", service_apis.ShopContactGuardApi.as_view(),
          name="api-shop-contact-guard"),
+    path("api/v1/shops/<int:shop_id>/offline-notify/", service_apis.ShopOfflineNotifyApi.as_view(),
+         name="api-shop-offline-notify"),
     path("api/v1/shops/<int:shop_id>/flagged-messages/", service_apis.ShopFlaggedMessagesApi.as_view(),
          name="api-shop-flagged-messages"),
     path("api/v1/mall/shops/", service_apis.MallShopsApi.as_view(), name="api-mall-shops"),

@@ -6,6 +6,7 @@ import {
   timeElement, typingSignals, uploadImage,
 } from "./ui.js";
 import { offerCard } from "./cards.js";
+import { installAlerts } from "./desk-alerts.js";
 import { guardRendered, watchGuard } from "./desk-guard.js";
 import { installDesk } from "./desk-notes.js";
 import { mountSearch, revealMessage } from "./desk-search.js";
@@ -337,6 +338,16 @@ mountSearch({ client, open: async ({ msgId, ...target }) => {
 
 // --- socket events -------------------------------------------------------------------------------
 
+// A hidden tab: title badge and (when turned on) the browser's notifications (desk-alerts.js).
+const alerts = installAlerts({ button: $("notify-toggle"), open: openChat });
+
+function targetOf(chatId, shopId, { name, avatar: picture } = {}) {
+  const consumer = sessionOf(chatId)?.consumer;
+  const consumerId = consumerOf(chatId);
+  return { chatId, shopId, consumerId, title: consumer?.name || name || `#${consumerId}`,
+    avatar: consumer?.avatar || picture || "" };
+}
+
 function noteMessage(m, { unread }) {
   const session = sessionOf(m.chat_id);
   const row = recent.find((item) => item.chat_id === m.chat_id);
@@ -361,6 +372,9 @@ client.addEventListener("message", ({ detail: { message: m } }) => {
   }
   const fromConsumer = m.from_uid === consumerOf(m.chat_id);
   noteMessage(m, { unread: fromConsumer && !(here && document.visibilityState === "visible") });
+  if (fromConsumer) {
+    alerts.message(m, targetOf(m.chat_id, m.shop_id, { name: m.nickname, avatar: m.avatar }), preview(m.msg_type, m.msg));
+  }
 });
 
 client.addEventListener("ack", ({ detail: { result, content } }) => {
@@ -373,6 +387,9 @@ client.addEventListener("failed", ({ detail: { clientMsgId, error } }) => messag
 
 client.addEventListener("event", ({ detail: { code, result } }) => {
   if (code === Code.SESSION) {
+    if ((result.event === "assigned" || result.event === "transferred") && result.agent_uid === me.id) {
+      alerts.session(targetOf(result.chat_id, result.shop_id));
+    }
     if (active && result.chat_id === active.chatId) {
       if (result.event === "closed") showBanner(t("closed_ok"));
       else if (result.event === "transferred" && result.agent_uid !== me.id) {

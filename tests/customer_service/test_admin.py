@@ -12,9 +12,10 @@ from customer_service.models import ServiceAgent, ServiceSession
 from tests import factories
 
 PASSWORD = factories.PASSWORD
-# The business-hours part of the shop's change form (tests/customer_service/test_hours_admin.py), left as is.
+# The business-hours part of the shop's change form (tests/customer_service/test_hours_admin.py) and its
+# offline-notification window, left as they are.
 SHOP_HOURS_UNCHANGED = {
-    "timezone": "UTC", "greeting": "", "out_of_hours_message": "closed",
+    "offline_notify_minutes": "10", "timezone": "UTC", "greeting": "", "out_of_hours_message": "closed",
     **{f"{prefix}-{field}": value for prefix in ("hours", "closed_days")
        for field, value in (("TOTAL_FORMS", "0"), ("INITIAL_FORMS", "0"), ("MIN_NUM_FORMS", "0"),
                             ("MAX_NUM_FORMS", "1000"))},

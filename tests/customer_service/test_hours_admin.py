@@ -18,7 +18,7 @@ def url(shop) -> str:
 
 def form(shop, *, timezone="Europe/Berlin", hours=(), closed=(), greeting="Hi there!"):
     data = {"name": shop.name, "logo": "", "strategy": "least_busy", "offline_notice": "away", "contact_guard": "flag",
-            "timezone": timezone, "greeting": greeting, "out_of_hours_message": "Closed until {next_opening}.",
+            "offline_notify_minutes": "10", "timezone": timezone, "greeting": greeting, "out_of_hours_message": "Closed until {next_opening}.",
             "hours-TOTAL_FORMS": str(len(hours)), "hours-INITIAL_FORMS": "0", "hours-MIN_NUM_FORMS": "0",
             "hours-MAX_NUM_FORMS": "42", "closed_days-TOTAL_FORMS": str(len(closed)),
             "closed_days-INITIAL_FORMS": "0", "closed_days-MIN_NUM_FORMS": "0", "closed_days-MAX_NUM_FORMS": "400"}
