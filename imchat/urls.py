@@ -43,6 +43,7 @@ urlpatterns += [
     path("workspace/customer/", service_views.workspace_customer, name="workspace-customer"),
     path("dashboard/", service_views.dashboard, name="dashboard"),
     path("dashboard/data/", service_views.dashboard_data, name="dashboard-data"),
+    path("dashboard/reports/", service_views.dashboard_reports, name="dashboard-reports"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
 
