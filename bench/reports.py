@@ -3,6 +3,7 @@
     python -m bench.reports                          # 1,000,000 sessions of one shop in 2026, 4 messages each
     python -m bench.reports --sessions 200000 --plans   # smaller, with each query's whole EXPLAIN ANALYZE
     python -m bench.reports --keep                   # keep the scratch database (its name is printed)
+    python -m bench.reports --database postgres://.../imchat_search_x   # time again on a kept one
 
 Makes a scratch database (bench/search.py's helpers), migrates it, fills it with SQL generate_series:
 shop 1 (Asia/Shanghai, 40 agents) with `--sessions` sessions spread over 2026 (5% never answered,
@@ -37,8 +38,8 @@ def seed(cursor, *, sessions: int, messages: int) -> None:
                     "avatar, sign, id, username, nickname")
     cursor.execute(f"""
         SET session_replication_role = replica;  -- no foreign-key triggers while seeding (superuser)
-        CREATE FUNCTION pg_temp.h(i bigint, salt int) RETURNS int LANGUAGE sql IMMUTABLE
-            AS 'SELECT abs(hashint8(i * 16 + salt))';
+        CREATE FUNCTION pg_temp.h(i bigint, salt int) RETURNS bigint LANGUAGE sql IMMUTABLE
+            AS 'SELECT abs(hashint8(i * 16 + salt)::bigint)';
         INSERT INTO accounts_user ({user_columns})
         SELECT '!', false, '', '', '', false, true, now(), '', '', i, 'user' || i, 'User ' || i
         FROM generate_series(1, {shops + shops * AGENTS + CUSTOMERS}) i;
@@ -55,7 +56,7 @@ def seed(cursor, *, sessions: int, messages: int) -> None:
         CREATE TEMP TABLE plan AS
         SELECT i,
                CASE WHEN i <= {sessions} THEN 1 ELSE 2 + i % {SMALL_SHOPS} END AS shop,
-               timestamptz '2026-01-01 00:00:00+08' + ((i * 7919) % {total}) * (interval '365 days' / {total})
+               timestamptz '2026-01-01 00:00:00+08' + ((i::bigint * 7919) % {total}) * (interval '365 days' / {total})
                    AS created
         FROM generate_series(1, {total}) i;
         INSERT INTO chat_conversation (id, chat_id, chat_type, title, avatar, shop_id, last_seq, last_msg,
@@ -131,10 +132,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=4, help="messages per session")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--plans", action="store_true", help="print the whole EXPLAIN ANALYZE of each query")
+    parser.add_argument("--database", help="time the reports on a database kept by --keep (no seeding)")
     options = parser.parse_args()
-    name, url = create_database()
+    name, url = (None, options.database) if options.database else create_database()
     try:
-        migrate(url)
+        if name:
+            migrate(url)
         os.environ.update(DATABASE_URL=url, DJANGO_DEBUG="1", DJANGO_SETTINGS_MODULE="imchat.settings")
         import django
 
@@ -148,7 +151,8 @@ def main() -> None:
 
         started = time.perf_counter()
         with connection.cursor() as cursor:
-            seed(cursor, sessions=options.sessions, messages=options.messages)
+            if name:
+                seed(cursor, sessions=options.sessions, messages=options.messages)
             seeded = time.perf_counter() - started
             cursor.execute("VACUUM ANALYZE")
             cursor.execute("SELECT (SELECT count(*) FROM customer_service_servicesession), "
@@ -172,8 +176,8 @@ def main() -> None:
         for label, run in cases:
             measure(label, run, plans=options.plans)
     finally:
-        if options.keep:
-            print(f"kept database {name}: {url}")
+        if options.keep or not name:
+            print(f"kept database {name or url}: {url}")
         else:
             drop_database(name)
 

@@ -2,7 +2,7 @@
 test and the screenshots): `site.manage("shell", "-c", HISTORY)` after seeddemo.
 
 Each day d (1..30 days ago) has 3 + d % 5 sessions, amy's and ben's in turn; amy answers faster;
-every fourth goes unanswered; every third is rated. Their customers are history1, history2, ...
+every seventh goes unanswered; every third is rated. Their customers are history1, history2, ...
 """
 
 HISTORY_DAYS = 30
@@ -24,7 +24,7 @@ for days_ago in range(1, %(days)d + 1):
         agent = amy if n %% 2 else ben
         start = now - timedelta(days=days_ago, hours=k * 2)
         wait = timedelta(seconds=10 + (n * 7) %% 50)
-        answered = n %% 4 != 0
+        answered = n %% 7 != 0
         reply = wait + timedelta(seconds=(30 if agent == amy else 90) + (n * 37) %% 240)
         closed = start + timedelta(minutes=10 + (n * 13) %% 40)
         rated = n %% 3 == 0
