@@ -7,7 +7,7 @@ is for the mall and superusers.
 """
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC
 from typing import Any
 
@@ -26,6 +26,7 @@ from imchat.api import ok
 from imchat.errors import forbidden, not_found
 from imchat.inputs import validated
 from imchat.openapi import ErrorSerializer, api
+from imchat.throttling import AnonThrottle, PerUser
 
 TAGS = ["reports"]
 # What a spreadsheet would run as a formula if a cell began with it (a shop or agent named "=HYPERLINK(...)").
@@ -137,12 +138,8 @@ class _Report:
     def csv(self) -> StreamingHttpResponse:
         scope = f"shop{self.shop.pk}" if self.shop else "shops"
         name = f"imchat-{scope}-{self.grouping.replace('_', '-')}-{self.period.since}-{self.period.until}.csv"
-        return csv_response(name, periods.csv_rows(self.grouping, _lazy(self.rows)))
-
-
-def _lazy(rows: Callable[[], Iterable[dict[str, Any]]]) -> Iterator[dict[str, Any]]:
-    """The rows, computed when the response's first bytes are asked for (not before the view returns)."""
-    yield from rows()
+        # The rows are computed here (an error is still a JSON reply), then written line by line.
+        return csv_response(name, periods.csv_rows(self.grouping, self.rows()))
 
 
 class _Echo:
@@ -174,7 +171,15 @@ def _csv_schema(name: str, filters: type[serializers.Serializer], description: s
                                     **{code: ErrorSerializer for code in (400, 401, 403, 404, 429)}})
 
 
+class ReportThrottle(PerUser):
+    """Reports per user (IM_REPORT_RATE): each may read a year of a shop."""
+
+    scope = "report"
+
+
 class _ReportView(APIView):
+    throttle_classes = [AnonThrottle, ReportThrottle]
+
     def get_authenticators(self):
         """The mall's key when the request carries one; otherwise the users' own logins."""
         return [MallKeyAuthentication(only_when_sent=True), JWTAuthentication(), SessionAuthentication()]

@@ -187,3 +187,15 @@ def test_an_export_error_answers_in_json_even_when_csv_is_asked_for(data):
 
     assert reply.status_code == 400
     assert reply.json()["msg"] == "since: a date as YYYY-MM-DD"
+
+
+def test_reports_are_rate_limited_per_user(data, rates):
+    rates(report="2/minute")
+    owner = as_user(data["merchant"])
+
+    statuses = [daily(owner, data["shop"]).status_code for _ in range(3)]
+    export = owner.get(f"/api/v1/shops/{data['shop']}/reports/daily/export/{RANGE}")
+
+    assert statuses == [200, 200, 429]
+    assert export.status_code == 429 and int(export["Retry-After"]) > 0
+    assert daily(as_user(data["amy"]), data["shop"]).status_code == 200  # another user counts on their own
