@@ -51,3 +51,11 @@ def test_the_dashboard_page_tells_its_script_where_the_reports_are(world, days):
     assert config["reports_url"] == reverse("dashboard-reports")
     assert config["strings"]["report_p90"] == "90th percentile"
     assert f'data-report-days="{days}"' in page.content.decode()
+
+
+def test_the_reports_panel_speaks_chinese(world):
+    page = client_for(world.owner_a, HTTP_ACCEPT_LANGUAGE="zh-CN").get(reverse("dashboard"))
+
+    html = page.content.decode()
+    assert "报表" in html and "每天的会话" in html
+    assert page_config(page)["strings"]["report_p90"] == "第 90 百分位"
