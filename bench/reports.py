@@ -70,7 +70,8 @@ def seed(cursor, *, sessions: int, messages: int) -> None:
              rating_comment, rated_at)
         SELECT i, shop, {shops + shops * AGENTS} + conv, conv, agent, 'closed', 1, created, created,
                created + wait, created + wait,
-               CASE WHEN pg_temp.h(i, 1) % 20 = 0 THEN NULL ELSE created + wait + (pg_temp.h(i, 2) % 600) * interval '1 second' END,
+               CASE WHEN pg_temp.h(i, 1) % 20 = 0 THEN NULL
+                    ELSE created + wait + (pg_temp.h(i, 2) % 600) * interval '1 second' END,
                created + (300 + pg_temp.h(i, 3) % 3300) * interval '1 second', created,
                CASE WHEN pg_temp.h(i, 4) % 10 < 3 THEN 1 + pg_temp.h(i, 5) % 5 END, '',
                CASE WHEN pg_temp.h(i, 4) % 10 < 3 THEN created + interval '2 hours' END
@@ -114,7 +115,8 @@ def measure(label: str, run, *, plans: bool, runs: int = 3) -> float:
         rows = run()
         timings.append((time.perf_counter() - started) * 1000)
     median = statistics.median(timings)
-    print(f"\n{label}: {len(rows)} rows, {median:.0f} ms (median of {runs}; runs {', '.join(f'{t:.0f}' for t in timings)})")
+    each = ", ".join(f"{timing:.0f}" for timing in timings)
+    print(f"\n{label}: {len(rows)} rows, {median:.0f} ms (median of {runs}; runs {each})")
     with connection.cursor() as cursor:
         for sql in captured(run):
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)

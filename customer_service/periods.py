@@ -186,7 +186,8 @@ def _sessions(shop_ids: list[int] | None, column: str, period: Period, agent_uid
 def _keys(grouping: str, column: str, agent_column: str, zone: tzinfo) -> dict[str, Any]:
     # COALESCE: no agent is agent 0, and the planner does not walk the agent_id index for its order
     # (a million random heap reads) instead of the time range's index.
-    every = {"day": TruncDate(column, tzinfo=zone), "agent_key": Coalesce(F(agent_column), Value(0), output_field=BigIntegerField()),
+    every = {"day": TruncDate(column, tzinfo=zone),
+             "agent_key": Coalesce(F(agent_column), Value(0), output_field=BigIntegerField()),
              "shop_key": F("shop_id")}
     wanted = {"day": ("day",), "agent": ("agent_key",), "agent_day": ("agent_key", "day"), "shop": ("shop_key",)}
     return {name: every[name] for name in wanted[grouping]}
@@ -195,14 +196,16 @@ def _keys(grouping: str, column: str, agent_column: str, zone: tzinfo) -> dict[s
 def _families(shop_ids: list[int] | None, period: Period, grouping: str,
               agent_uid: int | None) -> Iterator[dict[tuple, dict[str, Any]]]:
     zone = period.zone
-    yield _grouped(_sessions(shop_ids, "created_at", period, agent_uid), _keys(grouping, "created_at", "agent_id", zone),
-                   {"sessions_started": Count("pk"), "sessions_answered": Count("first_response_at")},
+
+    def sessions(column: str, counts: dict[str, Aggregate], durations: dict[str, tuple[str, str]]) -> dict:
+        return _grouped(_sessions(shop_ids, column, period, agent_uid), _keys(grouping, column, "agent_id", zone),
+                        counts, durations)
+
+    yield sessions("created_at", {"sessions_started": Count("pk"), "sessions_answered": Count("first_response_at")},
                    {"first_response": ("created_at", "first_response_at"),
                     "queue_wait": ("created_at", "first_assigned_at")})
-    yield _grouped(_sessions(shop_ids, "closed_at", period, agent_uid), _keys(grouping, "closed_at", "agent_id", zone),
-                   {"sessions_closed": Count("pk")}, {"resolution": ("created_at", "closed_at")})
-    yield _grouped(_sessions(shop_ids, "rated_at", period, agent_uid), _keys(grouping, "rated_at", "agent_id", zone),
-                   {"ratings": Count("pk"), "rating_average": Avg("rating")}, {})
+    yield sessions("closed_at", {"sessions_closed": Count("pk")}, {"resolution": ("created_at", "closed_at")})
+    yield sessions("rated_at", {"ratings": Count("pk"), "rating_average": Avg("rating")}, {})
     messages = Message.objects.filter(chat_type=ChatType.SERVICE, created_at__gte=period.start,
                                       created_at__lt=period.end)
     messages = messages.filter(shop_id__in=shop_ids) if shop_ids is not None else messages.filter(shop_id__isnull=False)
@@ -256,15 +259,11 @@ def _labelled(grouping: str, rows: dict[tuple, dict[str, Any]]) -> list[dict[str
                 for (shop_id,), figures in sorted(rows.items())]
     if grouping == "day":
         return [{"day": day.isoformat(), **figures} for (day,), figures in sorted(rows.items())]
-    agents = {key[0] for key in rows if key[0] is not None}
+    agents = {key[0] for key in rows if key[0]}
     names = {user.pk: user.display_name for user in User.objects.filter(pk__in=agents).only("username", "nickname")}
-    ordered = sorted(rows.items(), key=lambda item: tuple((value is not None, value) for value in item[0]))
-    labelled = []
-    for key, figures in ordered:
-        uid = key[0] or 0
-        labelled.append({**({"day": key[1].isoformat()} if grouping == "agent_day" else {}),
-                         "agent_uid": uid, "agent_name": names.get(uid, ""), **figures})
-    return labelled
+    return [{**({"day": key[1].isoformat()} if grouping == "agent_day" else {}),
+             "agent_uid": key[0], "agent_name": names.get(key[0], ""), **figures}
+            for key, figures in sorted(rows.items())]
 
 
 def columns(grouping: str) -> tuple[str, ...]:
