@@ -141,7 +141,10 @@ class Message(models.Model):
         indexes = [
             # A shop's customer-service messages newest first (search; PostgreSQL also has a pg_trgm
             # index on UPPER(msg) for these rows, made in migration 0003: customer_service/search.py).
-            models.Index(fields=["shop_id", "created_at"], condition=Q(chat_type=4), name="message_service_recent"),
+            # It carries who wrote each message, so the reports count messages per day and agent from
+            # the index alone (customer_service/periods.py).
+            models.Index(fields=["shop_id", "created_at"], include=["sent_as", "sender"], condition=Q(chat_type=4),
+                         name="message_service_recent"),
             # The shop's flagged messages, newest first: only flagged rows are in it.
             models.Index(fields=["shop_id", "-id"], condition=~Q(guard_kinds=""), name="message_flagged"),
         ]

@@ -4,7 +4,7 @@ Each function takes the shops the viewer may see (the views decide that) and run
 with no per-row lookups.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import Any
 
@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat.models import Participant
 from chat.payloads import unix
-from customer_service import ratings
+from customer_service import periods, ratings
 from customer_service.desk import label_ids_by_session, shop_labels
 from customer_service.models import QuickReply, ServiceAgent, ServiceSession, Shop, ShopLabel
 from customer_service.selectors import agent_available, agents_with_state, flagged_count
@@ -222,3 +222,20 @@ def sessions_per_label(*, shop_ids: list[int], since: datetime, until: datetime)
               .order_by("shop_id", "-total", "name"))
     return [{"shop_id": label.shop_id, "label_id": label.pk, "name": label.name, "color": label.color,
              "sessions": label.total} for label in labels]
+
+
+REPORT_DAYS = (7, 30)
+
+
+def dashboard_period(*, shop_ids: list[int], days: int, now: datetime | None = None) -> dict[str, Any]:
+    """The dashboard's charts and agent table: the last `days` days per day and per agent, in the
+    shop's zone (several shops: UTC days, as every report over several shops)."""
+    zones = list(Shop.objects.filter(pk__in=shop_ids).values_list("timezone", flat=True)[:2])
+    zone = periods.shop_zone(zones[0]) if len(zones) == 1 else UTC
+    period = periods.period_parse(None, None, zone=zone, now=now, default_days=days)
+    return {
+        "days": days, "since": period.since.isoformat(), "until": period.until.isoformat(), "timezone": str(zone),
+        "daily": periods.period_report(shop_ids=shop_ids, period=period, grouping="day"),
+        "agents": periods.period_report(shop_ids=shop_ids, period=period, grouping="agent"),
+    }
+

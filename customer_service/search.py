@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.db.models import DateTimeField, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
@@ -28,6 +28,7 @@ from chat.payloads import unix
 from customer_service.selectors import served_shop_ids
 from imchat.errors import bad_request, forbidden, rate_limited
 from imchat.links import absolute_url
+from imchat.sql import bounded
 from imchat.throttling import PerUser
 
 QUERY_MAX_CHARS = 100
@@ -187,17 +188,8 @@ def snippet(text: str, term: str) -> tuple[str, list[list[int]]]:
 
 def _run_bounded(work):
     """`work()` under IM_SEARCH_TIMEOUT_MS on PostgreSQL: a search too broad to finish is code 0."""
-    if connection.vendor != "postgresql":
-        return work()
-    try:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL statement_timeout = %s", [int(settings.IM_SEARCH_TIMEOUT_MS)])
-            return work()
-    except DatabaseError as error:
-        if getattr(error.__cause__, "sqlstate", None) == "57014":  # query_canceled
-            raise bad_request("q: matches too much to search in time; add words") from None
-        raise
+    return bounded(work, timeout_ms=settings.IM_SEARCH_TIMEOUT_MS,
+                   refusal=lambda: bad_request("q: matches too much to search in time; add words"))
 
 
 def conversations_search(*, user: User, q: Any, shop_id: int | None = None, page: int = 1,

@@ -265,8 +265,9 @@ def session_assign(*, session: ServiceSession, agent_id: int, reason: str, now, 
     session.agent_id = agent_id
     session.state = State.OPEN
     session.assigned_at = now
+    session.first_assigned_at = session.first_assigned_at or now
     session.last_activity_at = now
-    session.save(update_fields=["agent", "state", "assigned_at", "last_activity_at"])
+    session.save(update_fields=["agent", "state", "assigned_at", "first_assigned_at", "last_activity_at"])
     Assignment.objects.create(session=session, agent_id=agent_id, reason=reason, detail=detail[:200])
     ServiceAgent.objects.filter(shop_id=session.shop_id, user_id=agent_id).update(last_assigned_at=now)
     _push_session_event(session, event, to_users=[*also_tell, agent_id, session.consumer_id], agent_id=agent_id,

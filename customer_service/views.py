@@ -75,6 +75,18 @@ CSAT_STRINGS = {
 }
 
 
+# The dashboard's reports (static/js/dashboard-reports.js).
+REPORT_STRINGS = {
+    "report_started": _("started"),
+    "report_closed": _("closed"),
+    "report_p50": _("median"),
+    "report_p90": _("90th percentile"),
+    "report_no_agent": _("(no agent yet)"),
+    "report_range": _("{since} to {until} ({zone})"),
+    "report_failed": _("The report could not be loaded."),
+}
+
+
 def shop_side_strings() -> dict[str, str]:
     return {key: str(text) for key, text in {**WORKSPACE_STRINGS, **CSAT_STRINGS}.items()}
 
@@ -214,8 +226,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data = reports.shop_dashboard(shop_ids=shop_ids, base_url=base_url)
     shops = reports.shop_rows(allowed, base_url)
     selected = shop_ids[0] if len(shop_ids) == 1 and len(allowed) > 1 else None
-    config = page_config(request, data=data, data_url=reverse("dashboard-data"), shop=selected)
+    config = page_config(request, data=data, data_url=reverse("dashboard-data"), shop=selected,
+                         reports_url=reverse("dashboard-reports"))
     config["strings"].update(shop_side_strings())
+    config["strings"].update({key: str(text) for key, text in REPORT_STRINGS.items()})
     return render(request, "customer_service/dashboard.html",
                   {"config": config, "data": data, "shops": shops, "selected": selected,
                    "shop_hours": shop_hours_rows(shop_ids)})
@@ -243,6 +257,19 @@ def dashboard_data(request: HttpRequest) -> HttpResponse:
     if not shop_ids:
         raise forbidden("not your shop")
     return JsonResponse(reports.shop_dashboard(shop_ids=shop_ids, base_url=base_url_from_request(request)))
+
+
+@json_view
+def dashboard_reports(request: HttpRequest) -> HttpResponse:
+    """The dashboard's 7- or 30-day charts and agent table (?days=7|30, ?shop=ID)."""
+    allowed = dashboard_shop_ids(request.user)
+    shop_ids = _only_shop(request, allowed) if allowed else None
+    if not shop_ids:
+        raise forbidden("not your shop")
+    days = query_int(request, "days") or reports.REPORT_DAYS[0]
+    if days not in reports.REPORT_DAYS:
+        raise bad_request("days: 7 or 30")
+    return JsonResponse(reports.dashboard_period(shop_ids=shop_ids, days=days))
 
 
 @json_view

@@ -3,10 +3,16 @@
 Django's cursor binds parameters on the client (every value quoted into the text, the plan made
 anew each time); these go through a plain psycopg cursor with server-side parameters and
 `prepare=True`, so a statement is planned once per connection and arrays travel as arrays.
+`bounded` runs heavy reads (searches, reports) under a time limit.
 """
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
+
+T = TypeVar("T")
 
 
 def prepared(sql: str, params: dict) -> list[tuple]:
@@ -21,3 +27,20 @@ def in_list(values) -> tuple[str, list]:
     """`IN (%s, ...)` placeholders and their values, for the same statement elsewhere (SQLite)."""
     values = list(values)
     return ", ".join(["%s"] * len(values)) or "NULL", values
+
+
+def bounded(work: Callable[[], T], *, timeout_ms: int, refusal: Callable[[], Exception]) -> T:
+    """`work()` under `SET LOCAL statement_timeout` on PostgreSQL (a transaction of its own); past
+    it, `refusal()` is raised instead (a request too broad to answer in time, never a 500)."""
+    if connection.vendor != "postgresql":
+        return work()
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL statement_timeout = %s", [int(timeout_ms)])
+            return work()
+    except DatabaseError as error:
+        if getattr(error.__cause__, "sqlstate", None) == "57014":  # query_canceled
+            raise refusal() from None
+        raise
+

@@ -43,6 +43,7 @@ urlpatterns += [
     path("workspace/customer/", service_views.workspace_customer, name="workspace-customer"),
     path("dashboard/", service_views.dashboard, name="dashboard"),
     path("dashboard/data/", service_views.dashboard_data, name="dashboard-data"),
+    path("dashboard/reports/", service_views.dashboard_reports, name="dashboard-reports"),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
 
@@ -114,6 +115,21 @@ urlpatterns += [
          name="api-session-notes"),
     path("api/v1/service-sessions/<int:session_id>/labels/", desk_apis.SessionLabelsApi.as_view(),
          name="api-session-labels"),
+]
+# Reports over a date range, as JSON and as streamed CSV (customer_service/report_apis.py).
+from customer_service import report_apis  # noqa: E402
+
+urlpatterns += [
+    path("api/v1/shops/<int:shop_id>/reports/daily/", report_apis.ShopDailyReportApi.as_view(),
+         name="api-shop-report-daily"),
+    path("api/v1/shops/<int:shop_id>/reports/daily/export/", report_apis.ShopDailyReportExportApi.as_view(),
+         name="api-shop-report-daily-export"),
+    path("api/v1/shops/<int:shop_id>/reports/agents/", report_apis.ShopAgentReportApi.as_view(),
+         name="api-shop-report-agents"),
+    path("api/v1/shops/<int:shop_id>/reports/agents/export/", report_apis.ShopAgentReportExportApi.as_view(),
+         name="api-shop-report-agents-export"),
+    path("api/v1/reports/shops/", report_apis.ShopsReportApi.as_view(), name="api-report-shops"),
+    path("api/v1/reports/shops/export/", report_apis.ShopsReportExportApi.as_view(), name="api-report-shops-export"),
 ]
 if settings.IM_SERVE_MEDIA:
     # Uploaded images from MEDIA_ROOT (one host; in production nginx or a CDN serves MEDIA_URL).

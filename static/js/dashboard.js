@@ -1,26 +1,13 @@
-// The merchant dashboard: today's numbers, agents' live status and load, a bar chart (inline SVG).
+// The merchant dashboard: today's numbers, agents' live status and load, a bar chart (inline SVG);
+// the reports of the last 7 or 30 days (dashboard-reports.js).
 
+import { duration, startReports, svg } from "./dashboard-reports.js";
 import { renderRatings } from "./desk-csat.js";
 import { config, el, getJson, t } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 const shops = JSON.parse($("im-shops").textContent);
-const SVG = "http://www.w3.org/2000/svg";
 const REFRESH_MS = 10000;
-
-function duration(seconds) {
-  if (seconds === null || seconds === undefined) return t("none");
-  if (seconds < 120) return t("seconds", { value: seconds });
-  if (seconds < 7200) return t("minutes", { value: Math.round(seconds / 60) });
-  return t("hours", { value: (seconds / 3600).toFixed(1) });
-}
-
-function svg(tag, attributes = {}, text = "") {
-  const node = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
-  if (text) node.textContent = text;
-  return node;
-}
 
 function chart(hourly) {
   const width = 720;
@@ -99,4 +86,5 @@ async function refresh() {
 }
 
 render(config.data);
+startReports();
 setInterval(refresh, REFRESH_MS);

@@ -25,7 +25,7 @@ SCHEMATHESIS_SECONDS = 90
 # Rate limits high enough that fuzzing reaches the endpoints instead of their 429 (the limits have
 # tests of their own: test_throttling.py, test_throttling_live.py).
 UNTHROTTLED = {name: "100000/minute" for name in ("IM_API_RATE", "IM_API_ANON_RATE", "IM_API_SEND_RATE",
-                                                  "IM_UPLOAD_RATE", "IM_LOGIN_RATE")}
+                                                  "IM_UPLOAD_RATE", "IM_LOGIN_RATE", "IM_REPORT_RATE")}
 
 PEOPLE = """
 import json

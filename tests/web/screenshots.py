@@ -1,7 +1,8 @@
 """Take the README's screenshots of the web pages: `.venv/bin/python -m tests.web.screenshots`.
 
 Starts a throwaway site with the demo data (as the browser tests do), plays a short conversation in
-Debian's Chromium, and writes PNGs to docs/screenshots/. Chinese text needs a CJK font on the machine
+Debian's Chromium, and writes PNGs to docs/screenshots/ (`... screenshots dashboard-reports`: only
+that one). Chinese text needs a CJK font on the machine
 (Debian: fonts-wqy-microhei or fonts-noto-cjk); without one the Chinese shot shows boxes.
 """
 
@@ -14,6 +15,7 @@ from playwright.sync_api import sync_playwright
 from tests.e2e.harness import ROOT, Site, base_env
 from tests.services import CHROMIUM
 from tests.web.chromium import CHROMIUM_ARGS
+from tests.web.report_history import HISTORY
 
 OUT = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 760}
@@ -38,8 +40,36 @@ def say(page, text: str) -> None:
     page.locator("#messages li.msg.pending").first.wait_for(state="detached")
 
 
+def reports_shot(browser) -> None:
+    """The dashboard's reports over 30 days, on a site of its own with a month of the demo shop's history."""
+    with tempfile.TemporaryDirectory(prefix="imchat-shots-reports-") as var_dir:
+        site = Site(env=base_env(var_dir, DJANGO_DEBUG="1"))
+        site.migrate()
+        site.manage("seeddemo")
+        site.manage("shell", "-c", HISTORY)
+        base = site.start(1)[0].http_url
+        try:
+            context, merchant = login(browser, base, "merchant")
+            merchant.goto(f"{base}/dashboard/?shop=1")
+            merchant.get_by_role("button", name="30 days").click()
+            merchant.wait_for_function("document.querySelectorAll('#report-sessions-chart rect.started').length === 30")
+            time.sleep(0.5)
+            merchant.locator("#reports").screenshot(path=OUT / "dashboard-reports.png")
+            context.close()
+        finally:
+            site.stop()
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:] == ["dashboard-reports"]:  # only this one
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                reports_shot(browser)
+            finally:
+                browser.close()
+        return
     with tempfile.TemporaryDirectory(prefix="imchat-shots-") as var_dir, sync_playwright() as playwright:
         site = Site(env=base_env(var_dir, DJANGO_DEBUG="1", IM_OFFLINE_NOTICE_SECONDS="0"))
         site.migrate()
@@ -126,6 +156,7 @@ def main() -> None:
             rating.get_by_label("Comment (optional)").fill("Amy found my size in minutes. Thank you!")
             time.sleep(0.3)
             alice.screenshot(path=OUT / "chat-rating.png")
+            reports_shot(browser)
         finally:
             browser.close()
             site.stop()

@@ -1,0 +1,278 @@
+"""Reports over a date range: per day, per agent (and day), per shop (REST, CSV, the dashboard).
+
+A row's figures come from four families, each one GROUP BY over its own time column and index:
+sessions *started* that day (how many got a first reply; first-reply and queue-wait times), sessions
+*closed* that day (resolution times), ratings *given* that day, and messages *sent* that day.
+PostgreSQL computes the p50/p90 in SQL (`percentile_cont`, both from one sort); SQLite has no
+percentile_cont, so there they come from a stream of the durations ordered by group, with the same
+interpolation (`percentiles`). Nothing is read row by row into Python on PostgreSQL.
+
+Days are the shop's own (Shop.timezone, midnight to midnight there, 23 or 25 hours on a DST change);
+a report over several shops (the mall's, an owner's "all my shops") counts UTC days.
+"""
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from itertools import groupby
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection
+from django.db.models import Aggregate, Avg, BigIntegerField, Count, F, FloatField, Func, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from accounts.models import User
+from chat.models import ChatType, Message, SentAs
+from customer_service.models import ServiceSession, Shop
+from imchat.errors import bad_request
+from imchat.sql import bounded
+
+MAX_DAYS = 366
+DEFAULT_DAYS = 7
+FRACTIONS = (0.5, 0.9)
+CHUNK = 2000
+GROUPINGS = ("day", "agent", "agent_day", "shop")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+# Every row's figures, in the CSV's column order.
+FIGURES = (
+    "sessions_started", "sessions_answered", "sessions_unanswered", "sessions_closed",
+    "first_response_p50", "first_response_p90", "resolution_p50", "resolution_p90",
+    "queue_wait_p50", "queue_wait_p90", "messages_customer", "messages_agent", "ratings", "rating_average",
+)
+KEY_COLUMNS = {"day": ("day",), "agent": ("agent_uid", "agent_name"), "agent_day": ("day", "agent_uid", "agent_name"),
+               "shop": ("shop_id", "shop_name")}
+
+
+@dataclass(frozen=True)
+class Period:
+    """The days since..until (both included), in `zone`."""
+
+    since: date
+    until: date
+    zone: tzinfo
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.since, time.min, tzinfo=self.zone)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.until + timedelta(days=1), time.min, tzinfo=self.zone)
+
+    def days(self) -> Iterator[date]:
+        for offset in range((self.until - self.since).days + 1):
+            yield self.since + timedelta(days=offset)
+
+
+def shop_zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _read_date(name: str, text: str) -> date:
+    if not _DATE.fullmatch(text):
+        raise bad_request(f"{name}: a date as YYYY-MM-DD")
+    try:
+        value = date.fromisoformat(text)
+    except ValueError:
+        raise bad_request(f"{name}: no such date") from None
+    if not 2000 <= value.year <= 2999:
+        raise bad_request(f"{name}: a year from 2000 to 2999")
+    return value
+
+
+def period_parse(since: str | None, until: str | None, *, zone: tzinfo, now: datetime | None = None,
+                 default_days: int = DEFAULT_DAYS) -> Period:
+    """since..until from YYYY-MM-DD texts (default: the last `default_days` days up to today in `zone`);
+    code 0 naming the field for a bad date, an empty or a longer range than MAX_DAYS."""
+    today = (now or timezone.now()).astimezone(zone).date()
+    last = _read_date("until", until) if until else today
+    first = _read_date("since", since) if since else last - timedelta(days=default_days - 1)
+    if first > last:
+        raise bad_request("since: after until")
+    if (last - first).days >= MAX_DAYS:
+        raise bad_request(f"until: at most {MAX_DAYS} days from since")
+    return Period(first, last, zone)
+
+
+# --- Percentiles --------------------------------------------------------------------------------
+
+
+class Seconds(Func):
+    """Seconds from the second expression to the first (PostgreSQL)."""
+
+    template = "EXTRACT(EPOCH FROM (%(expressions)s))::float8"
+    arg_joiner = " - "
+    output_field = FloatField()
+
+
+class Percentiles(Aggregate):
+    """PostgreSQL's percentile_cont of all FRACTIONS from one sort of the group's values (nulls skipped)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fractions)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression, **extra):
+        fractions = "ARRAY[" + ",".join(str(fraction) for fraction in FRACTIONS) + "]::float8[]"
+        super().__init__(expression, fractions=fractions, output_field=ArrayField(FloatField()), **extra)
+
+
+def percentiles(values: Sequence[float]) -> list[float | None]:
+    """percentile_cont of sorted `values` for each of FRACTIONS: linear between the nearest ranks."""
+    if not values:
+        return [None] * len(FRACTIONS)
+    result = []
+    for fraction in FRACTIONS:
+        position = fraction * (len(values) - 1)
+        low = int(position)
+        high = min(low + 1, len(values) - 1)
+        result.append(values[low] + (values[high] - values[low]) * (position - low))
+    return result
+
+
+def _percentile_fields(name: str, values: Sequence[float | None] | None) -> dict[str, float | None]:
+    values = values or [None] * len(FRACTIONS)
+    return {f"{name}_p{round(fraction * 100)}": None if value is None else round(max(0.0, value), 1)
+            for fraction, value in zip(FRACTIONS, values)}
+
+
+# --- One family: a GROUP BY --------------------------------------------------------------------
+
+
+def _grouped(queryset: QuerySet, keys: dict[str, Any], counts: dict[str, Aggregate],
+             durations: dict[str, tuple[str, str]]) -> dict[tuple, dict[str, Any]]:
+    """{group key: figures} of `counts` and the percentiles of each duration (start column, end
+    column), grouped by `keys` (alias: expression)."""
+    names = list(keys)
+    grouped = queryset.annotate(**keys).values(*names).order_by()
+    if connection.vendor == "postgresql":
+        spans = {name: Percentiles(Seconds(F(end), F(start))) for name, (start, end) in durations.items()}
+        out = {}
+        for row in grouped.annotate(**counts, **spans).iterator(chunk_size=CHUNK):
+            figures = {name: row[name] for name in counts}
+            for name in durations:
+                figures.update(_percentile_fields(name, row[name]))
+            out[tuple(row[key] for key in names)] = figures
+        return out
+    out = {tuple(row[key] for key in names): {name: row[name] for name in counts}
+           for row in grouped.annotate(**counts).iterator(chunk_size=CHUNK)}
+    width = len(names)
+    for name, (start, end) in durations.items():
+        stream = (queryset.annotate(**keys).filter(**{f"{end}__isnull": False})
+                  .values_list(*names, start, end).order_by(*names).iterator(chunk_size=CHUNK))
+        for key, rows in groupby(stream, key=lambda row: row[:width]):
+            values = sorted((row[width + 1] - row[width]).total_seconds() for row in rows)
+            out[key].update(_percentile_fields(name, percentiles(values)))
+    return out
+
+
+def _sessions(shop_ids: list[int] | None, column: str, period: Period, agent_uid: int | None) -> QuerySet:
+    query = ServiceSession.objects.filter(**{f"{column}__gte": period.start, f"{column}__lt": period.end})
+    if shop_ids is not None:
+        query = query.filter(shop_id__in=shop_ids)
+    if agent_uid is not None:
+        query = query.filter(agent_id=agent_uid)
+    return query
+
+
+def _keys(grouping: str, column: str, agent_column: str, zone: tzinfo) -> dict[str, Any]:
+    # COALESCE: no agent is agent 0, and the planner does not walk the agent_id index for its order
+    # (a million random heap reads) instead of the time range's index.
+    every = {"day": TruncDate(column, tzinfo=zone),
+             "agent_key": Coalesce(F(agent_column), Value(0), output_field=BigIntegerField()),
+             "shop_key": F("shop_id")}
+    wanted = {"day": ("day",), "agent": ("agent_key",), "agent_day": ("agent_key", "day"), "shop": ("shop_key",)}
+    return {name: every[name] for name in wanted[grouping]}
+
+
+def _families(shop_ids: list[int] | None, period: Period, grouping: str,
+              agent_uid: int | None) -> Iterator[dict[tuple, dict[str, Any]]]:
+    zone = period.zone
+
+    def sessions(column: str, counts: dict[str, Aggregate], durations: dict[str, tuple[str, str]]) -> dict:
+        return _grouped(_sessions(shop_ids, column, period, agent_uid), _keys(grouping, column, "agent_id", zone),
+                        counts, durations)
+
+    yield sessions("created_at", {"sessions_started": Count("pk"), "sessions_answered": Count("first_response_at")},
+                   {"first_response": ("created_at", "first_response_at"),
+                    "queue_wait": ("created_at", "first_assigned_at")})
+    yield sessions("closed_at", {"sessions_closed": Count("pk")}, {"resolution": ("created_at", "closed_at")})
+    yield sessions("rated_at", {"ratings": Count("pk"), "rating_average": Avg("rating")}, {})
+    messages = Message.objects.filter(chat_type=ChatType.SERVICE, created_at__gte=period.start,
+                                      created_at__lt=period.end)
+    messages = messages.filter(shop_id__in=shop_ids) if shop_ids is not None else messages.filter(shop_id__isnull=False)
+    if grouping in ("agent", "agent_day"):  # an agent's own messages; the customers' are the shop's
+        messages = messages.filter(sent_as=SentAs.SERVICE)
+        if agent_uid is not None:
+            messages = messages.filter(sender_id=agent_uid)
+        yield _grouped(messages, _keys(grouping, "created_at", "sender_id", zone),
+                       {"messages_agent": Count("pk")}, {})
+    else:
+        yield _grouped(messages, _keys(grouping, "created_at", "sender_id", zone),
+                       {"messages_customer": Count("pk", filter=Q(sent_as=SentAs.USER)),
+                        "messages_agent": Count("pk", filter=Q(sent_as=SentAs.SERVICE))}, {})
+
+
+def _empty(grouping: str) -> dict[str, Any]:
+    figures: dict[str, Any] = {name: None if name.endswith(("_p50", "_p90", "_average")) else 0 for name in FIGURES}
+    if grouping in ("agent", "agent_day"):
+        figures["messages_customer"] = None  # not an agent's figure
+    return figures
+
+
+def period_report(*, shop_ids: list[int] | None, period: Period, grouping: str,
+                  agent_uid: int | None = None) -> list[dict[str, Any]]:
+    """The rows of a report: `grouping` "day" (every day of the period, empty ones too), "agent",
+    "agent_day" or "shop" (shops with activity); shop_ids None: every shop; agent_uid: that agent's
+    sessions and messages only. Four queries whatever the size, under IM_REPORT_TIMEOUT_MS on PostgreSQL."""
+    return bounded(lambda: _report(shop_ids, period, grouping, agent_uid), timeout_ms=settings.IM_REPORT_TIMEOUT_MS,
+                   refusal=lambda: bad_request("since: too much to report in time; ask for fewer days"))
+
+
+def _report(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None) -> list[dict[str, Any]]:
+    rows: dict[tuple, dict[str, Any]] = {}
+    if grouping == "day":
+        rows = {(day,): _empty(grouping) for day in period.days()}
+    for family in _families(shop_ids, period, grouping, agent_uid):
+        for key, figures in family.items():
+            rows.setdefault(key, _empty(grouping)).update(figures)
+    for figures in rows.values():
+        figures["sessions_unanswered"] = figures["sessions_started"] - figures["sessions_answered"]
+        if figures["rating_average"] is not None:
+            figures["rating_average"] = round(float(figures["rating_average"]), 2)
+    return _labelled(grouping, rows)
+
+
+def _labelled(grouping: str, rows: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in order with their keys named (agent and shop names looked up in one query each)."""
+    if grouping == "shop":
+        names = dict(Shop.objects.filter(pk__in=[key[0] for key in rows]).values_list("pk", "name"))
+        return [{"shop_id": shop_id, "shop_name": names.get(shop_id, ""), **figures}
+                for (shop_id,), figures in sorted(rows.items())]
+    if grouping == "day":
+        return [{"day": day.isoformat(), **figures} for (day,), figures in sorted(rows.items())]
+    agents = {key[0] for key in rows if key[0]}
+    names = {user.pk: user.display_name for user in User.objects.filter(pk__in=agents).only("username", "nickname")}
+    return [{**({"day": key[1].isoformat()} if grouping == "agent_day" else {}),
+             "agent_uid": key[0], "agent_name": names.get(key[0], ""), **figures}
+            for key, figures in sorted(rows.items())]
+
+
+def columns(grouping: str) -> tuple[str, ...]:
+    """A report's CSV header."""
+    return (*KEY_COLUMNS[grouping], *FIGURES)
+
+
+def csv_rows(grouping: str, rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
+    names = columns(grouping)
+    yield list(names)
+    for row in rows:
+        yield ["" if row.get(name) is None else row[name] for name in names]

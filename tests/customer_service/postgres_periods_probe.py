@@ -1,0 +1,43 @@
+"""Run by test_periods_postgres.py in a process of its own whose DATABASE_URL is a scratch PostgreSQL
+database (already migrated): builds report_data.py's sessions, prints every report as one JSON object.
+
+    DATABASE_URL=postgres://.../scratch python -m tests.customer_service.postgres_periods_probe
+"""
+
+import json
+import os
+
+
+def reports() -> dict:
+    """Every grouping of report_data.py's shop, ids left out (they differ between databases)."""
+    from datetime import UTC
+
+    from customer_service import periods
+    from tests.customer_service.report_data import BERLIN, build
+
+    ids = build()
+    cases = {"day": ([ids["shop"]], BERLIN, None), "day_utc": ([ids["shop"]], UTC, None),
+             "agent": ([ids["shop"]], BERLIN, None), "agent_day": ([ids["shop"]], BERLIN, ids["amy"]),
+             "shop": (None, UTC, None)}
+    out = {}
+    for name, (shop_ids, zone, agent_uid) in cases.items():
+        period = periods.period_parse("2026-03-27", "2026-03-31", zone=zone)
+        rows = periods.period_report(shop_ids=shop_ids, period=period, grouping=name.removesuffix("_utc"),
+                                     agent_uid=agent_uid)
+        out[name] = [{key: value for key, value in row.items() if key not in ("agent_uid", "shop_id")} for row in rows]
+    return out
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imchat.settings")
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    assert connection.vendor == "postgresql", connection.vendor
+    print(json.dumps(reports()))
+
+
+if __name__ == "__main__":
+    main()
