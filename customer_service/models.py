@@ -166,6 +166,8 @@ class ServiceSession(models.Model):
             models.Index(fields=["agent", "state"], name="session_agent_load"),
             models.Index(fields=["shop", "rated_at"], name="session_rated"),
             models.Index(fields=["shop", "closed_at"], name="session_closed"),
+            # queue lengths of all shops for /metrics (imchat/metrics.py): the queued sessions only
+            models.Index(fields=["shop"], condition=models.Q(state="queued"), name="session_queued"),
         ]
 
     def __str__(self) -> str:

@@ -24,12 +24,16 @@ def main() -> None:
     except ImproperlyConfigured as error:
         sys.exit(f"imchat: {error}")
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    from daphne.cli import CommandLineInterface  # after the policy: daphne makes its loop on import
+    from daphne import cli  # after the policy: daphne makes its loop on import
 
     unformatted_autobahn_debug_line()
+    if settings.LOG_FORMAT == "json":  # every line of output JSON: the access log too
+        from imchat.logs import AccessLog
+
+        cli.AccessLogGenerator = AccessLog
 
     sys.argv[0] = "daphne"
-    sys.exit(CommandLineInterface.entrypoint())
+    sys.exit(cli.CommandLineInterface.entrypoint())
 
 
 def unformatted_autobahn_debug_line() -> None:

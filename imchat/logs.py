@@ -1,0 +1,114 @@
+"""Log lines that say which request or socket they belong to: readable by default, JSON with LOG_FORMAT=json.
+
+The id of the HTTP request (the proxy's X-Request-ID when it sends a sane one) or of the WebSocket
+lives in a context variable for the request's or socket's task; asgiref carries it into the
+database thread, so every line logged on their behalf carries it (`ContextFilter`).
+"""
+
+import contextvars
+import logging
+import re
+import secrets
+
+from django.http import HttpRequest
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("imchat_request_id", default=None)
+socket_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("imchat_socket_id", default=None)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# What a proxy's id may look like (nginx's $request_id is 32 hex digits); anything else is replaced,
+# so a client cannot write into the log through it.
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_CONTEXT = (("request_id", request_id), ("socket_id", socket_id))
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+def sane_id(value: str | bytes | None) -> str:
+    """The given id if it is a plain token, else a new one."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value if value and _SANE_ID.fullmatch(value) else new_id()
+
+
+class ContextFilter(logging.Filter):
+    """Puts the current request's and socket's ids on every record (as attributes, when set)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, variable in _CONTEXT:
+            value = variable.get()
+            if value is not None and not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+class PlainFormatter(logging.Formatter):
+    """`time LEVEL logger [request=... socket=...]: message`, the ids only when there are some."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        ids = " ".join(f"{name.partition('_')[0]}={getattr(record, name)}"
+                       for name, _ in _CONTEXT if getattr(record, name, None))
+        record.ids = f" [{ids}]" if ids else ""
+        return super().formatMessage(record)
+
+
+class JsonFormatter(_JsonFormatter):
+    """One JSON object per line: timestamp (UTC, ISO 8601), level, logger, message, the ids, and
+    exc_info (the traceback as text) when there is one."""
+
+    def __init__(self, **kwargs):
+        super().__init__("%(levelname)s %(name)s %(message)s", timestamp=True,
+                         rename_fields={"levelname": "level", "name": "logger"},
+                         reserved_attrs=[*_RESERVED, "ids"], json_ensure_ascii=False, **kwargs)
+
+
+_RESERVED = list(logging.makeLogRecord({}).__dict__) + ["message", "asctime", "taskName"]
+
+
+class RequestIdMiddleware:
+    """Every HTTP request gets an id (the proxy's X-Request-ID if sane): in its log lines and in the
+    response's X-Request-ID."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        value = sane_id(request.headers.get(REQUEST_ID_HEADER))
+        token = request_id.set(value)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id.reset(token)
+        response[REQUEST_ID_HEADER] = value
+        return response
+
+
+def socket_opened(scope: dict) -> str:
+    """Names the socket of this task in its log lines: the handshake's X-Request-ID (a proxy's) or a new id."""
+    given = dict(scope.get("headers") or ()).get(b"x-request-id")
+    value = sane_id(given)
+    socket_id.set(value)
+    return value
+
+
+class AccessLog:
+    """daphne's access log as log records (`daphne.access`, INFO), so that with LOG_FORMAT=json every
+    line of output is JSON; daphne would otherwise write NCSA lines to stdout."""
+
+    logger = logging.getLogger("daphne.access")
+
+    def __init__(self, stream=None):
+        self.stream = stream
+
+    def __call__(self, protocol: str, action: str, details: dict) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        if protocol == "http" and action == "complete":
+            self.logger.info("%s %s %s", details["method"], details["path"], details["status"],
+                             extra={"client": details["client"], "status": details["status"],
+                                    "bytes": details["size"]})
+        elif protocol == "websocket":
+            self.logger.info("WebSocket %s %s", action, details["path"], extra={"client": details["client"]})
