@@ -7,7 +7,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat import background, dispatch, handlers, protocol, realtime, throttling
 from chat.protocol import Caller
-from imchat import logs, metrics, outages
+from imchat import metrics, outages
 from imchat.errors import AppError, CloseCode, Code
 from imchat.links import base_url_from_scope
 
@@ -30,7 +30,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self):
-        logs.socket_opened(self.scope)
         background.ensure_started(handlers.BACKGROUND_JOBS)
         if "user_id" not in self.scope:
             await self.refuse(AppError(Code.NOT_LOGGED_IN, self.scope.get("auth_error", "not logged in")))
@@ -67,6 +66,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.SOCKETS_OPENED.inc()
         metrics.SOCKETS_OPEN.inc()
         self.counted = True
+        # ties this socket's id (on every line logged for it) to its user
+        logger.info("socket opened: user %s, %d push groups", caller.uid, len(opening.groups))
         if opening.after_join is not None:
             try:
                 await realtime.deliver(await database_sync_to_async(opening.after_join)())
@@ -91,6 +92,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             metrics.SOCKETS_OPEN.dec()
         if self.caller is None:
             return
+        logger.info("socket closed: user %s, code %s", self.caller.uid, code)
         try:
             await self.channel_layer.group_discard_many(self.groups_joined, self.channel_name)
         except Exception as error:

@@ -1,8 +1,8 @@
 """Log lines that say which request or socket they belong to: readable by default, JSON with LOG_FORMAT=json.
 
-The id of the HTTP request (the proxy's X-Request-ID when it sends a sane one) or of the WebSocket
-lives in a context variable for the request's or socket's task; asgiref carries it into the
-database thread, so every line logged on their behalf carries it (`ContextFilter`).
+The id of the HTTP request or of the WebSocket (the proxy's X-Request-ID when it sends a sane one)
+lives in a context variable of the task that serves it (`WithIds`); asgiref carries it into the
+database thread, so every line logged on its behalf carries it (`ContextFilter`).
 """
 
 import contextvars
@@ -10,7 +10,6 @@ import logging
 import re
 import secrets
 
-from django.http import HttpRequest
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("imchat_request_id", default=None)
@@ -68,30 +67,31 @@ class JsonFormatter(_JsonFormatter):
 _RESERVED = list(logging.makeLogRecord({}).__dict__) + ["message", "asctime", "taskName"]
 
 
-class RequestIdMiddleware:
-    """Every HTTP request gets an id (the proxy's X-Request-ID if sane): in its log lines and in the
-    response's X-Request-ID."""
+class WithIds:
+    """ASGI, around the whole application: an HTTP request's id (the proxy's X-Request-ID if sane, also
+    sent back in the response's X-Request-ID) or a socket's id (the handshake's X-Request-ID, or new)
+    for every line logged while it is served, Django's own "Not Found" and "Internal Server Error"
+    lines included (they are written outside the middleware)."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
+    def __init__(self, app):
+        self.app = app
 
-    def __call__(self, request: HttpRequest):
-        value = sane_id(request.headers.get(REQUEST_ID_HEADER))
-        token = request_id.set(value)
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id.reset(token)
-        response[REQUEST_ID_HEADER] = value
-        return response
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        value = sane_id(dict(scope.get("headers") or ()).get(b"x-request-id"))
+        (request_id if kind == "http" else socket_id).set(value)  # this connection's task only
+        if kind == "websocket":
+            return await self.app(scope, receive, send)
+        header = (REQUEST_ID_HEADER.lower().encode(), value.encode())
 
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            await send(message)
 
-def socket_opened(scope: dict) -> str:
-    """Names the socket of this task in its log lines: the handshake's X-Request-ID (a proxy's) or a new id."""
-    given = dict(scope.get("headers") or ()).get(b"x-request-id")
-    value = sane_id(given)
-    socket_id.set(value)
-    return value
+        return await self.app(scope, receive, send_with_id)
 
 
 class AccessLog:

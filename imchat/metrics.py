@@ -16,9 +16,11 @@ import hmac
 import ipaddress
 import time
 from collections.abc import Iterable
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.dateparse import parse_datetime
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
@@ -127,7 +129,7 @@ class Backlog:
             queue.add_metric([str(shop_id)], count)
             if since is not None:
                 oldest.add_metric([str(shop_id)], max(0.0, now - _timestamp(since)))
-        queue_all.add_metric([], rows[0][3] if rows else 0)
+        queue_all.add_metric([], int(rows[0][3]) if rows else 0)
         pending = WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING).aggregate(
             count=Count("id"), due=Min("next_attempt_at"))
         backlog.add_metric([], pending["count"])
@@ -135,11 +137,11 @@ class Backlog:
 
 
 def _timestamp(value) -> float:
-    """A datetime column's value as unix time (SQLite's raw cursor gives text)."""
+    """A datetime column's value as unix time (SQLite's raw cursor gives text, in UTC)."""
     if isinstance(value, str):
-        from django.utils.dateparse import parse_datetime
-
         value = parse_datetime(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt_timezone.utc)
     return value.timestamp()
 
 

@@ -53,8 +53,8 @@ class Dependency:
                 self.down_since = self.reminded_at = now
                 self._up.set(0)
                 self._outages.inc()
-                logger.error("%s unavailable (%s: %s) while %s; further failures are counted, not logged",
-                             self.name, type(error).__name__, _first_line(error), what)
+                logger.error("%s unavailable: %s (%s: %s); until it is back, failures are counted, not logged",
+                             self.name, what, type(error).__name__, _first_line(error))
                 return
             if now - self.reminded_at < settings.IM_OUTAGE_REMINDER_SECONDS:
                 return

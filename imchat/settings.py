@@ -146,7 +146,6 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "imchat.health.HealthMiddleware",  # probes first: no Host check, no session (imchat/health.py)
     "imchat.metrics.MetricsMiddleware",  # /metrics, to its token or networks only (imchat/metrics.py)
-    "imchat.logs.RequestIdMiddleware",  # every line logged for a request carries its id
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
