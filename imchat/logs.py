@@ -55,13 +55,14 @@ class PlainFormatter(logging.Formatter):
 
 
 class JsonFormatter(_JsonFormatter):
-    """One JSON object per line: timestamp (UTC, ISO 8601), level, logger, message, the ids, and
-    exc_info (the traceback as text) when there is one."""
+    """One JSON object per line: timestamp (UTC, ISO 8601), level, logger, message, the ids, a
+    record's extra fields, and exc_info (the traceback as text) when there is one. Django's `request`
+    is left out: its repr holds the query string, which may hold a token."""
 
     def __init__(self, **kwargs):
         super().__init__("%(levelname)s %(name)s %(message)s", timestamp=True,
                          rename_fields={"levelname": "level", "name": "logger"},
-                         reserved_attrs=[*_RESERVED, "ids"], json_ensure_ascii=False, **kwargs)
+                         reserved_attrs=[*_RESERVED, "ids", "request"], json_ensure_ascii=False, **kwargs)
 
 
 _RESERVED = list(logging.makeLogRecord({}).__dict__) + ["message", "asctime", "taskName"]

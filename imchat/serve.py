@@ -4,7 +4,8 @@ Daphne runs Twisted on an asyncio loop it creates when it is imported, so the lo
 be set before that: here. uvloop's loop costs ~15 % less CPU per message than asyncio's (see
 docs/PERFORMANCE.md); every daphne option works as with the `daphne` command, which also still
 serves the same application (on the stock loop). One more saving: autobahn's per-connection debug
-line is not pretty-printed (see `unformatted_autobahn_debug_line`).
+line is not pretty-printed (see `unformatted_autobahn_debug_line`). With LOG_FORMAT=json the access
+log is written as log records (imchat/logs.py `AccessLog`), so every line of output is JSON.
 """
 
 import asyncio

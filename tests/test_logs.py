@@ -53,6 +53,7 @@ def test_a_json_line_is_one_object_with_the_ids_and_the_traceback_as_text(ids):
         import sys
 
         made = record("storing failed for %s", "用户 7", level=logging.ERROR, exc_info=sys.exc_info())
+    made.request = "<ASGIRequest: GET '/chat/?token=eyJsecret'>"  # as django.request's lines carry
 
     line = logs.JsonFormatter().format(made)
     parsed = json.loads(line)
@@ -64,6 +65,7 @@ def test_a_json_line_is_one_object_with_the_ids_and_the_traceback_as_text(ids):
     assert parsed["timestamp"].endswith("+00:00")
     assert "ValueError: broken" in parsed["exc_info"]
     assert "ids" not in parsed and "taskName" not in parsed
+    assert "eyJsecret" not in line
 
 
 def test_a_proxys_request_id_is_kept_only_when_it_is_a_plain_token():
