@@ -118,6 +118,20 @@ def report(log: logging.Logger, error: BaseException, what: str, *args, requests
         log.log(level, what, *args, exc_info=error)
 
 
+class OutageFilter(logging.Filter):
+    """On the console handler: a record whose traceback is an unreachable dependency, logged by code
+    that is not ours (Django's "Internal Server Error" for an HTTP request, daphne's "Exception inside
+    application"), is counted against that outage instead of written."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        dependency = dependency_of(error) if error is not None else None
+        if dependency is None:
+            return True
+        dependency.failure(error, record.getMessage())
+        return False
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0][:200] if text else "no detail"

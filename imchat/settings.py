@@ -459,12 +459,16 @@ if LOG_FORMAT not in ("plain", "json"):
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "imchat.logs.ContextFilter"}},
+    "filters": {
+        # a traceback of Redis or PostgreSQL being away, from Django or daphne: counted, not written
+        "outages": {"()": "imchat.outages.OutageFilter"},
+        "context": {"()": "imchat.logs.ContextFilter"},  # the request's or socket's id
+    },
     "formatters": {
         "plain": {"()": "imchat.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s%(ids)s: %(message)s"},
         "json": {"()": "imchat.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["outages", "context"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

@@ -122,3 +122,22 @@ def test_the_database_is_back_when_django_opens_a_connection_again(lines):
         assert lines()[-1].startswith("database back after ") and lines()[-1].endswith(", 1 requests failed meanwhile")
     finally:
         outages.DATABASE.success()
+
+
+def test_a_traceback_of_an_outage_logged_by_django_or_daphne_is_counted_instead_of_written():
+    refused = wrapped(psycopg.OperationalError("Connection refused"))
+    failed = metric("imchat_dependency_failures_total", "database")
+    keep = outages.OutageFilter()
+
+    def record(error: Exception | None) -> logging.LogRecord:
+        info = (type(error), error, None) if error is not None else None
+        return logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s",
+                                 ("/api/v1/me/",), info)
+
+    try:
+        assert keep.filter(record(refused)) is False
+        assert keep.filter(record(KeyError("a bug"))) is True
+        assert keep.filter(record(None)) is True
+        assert metric("imchat_dependency_failures_total", "database") == failed + 1
+    finally:
+        outages.DATABASE.success()

@@ -142,3 +142,15 @@ def test_a_production_server_serves_no_debug_pages_and_redirects_plain_http_to_h
     assert "Traceback" not in behind_proxy.text and "URLconf" not in behind_proxy.text
     assert behind_proxy.headers["strict-transport-security"].startswith("max-age=")
     assert api.status_code == 401
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be plain or json"),
+    ({"IM_METRICS_TOKEN": "short"}, "IM_METRICS_TOKEN must be a random value of 16+ characters"),
+    ({"IM_METRICS_NETWORKS": "10.0.0.0/8,not-a-network"}, "IM_METRICS_NETWORKS"),
+])
+def test_a_bad_logs_or_metrics_setting_stops_the_server_with_one_line(var_dir, env, says):
+    done = manage("check", var_dir=var_dir, DJANGO_DEBUG="1", **env)
+
+    assert done.returncode != 0
+    assert says in done.stderr
