@@ -16,6 +16,8 @@ from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
 
+from imchat import outages
+
 logger = logging.getLogger(__name__)
 
 FORGET_AFTER = 24 * 3600
@@ -41,7 +43,8 @@ def login_wait(*, username: str) -> float:
     try:
         state = cache.get_many([key, key + ":at"])
     except RedisError as error:
-        logger.warning("login backoff not applied: the cache cannot be reached (%s)", error)
+        outages.report(logger, error, "login backoff not applied: the cache cannot be reached", requests=0,
+                       level=logging.WARNING)
         return 0
     failures, failed_at = state.get(key, 0), state.get(key + ":at", 0)
     return max(0.0, failed_at + backoff_seconds(failures) - clock())
@@ -58,7 +61,8 @@ def login_failed(*, username: str) -> None:
         cache.touch(key, FORGET_AFTER)
         cache.set(key + ":at", clock(), FORGET_AFTER)
     except RedisError as error:
-        logger.warning("login failure not counted: the cache cannot be reached (%s)", error)
+        outages.report(logger, error, "login failure not counted: the cache cannot be reached", requests=0,
+                       level=logging.WARNING)
 
 
 def login_succeeded(*, username: str) -> None:
@@ -66,4 +70,5 @@ def login_succeeded(*, username: str) -> None:
     try:
         cache.delete_many([key, key + ":at"])
     except RedisError as error:
-        logger.warning("login failures not reset: the cache cannot be reached (%s)", error)
+        outages.report(logger, error, "login failures not reset: the cache cannot be reached", requests=0,
+                       level=logging.WARNING)

@@ -19,7 +19,9 @@ pushed twice to one socket is a duplicate), and no client_msg_id may be stored t
 
     python bench/faults.py [--pairs 25] [--faults redis,daphne,postgres] [--json] [--keep-logs]
 
-prints one line of counts per fault (sent, acked, delivered, duplicates, lost, stored twice, ...).
+prints one line of counts per fault (sent, acked, delivered, duplicates, lost, stored twice, ...),
+with what the servers logged meanwhile (log records and tracebacks: an outage should be a few lines
+saying it went and came back) and the outages their /metrics counted.
 Exit status 1 when anything acked was lost, duplicated or stored twice. Everything talks to
 127.0.0.1 only; every process started is stopped at the end, and the database is dropped.
 """
@@ -29,6 +31,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -45,9 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python bench/faults.py`
     sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import psycopg  # noqa: E402
 import redis  # noqa: E402
 import websockets  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -55,6 +60,8 @@ DAPHNE = [sys.executable, "-m", "imchat.serve"]  # daphne on uvloop, as producti
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 POSTGRES_URL = os.environ.get("IM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 FAULTS = ("redis", "daphne", "postgres")
+DEPENDENCY_OF = {"redis": "redis", "postgres": "database"}  # the fault -> the dependency in imchat's metrics
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (WARNING|ERROR|CRITICAL) ")
 SCRUBBED = ("DATABASE_URL", "REDIS_URL", "IM_REDIS_PREFIX", "IM_PUBLIC_URL", "IM_VAR_DIR", "ALLOWED_HOSTS",
             "CORS_ALLOWED_ORIGINS", "IM_JWT_AUTO_CREATE", "IM_PORT", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE",
             "IM_RATE_LIMIT", "IM_RATE_BURST", "IM_USER_RATE_LIMIT")
@@ -212,6 +219,7 @@ class Daphne:
     port: int
     process: subprocess.Popen
     log_path: Path
+    log_read: int = 0
 
     @property
     def url(self) -> str:
@@ -226,11 +234,29 @@ class Daphne:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def log_counts(self) -> dict[str, int]:
-        text = tail(self.log_path, 10**8)
-        return {"tracebacks": text.count("Traceback (most recent call last)"),
-                "errors": sum(" ERROR " in line for line in text.splitlines()),
-                "warnings": sum(" WARNING " in line for line in text.splitlines())}
+    def new_log_lines(self) -> list[str]:
+        """The log records (WARNING and above: the run's LOG_LEVEL) and traceback lines written since
+        the last call; daphne's access log lines are not records and are left out."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.log_read)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return []
+        self.log_read += len(text.encode())
+        return [line for line in text.splitlines() if LOG_RECORD.match(line) or line.startswith("Traceback")]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of this process's /metrics (0 when it does not answer)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5, trust_env=False).text
+        except httpx.HTTPError:
+            return 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()):
+                    return sample.value
+        return 0.0
 
 
 class Stack:
@@ -631,6 +657,8 @@ class Counts:
     presence: str = ""
     anomalies: int = 0
     server_tracebacks: int = 0
+    server_log_lines: int = 0  # log records (WARNING+) and tracebacks the servers wrote during the phase
+    outages_counted: int = 0  # imchat_dependency_outages_total of the fault's dependency, over the live servers
     seconds: float = 0.0
 
     @property
@@ -665,7 +693,7 @@ class Run:
         self.ledger = Ledger()
         self.clients: list[ChatClient] = []
         self.recovered_at = 0.0
-        self.tracebacks_seen = 0
+        self.log_lines: dict[str, list[str]] = {}  # per fault: what the servers logged
 
     def say(self, text: str) -> None:
         if self.options.progress:
@@ -801,18 +829,23 @@ class Run:
                 ledger.anomalies.append(f"{record.client_msg_id}: acked as {record.msg_id}, stored as "
                                         f"{stored.get(record.client_msg_id)}")
         acked_ids = {record.client_msg_id for record in acked}
-        tracebacks = sum(daphne.log_counts()["tracebacks"] for daphne in self.stack.daphnes + [getattr(
-            self, "victim", None)] if daphne is not None)
+        lines = [line for daphne in [*self.stack.daphnes, getattr(self, "victim", None)] if daphne is not None
+                 for line in daphne.new_log_lines()]
+        self.log_lines[fault] = lines
+        dependency = DEPENDENCY_OF.get(fault)
+        outages = int(sum(daphne.metric("imchat_dependency_outages_total", dependency=dependency)
+                          for daphne in self.stack.daphnes)) if dependency else 0
         counts = Counts(
             fault=fault, sent=len(records), acked=len(acked), delivered=len(arrived), duplicates=duplicates,
             lost=len(acked) - len(arrived), stored_twice=stored_twice, unacked=unacked,
             stored_unacked=len(set(stored) - acked_ids), delivered_live=len(live), redelivered=len(redelivered),
             live_after_recovery=f"{len(later_live)}/{len(later)}",
-            seq_gaps=gaps, anomalies=len(ledger.anomalies), server_tracebacks=tracebacks - self.tracebacks_seen,
+            seq_gaps=gaps, anomalies=len(ledger.anomalies),
+            server_tracebacks=sum(line.startswith("Traceback") for line in lines),
+            server_log_lines=len(lines), outages_counted=outages,
             **{name: ledger.events.get(f"{fault}:{name}", 0)
                for name in ("resends", "server_faults", "timeouts", "closed_sockets", "connect_failures")},
         )
-        self.tracebacks_seen = tracebacks
         return counts
 
     def presence(self) -> str:
@@ -835,8 +868,9 @@ class Run:
         await self.stack.close()
 
 
-async def run(options: Options | None = None) -> tuple[list[Counts], list[str]]:
-    """Set up, inject each fault in turn, count; everything is stopped before returning."""
+async def run(options: Options | None = None) -> tuple[list[Counts], list[str], dict[str, list[str]]]:
+    """Set up, inject each fault in turn, count; everything is stopped before returning. The counts,
+    the anomalies, and per fault what the servers logged."""
     options = options or Options()
     unknown = set(options.faults) - set(FAULTS)
     if unknown:
@@ -850,6 +884,8 @@ async def run(options: Options | None = None) -> tuple[list[Counts], list[str]]:
             chaos.say(f"fault: {fault}")
             counts = await chaos.phase(fault)
             chaos.say("  " + counts.line())
+            for line in chaos.log_lines.get(fault, []):
+                chaos.say(f"  | {line}")
             results.append(counts)
 
     try:
@@ -859,7 +895,7 @@ async def run(options: Options | None = None) -> tuple[list[Counts], list[str]]:
                             f"{[counts.line() for counts in results]}") from None
     finally:
         await chaos.close()
-    return results, chaos.ledger.anomalies
+    return results, chaos.ledger.anomalies, chaos.log_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -874,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = Options(pairs=args.pairs, faults=tuple(filter(None, args.faults.split(","))), interval=args.interval,
                       postgres_url=args.postgres_url, keep_logs=args.keep_logs, progress=not args.quiet)
-    results, anomalies = asyncio.run(run(options))
+    results, anomalies, _ = asyncio.run(run(options))
     for counts in results:
         print(json.dumps(asdict(counts)) if args.json else counts.line())
     for anomaly in anomalies[:20]:

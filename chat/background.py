@@ -1,12 +1,14 @@
 """Periodic work each server process runs while it holds sockets (idle sessions close by themselves)."""
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 
 from chat import realtime
+from imchat import outages
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +21,8 @@ def ensure_started(jobs: list[tuple[float, Callable[[], None]]]) -> None:
     if id(loop) in _started:
         return
     _started.add(id(loop))
-    for interval, job in jobs:
-        loop.create_task(_every(interval, job), name=f"imchat-{job.__name__}")
+    for interval, job in jobs:  # in a context of their own: started by one socket, they serve all
+        loop.create_task(_every(interval, job), name=f"imchat-{job.__name__}", context=contextvars.Context())
 
 
 async def _every(interval: float, job: Callable[[], None]) -> None:
@@ -30,8 +32,8 @@ async def _every(interval: float, job: Callable[[], None]) -> None:
             pushes = await database_sync_to_async(_collect)(job)
             if pushes:
                 await realtime.deliver(pushes)
-        except Exception:
-            logger.exception("background job %s failed", job.__name__)
+        except Exception as error:
+            outages.report(logger, error, "background job %s failed", job.__name__, requests=0)
 
 
 def _collect(job: Callable[[], None]) -> list[realtime.Push]:

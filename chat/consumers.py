@@ -7,6 +7,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat import background, dispatch, handlers, protocol, realtime, throttling
 from chat.protocol import Caller
+from imchat import metrics, outages
 from imchat.errors import AppError, CloseCode, Code
 from imchat.links import base_url_from_scope
 
@@ -18,6 +19,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.caller: Caller | None = None
         self.logged_out = False
         self.groups_joined: list[str] = []
+        self.counted = False  # in imchat_sockets_open
 
     async def dispatch(self, message):
         # Channels closes old DB connections on every event with a thread hop; all our DB work
@@ -39,6 +41,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except AppError as error:
             await self.refuse(error)
             return
+        except Exception as error:  # the database is away: the handshake fails, the client retries
+            outages.report(logger, error, "opening a socket for user %s", self.scope["user_id"])
+            metrics.SOCKETS_REFUSED.labels("server_fault").inc()
+            await self.close(code=int(CloseCode.SERVER_FAULT))
+            return
         # From here on disconnect() undoes presence, groups and the user's rate bucket.
         self.caller = caller = opening.caller
         self.groups_joined = opening.groups
@@ -49,20 +56,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # nothing addressed to it can pass it by.
         try:
             await self.channel_layer.group_add_many(opening.groups, self.channel_name)
-        except Exception:
-            logger.exception("joining push groups failed for user %s", caller.uid)
+        except Exception as error:
+            outages.report(logger, error, "joining push groups for user %s", caller.uid)
+            metrics.SOCKETS_REFUSED.labels("server_fault").inc()
             await self.disconnect(CloseCode.SERVER_FAULT)
             await self.close(code=int(CloseCode.SERVER_FAULT))
             return
         await self.accept()
+        metrics.SOCKETS_OPENED.inc()
+        metrics.SOCKETS_OPEN.inc()
+        self.counted = True
+        # ties this socket's id (on every line logged for it) to its user
+        logger.info("socket opened: user %s, %d push groups", caller.uid, len(opening.groups))
         if opening.after_join is not None:
             try:
                 await realtime.deliver(await database_sync_to_async(opening.after_join)())
-            except Exception:  # the socket works; the queue moves at the next drain
-                logger.exception("after-connect work failed for user %s", caller.uid)
+            except Exception as error:  # the socket works; the queue moves at the next drain
+                outages.report(logger, error, "after-connect work for user %s", caller.uid)
 
     async def refuse(self, error: AppError) -> None:
         """Accepted, told why in one frame, closed: -200 with 4401, -429 with 4429."""
+        metrics.SOCKETS_REFUSED.labels("not_logged_in" if error.code == Code.NOT_LOGGED_IN else "too_many").inc()
         await self.accept()
         code = CloseCode.NOT_LOGGED_IN if error.code == Code.NOT_LOGGED_IN else CloseCode.TOO_MANY_SOCKETS
         await self._close_with(error, code)
@@ -73,13 +87,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close(code=int(close_code))
 
     async def disconnect(self, code):
+        if self.counted:
+            self.counted = False
+            metrics.SOCKETS_OPEN.dec()
         if self.caller is None:
             return
+        logger.info("socket closed: user %s, code %s", self.caller.uid, code)
         try:
             await self.channel_layer.group_discard_many(self.groups_joined, self.channel_name)
-        except Exception:
-            logger.warning("leaving %s failed", self.groups_joined, exc_info=True)
-        await database_sync_to_async(handlers.socket_closed)(self.caller)
+        except Exception as error:
+            outages.report(logger, error, "leaving %s", self.groups_joined, level=logging.WARNING)
+        try:
+            await database_sync_to_async(handlers.socket_closed)(self.caller)
+        except Exception as error:  # presence expires with its TTL; sessions close when idle
+            outages.report(logger, error, "closing the socket of user %s", self.caller.uid)
         throttling.user_buckets.release(self.caller.uid)
         self.caller = None
 
@@ -89,15 +110,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             envelope = protocol.parse(text_data, bytes_data)
         except protocol.Pong:
+            metrics.frame("ping")
             await self.send(protocol.PONG_TEXT)
             return
         except protocol.FrameTooLarge as error:
+            metrics.frame("too_large")
             await self._close_with(error, CloseCode.FRAME_TOO_LARGE)
             return
         except AppError as error:
+            metrics.frame("invalid")
             await self.send(protocol.dumps(protocol.error_reply(error)))
             return
         wait = self.bucket.take() or self.user_bucket.take() or self.shared_user_budget.take(self.caller.uid)
+        metrics.frame(handlers.FRAME_KINDS.get(envelope.key, "unknown") if not wait else "rate_limited")
         if wait:
             error = AppError(Code.RATE_LIMITED, "too many requests", {"retry_after": round(wait, 3)})
             await self.send(protocol.dumps(protocol.error_reply(error, envelope)))

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from chat import handlers, realtime, sending
 from chat.protocol import Caller, Envelope, error_reply
+from imchat import logs, metrics, outages
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +47,16 @@ class Batcher:
         return await future
 
     async def _work(self) -> None:
+        logs.socket_id.set(None)  # a batch serves many sockets: its lines name none of them
         try:
             while self.pending:
                 batch, self.pending = self.pending[: self.max_size], self.pending[self.max_size:]
                 requests = [(caller, envelope) for caller, envelope, _ in batch]
+                metrics.SEND_BATCH_SIZE.observe(len(requests))
                 try:
-                    frames, pushes = await database_sync_to_async(handlers.run_batch)(requests)
-                except Exception:
-                    logger.exception("a batch of %d requests failed", len(batch))
+                    frames, pushes = await database_sync_to_async(_timed_batch)(requests)
+                except Exception as error:
+                    outages.report(logger, error, "a batch of %d requests failed", len(batch), requests=len(batch))
                     frames, pushes = [error_reply(sending.SERVER_FAULT, envelope) for _, envelope in requests], []
                 for (_, _, future), frame in zip(batch, frames):
                     if not future.done():  # its socket may have gone meanwhile
@@ -64,6 +67,12 @@ class Batcher:
                     delivery.add_done_callback(self.deliveries.discard)
         finally:
             self.worker = None
+
+
+def _timed_batch(requests: list[tuple[Caller, Envelope]]) -> tuple[list[dict], list[realtime.Push]]:
+    """handlers.run_batch in the database thread, its time observed (imchat_send_batch_seconds)."""
+    with metrics.SEND_BATCH_SECONDS.time():
+        return handlers.run_batch(requests)
 
 
 _batchers: "WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]" = WeakKeyDictionary()

@@ -20,6 +20,7 @@ from customer_service import selectors as service_selectors
 from customer_service import services as service_services
 from customer_service import sockets as service_sockets
 from customer_service import webhooks as service_webhooks
+from imchat import outages
 from imchat.errors import AppError, Code, bad_request, forbidden
 from imchat.links import default_base_url
 
@@ -211,6 +212,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     **service_handlers.HANDLERS,
     **desk_handlers.HANDLERS,
 }
+# The `kind` label of imchat_frames: a known command's class.action (anything else counts as unknown).
+FRAME_KINDS = {key: ".".join(key) for key in HANDLERS}
 
 
 # Everything a new socket needs from the database, in one statement (chat/sockets.py).
@@ -292,8 +295,8 @@ def run_safely(caller: Caller, envelope: Envelope) -> tuple[dict, list[realtime.
     """`run`, with an unexpected failure answered as a server fault (and logged) instead of raised."""
     try:
         return run(caller, envelope)
-    except Exception:
-        logger.exception("%s.%s failed for user %s", envelope.cls, envelope.action, caller.uid)
+    except Exception as error:
+        outages.report(logger, error, "%s.%s failed for user %s", envelope.cls, envelope.action, caller.uid)
         return error_reply(sending.SERVER_FAULT, envelope), []
 
 

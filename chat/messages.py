@@ -30,6 +30,7 @@ from chat.models import Conversation, Message, Participant
 from chat.payloads import message_result, unix
 from customer_service import offline
 from customer_service.models import ServiceSession
+from imchat import metrics
 from imchat.errors import AppError, Code
 from imchat.sql import prepared
 
@@ -170,9 +171,12 @@ def messages_store(drafts: list[Draft], *, now: datetime | None = None) -> list[
             stored = [_store_one(draft, now) for draft in drafts]
         if away:
             offline.notifications_record(drafts, stored, away, now=now)
+    kinds: dict[int, int] = {}
     for draft, one in zip(drafts, stored):
         if one is not None:
             _push(draft, one)
+            kinds[draft.chat_type] = kinds.get(draft.chat_type, 0) + 1
+    transaction.on_commit(lambda: metrics.messages_stored(kinds))
     return stored
 
 

@@ -19,6 +19,8 @@ from functools import cache
 import redis
 from django.conf import settings
 
+from imchat import outages
+
 logger = logging.getLogger(__name__)
 
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -131,11 +133,12 @@ class RedisPresence:
             time.sleep(settings.IM_PRESENCE_REFRESH_SECONDS)
             try:
                 self._beat()
+                outages.REDIS.success()
                 beats += 1
                 if beats % 720 == 0:
                     self._forget_old_processes()
-            except redis.RedisError:
-                logger.warning("presence heartbeat failed", exc_info=True)
+            except redis.RedisError as error:
+                outages.report(logger, error, "presence heartbeat", requests=0, level=logging.WARNING)
 
     def _forget_old_processes(self, older_than: float = 86400) -> None:
         """Last beats of processes gone for a day serve no one any more."""
@@ -154,8 +157,9 @@ class RedisPresence:
         pipe.hlen(self._user_key(user_id))
         try:
             return pipe.execute()[-1]
-        except redis.RedisError:
-            logger.warning("presence unavailable at connect of %s; writing it later", user_id, exc_info=True)
+        except redis.RedisError as error:
+            outages.report(logger, error, "presence unavailable at connect of %s; writing it later", user_id,
+                           level=logging.WARNING)
             self._resync = True
             return 1
 
@@ -173,8 +177,9 @@ class RedisPresence:
         pipe.hlen(self._user_key(user_id))
         try:
             return pipe.execute()[-1]
-        except redis.RedisError:
-            logger.warning("presence unavailable at disconnect of %s; retrying later", user_id, exc_info=True)
+        except redis.RedisError as error:
+            outages.report(logger, error, "presence unavailable at disconnect of %s; retrying later", user_id,
+                           level=logging.WARNING)
             with self._lock:
                 self._unremoved[channel_name] = user_id
             return 0
@@ -231,8 +236,8 @@ class RedisPresence:
         others = [uid for uid in user_ids if uid not in here]
         try:
             return {uid for uid in user_ids if uid in here} | (set(self._live_sockets(others)) if others else set())
-        except redis.RedisError:
-            logger.warning("presence unavailable; counting nobody online", exc_info=True)
+        except redis.RedisError as error:
+            outages.report(logger, error, "presence unavailable; counting nobody online", level=logging.WARNING)
             return set()
 
     def offline(self, user_ids: Iterable[int]) -> set[int]:
@@ -259,8 +264,9 @@ class RedisPresence:
             if self._live_sockets([user_id]):
                 return time.time()
             seen = self.redis.get(self._seen_key(user_id))
-        except redis.RedisError:
-            logger.warning("presence unavailable; counting %s as just seen", user_id, exc_info=True)
+        except redis.RedisError as error:
+            outages.report(logger, error, "presence unavailable; counting %s as just seen", user_id,
+                           level=logging.WARNING)
             return time.time()
         return float(seen) if seen else None
 

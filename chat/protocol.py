@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from imchat import metrics
 from imchat.errors import AppError, Code, bad_request
 from imchat.links import absolute_url
 
@@ -109,6 +110,7 @@ def reply(code: int, result: Any = None, msg: str | None = None, req_id: Any = N
 
 
 def error_reply(error: AppError, envelope: Envelope | None = None) -> dict[str, Any]:
+    metrics.error(error.code)  # every error a socket answers passes here: imchat_errors
     req_id = envelope.req_id if envelope is not None else getattr(error, "req_id", None)
     return reply(error.code, error.result, error.msg, req_id)
 

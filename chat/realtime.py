@@ -8,6 +8,7 @@ elsewhere (HTTP views, admin, commands) they are sent as soon as the transaction
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 
 from chat.protocol import dumps, push_text
+from imchat import metrics, outages
 
 logger = logging.getLogger(__name__)
 
@@ -129,19 +131,27 @@ async def deliver(pushes: Iterable[Push]) -> int:
     fills the gap). Returns how many may not have arrived."""
     layer = get_channel_layer()
     sends = [(push.group, push.event) for push in pushes]
+    metrics.PUSHES.inc(len(sends))
+    started = time.perf_counter()
     if hasattr(layer, "group_send_many"):  # ours (imchat/layers.py): the whole list in one go
         try:
             await layer.group_send_many(sends)
-            return 0
-        except Exception:
-            logger.warning("%d pushes may not have reached other processes; clients get them by sync",
-                           len(sends), exc_info=True)
+        except Exception as error:
+            metrics.PUSHES_FAILED.inc(len(sends))
+            outages.report(logger, error, "%d pushes may not have reached other processes; clients get them "
+                           "by sync", len(sends), level=logging.WARNING)
             return len(sends)
+        metrics.PUSH_SECONDS.observe(time.perf_counter() - started)
+        outages.REDIS.success()
+        return 0
     outcomes = await asyncio.gather(*(layer.group_send(group, event) for group, event in sends),
                                     return_exceptions=True)
-    failed = [group for (group, _), outcome in zip(sends, outcomes) if isinstance(outcome, Exception)]
-    for group in failed:
-        logger.warning("push to %s failed; the client will get it by sync", group)
+    metrics.PUSH_SECONDS.observe(time.perf_counter() - started)
+    failed = [(group, outcome) for (group, _), outcome in zip(sends, outcomes) if isinstance(outcome, Exception)]
+    metrics.PUSHES_FAILED.inc(len(failed))
+    for group, error in failed:
+        outages.report(logger, error, "push to %s failed; the client will get it by sync", group,
+                       level=logging.WARNING)
     return len(failed)
 
 

@@ -19,6 +19,7 @@ from chat.messages import Plan, Stored, message_find_sent, messages_store
 from chat.models import ChatType
 from chat.protocol import Caller
 from customer_service import services as service_services
+from imchat import outages
 from imchat.errors import AppError, Code, forbidden
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,9 @@ def send_many(requests: list[tuple[Caller, SendInput]]) -> list[Outcome]:
                     outcomes[index] = one
         except IntegrityError:  # a resent client_msg_id: one by one finds which
             alone.extend(drafts)
-        except Exception:
-            logger.exception("a batch of %d messages failed; sending them one by one", len(drafts))
+        except Exception as error:
+            outages.report(logger, error, "a batch of %d messages failed; sending them one by one", len(drafts),
+                           requests=0)  # each is answered (and counted) one by one
             alone.extend(drafts)
     for index in sorted(set(alone)):
         outcomes[index] = _send_alone(*requests[index])
@@ -95,6 +97,6 @@ def _send_alone(caller: Caller, send: SendInput) -> Outcome:
             return existing
         logger.exception("storing a message failed for user %s", caller.uid)
         return SERVER_FAULT
-    except Exception:
-        logger.exception("storing a message failed for user %s", caller.uid)
+    except Exception as error:
+        outages.report(logger, error, "storing a message failed for user %s", caller.uid)
         return SERVER_FAULT

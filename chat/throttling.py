@@ -14,6 +14,8 @@ from weakref import WeakKeyDictionary
 import redis.asyncio
 from django.conf import settings
 
+from imchat import outages
+
 logger = logging.getLogger(__name__)
 
 
@@ -105,7 +107,6 @@ class SharedUserBudget:
         self.pending: Counter[int] = Counter()
         self.blocked_until: dict[int, float] = {}
         self.script = client.register_script(_SETTLE_SCRIPT)
-        self.reachable = True
         self.worker: asyncio.Task | None = None
 
     def take(self, user_id: int) -> float:
@@ -139,14 +140,11 @@ class SharedUserBudget:
         ttl = int(self.burst / self.rate) + 60
         try:
             waits = await self.script(keys=keys, args=[self.rate, self.burst, now, ttl, *counts.values()])
-        except redis.RedisError:
-            if self.reachable:  # one line per outage: the per-process limits still hold meanwhile
-                logger.warning("shared rate limits unavailable (Redis); per-process limits hold meanwhile")
-                self.reachable = False
+        except redis.RedisError as error:  # the per-process limits still hold meanwhile
+            outages.report(logger, error, "settling shared rate limits (per-process limits hold meanwhile)",
+                           requests=0, level=logging.WARNING)
             return
-        if not self.reachable:
-            logger.warning("shared rate limits are back")
-            self.reachable = True
+        outages.REDIS.success()
         for user_id, wait in zip(counts, waits):
             wait = float(wait)
             if wait > 0:

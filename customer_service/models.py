@@ -181,6 +181,8 @@ class ServiceSession(models.Model):
             models.Index(fields=["shop", "closed_at"], include=["created_at", "agent"], name="session_closed"),
             models.Index(fields=["shop", "created_at"],
                          include=["first_response_at", "first_assigned_at", "agent"], name="session_started"),
+            # queue lengths of all shops for /metrics (imchat/metrics.py): the queued sessions only
+            models.Index(fields=["shop"], condition=models.Q(state="queued"), name="session_queued"),
         ]
 
     def __str__(self) -> str:

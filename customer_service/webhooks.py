@@ -40,6 +40,7 @@ from django.utils import timezone
 from chat.models import SentAs
 from chat.protocol import dumps
 from customer_service.models import ServiceSession, WebhookAttempt, WebhookDelivery
+from imchat import metrics, outages
 
 if TYPE_CHECKING:  # chat.messages imports this module's neighbours (customer_service.offline)
     from chat.messages import Draft, Stored
@@ -310,12 +311,14 @@ def _record(row: WebhookDelivery, status: int | None, error: str, now: datetime,
         WebhookDelivery.objects.filter(pk=row.pk).update(
             state=State.DELIVERED, attempts=attempts, last_status=status, last_error="", delivered_at=now)
         report.delivered += 1
+        metrics.WEBHOOK_ATTEMPTS.labels("delivered").inc()
         return
     gave_up = attempts >= settings.IM_WEBHOOK_MAX_ATTEMPTS
     WebhookDelivery.objects.filter(pk=row.pk).update(
         state=State.FAILED if gave_up else State.PENDING, attempts=attempts, last_status=status, last_error=error,
         next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts)),
     )
+    metrics.WEBHOOK_ATTEMPTS.labels("gave_up" if gave_up else "failed").inc()
     if gave_up:
         report.gave_up += 1
         logger.error("webhook %s %s given up after %d attempts: %s", row.event, row.delivery_id, attempts, error)
@@ -372,8 +375,8 @@ def _deliver_then_close() -> None:
         report = webhooks_deliver()
         if report.delivered or report.retrying or report.gave_up:
             logger.info("webhooks: %s", report)
-    except Exception:
-        logger.exception("webhook delivery failed")
+    except Exception as error:
+        outages.report(logger, error, "webhook delivery failed", requests=0)
     finally:
         connections.close_all()
 

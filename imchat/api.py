@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat.protocol import Caller
+from imchat import metrics
 from imchat.errors import AppError, Code, rate_limited
 from imchat.links import base_url_from_request
 
@@ -22,6 +23,7 @@ def exception_handler(error, context):
     if isinstance(error, exceptions.Throttled):
         error = rate_limited(error.wait or 1)
     if isinstance(error, AppError):
+        metrics.error(error.code)
         return Response({"code": int(error.code), "msg": error.msg, "result": error.result},
                         status=HTTP_STATUS.get(error.code, status.HTTP_400_BAD_REQUEST),
                         headers=retry_after_header(error))
@@ -32,6 +34,7 @@ def exception_handler(error, context):
             else Code.NOT_FOUND if isinstance(error, exceptions.NotFound) else Code.BAD_REQUEST
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
         response.data = {"code": int(code), "msg": str(detail or error), "result": None}
+        metrics.error(code)
     return response
 
 

@@ -14,6 +14,7 @@ gaps by seq (chat.sync), as for any missed push.
 """
 
 import asyncio
+import contextvars
 import logging
 import uuid
 
@@ -21,6 +22,8 @@ import msgpack
 from channels.layers import InMemoryChannelLayer
 from channels_redis.utils import create_pool, decode_hosts
 from redis import asyncio as aioredis
+
+from imchat import outages
 
 logger = logging.getLogger(__name__)
 
@@ -314,8 +317,9 @@ class LoopLayer:
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
-            except Exception:
-                logger.warning("channel layer inbox: reading failed; retrying", exc_info=True)
+            except Exception as error:
+                outages.report(logger, error, "channel layer inbox: reading failed; retrying", requests=0,
+                               level=logging.WARNING)
                 await asyncio.sleep(0.5)
 
     async def _heartbeat(self) -> None:
@@ -330,13 +334,15 @@ class LoopLayer:
                         await self._for_each("SADD", groups)
                     logger.warning("channel layer: Redis had lost this process's groups; %d registered again",
                                    len(groups))
+                outages.REDIS.success()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.warning("channel layer heartbeat failed; retrying", exc_info=True)
+            except Exception as error:
+                outages.report(logger, error, "channel layer heartbeat", requests=0, level=logging.WARNING)
 
     def _spawn(self, coroutine) -> asyncio.Task:
-        task = asyncio.ensure_future(coroutine)
+        # in a context of its own: the layer serves every socket, its log lines name none of them
+        task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
         self.tasks.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self.tasks.discard)
         return task
@@ -354,8 +360,9 @@ class LoopLayer:
                     pipe.srem(self.group_key(group), self.process)
                 pipe.delete(self.alive_key(self.process))
                 await pipe.execute()
-        except Exception:
-            logger.warning("channel layer: could not unregister on close", exc_info=True)
+        except Exception as error:
+            outages.report(logger, error, "channel layer: unregistering on close", requests=0,
+                           level=logging.WARNING)
         await self.redis.aclose(close_connection_pool=True)
 
 

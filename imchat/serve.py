@@ -4,7 +4,8 @@ Daphne runs Twisted on an asyncio loop it creates when it is imported, so the lo
 be set before that: here. uvloop's loop costs ~15 % less CPU per message than asyncio's (see
 docs/PERFORMANCE.md); every daphne option works as with the `daphne` command, which also still
 serves the same application (on the stock loop). One more saving: autobahn's per-connection debug
-line is not pretty-printed (see `unformatted_autobahn_debug_line`).
+line is not pretty-printed (see `unformatted_autobahn_debug_line`). With LOG_FORMAT=json the access
+log is written as log records (imchat/logs.py `AccessLog`), so every line of output is JSON.
 """
 
 import asyncio
@@ -26,12 +27,16 @@ def main() -> None:
     except ImproperlyConfigured as error:
         sys.exit(f"imchat: {error}")
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    from daphne.cli import CommandLineInterface  # after the policy: daphne makes its loop on import
+    from daphne import cli  # after the policy: daphne makes its loop on import
 
     unformatted_autobahn_debug_line()
+    if settings.LOG_FORMAT == "json":  # every line of output JSON: the access log too
+        from imchat.logs import AccessLog
+
+        cli.AccessLogGenerator = AccessLog
 
     sys.argv[0] = "daphne"
-    sys.exit(CommandLineInterface.entrypoint())
+    sys.exit(cli.CommandLineInterface.entrypoint())
 
 
 def unformatted_autobahn_debug_line() -> None:

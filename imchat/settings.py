@@ -4,6 +4,7 @@ Nothing is production-only: PostgreSQL switches on with DATABASE_URL, Redis with
 DEBUG off the server refuses to start on a development secret.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -144,6 +145,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "imchat.health.HealthMiddleware",  # probes first: no Host check, no session (imchat/health.py)
+    "imchat.metrics.MetricsMiddleware",  # /metrics, to its token or networks only (imchat/metrics.py)
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -462,11 +464,40 @@ IM_WEBHOOK_EVENTS = os.environ.get("IM_WEBHOOK_EVENTS", "default")
 if IM_WEBHOOK_URL and len(IM_WEBHOOK_SECRET) < 16:
     raise ImproperlyConfigured("IM_WEBHOOK_SECRET (16+ characters) must be set with IM_WEBHOOK_URL")
 
+# --- Operations: logs and metrics ------------------------------------------------------------
+# Log lines are readable text by default; LOG_FORMAT=json writes one JSON object per line. Lines
+# logged for an HTTP request or a socket carry its id (imchat/logs.py).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        # a traceback of Redis or PostgreSQL being away, from Django or daphne: counted, not written
+        "outages": {"()": "imchat.outages.OutageFilter"},
+        "context": {"()": "imchat.logs.ContextFilter"},  # the request's or socket's id
+    },
+    "formatters": {
+        "plain": {"()": "imchat.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s%(ids)s: %(message)s"},
+        "json": {"()": "imchat.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["outages", "context"]}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }
+# While Redis or PostgreSQL is unreachable, one line when it goes, one when it is back, and a
+# reminder at most this often in between (imchat/outages.py).
+IM_OUTAGE_REMINDER_SECONDS = float(os.environ.get("IM_OUTAGE_REMINDER_SECONDS") or 30)
+# GET /metrics (Prometheus' text format) of this process: to `Authorization: Bearer IM_METRICS_TOKEN`,
+# or to a direct connection (no proxy's forwarding header) from IM_METRICS_NETWORKS, loopback by
+# default. IM_METRICS=0 turns it off (404 from the app).
+IM_METRICS = env_bool("IM_METRICS", True)
+IM_METRICS_TOKEN = os.environ.get("IM_METRICS_TOKEN", "")
+if IM_METRICS_TOKEN and (len(IM_METRICS_TOKEN) < 16 or IM_METRICS_TOKEN in PUBLISHED_SECRETS):
+    raise ImproperlyConfigured("IM_METRICS_TOKEN must be a random value of 16+ characters (openssl rand -hex 24)")
+try:
+    IM_METRICS_NETWORKS = [ipaddress.ip_network(network, strict=False)
+                           for network in env_list("IM_METRICS_NETWORKS", "127.0.0.0/8,::1/128")]
+except ValueError as error:
+    raise ImproperlyConfigured(f"IM_METRICS_NETWORKS: {error}") from None

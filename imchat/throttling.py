@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from rest_framework import throttling
 from rest_framework.settings import api_settings
 
+from imchat import outages
 from imchat.errors import rate_limited
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class _Throttle(throttling.SimpleRateThrottle):
         try:
             return super().allow_request(request, view)
         except RedisError as error:
-            logger.warning("rate limit %s not applied: the cache cannot be reached (%s)", self.scope, error)
+            outages.report(logger, error, "rate limit %s not applied: the cache cannot be reached", self.scope,
+                           requests=0, level=logging.WARNING)
             return True
 
 

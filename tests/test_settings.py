@@ -150,3 +150,15 @@ def test_an_unknown_webhook_event_stops_the_start_with_one_clear_line(var_dir):
     assert done.returncode != 0
     assert "IM_WEBHOOK_EVENTS: unknown event 'session.opened'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be plain or json"),
+    ({"IM_METRICS_TOKEN": "short"}, "IM_METRICS_TOKEN must be a random value of 16+ characters"),
+    ({"IM_METRICS_NETWORKS": "10.0.0.0/8,not-a-network"}, "IM_METRICS_NETWORKS"),
+])
+def test_a_bad_logs_or_metrics_setting_stops_the_server_with_one_line(var_dir, env, says):
+    done = manage("check", var_dir=var_dir, DJANGO_DEBUG="1", **env)
+
+    assert done.returncode != 0
+    assert says in done.stderr

@@ -2,7 +2,8 @@
 
 50 clients chat through two daphne processes on a fresh PostgreSQL database and a redis-server of
 the run's own; after each fault every acked message reached its recipient exactly once and no
-client_msg_id is stored twice. The run is bounded (about a minute; it stops by itself, everything it
+client_msg_id is stored twice, and an outage of Redis or PostgreSQL is a few log lines (it went, it
+came back), not a traceback per request. The run is bounded (about a minute; it stops by itself, everything it
 started is stopped and its database dropped); each fault is one test of the counts it printed.
 """
 
@@ -24,10 +25,10 @@ def report() -> dict:
     require_postgres()
     if not shutil.which(faults.REDIS_SERVER):
         missing("redis-server", "the fault run starts a Redis of its own; install redis-server")
-    results, anomalies = asyncio.run(faults.run(faults.Options(progress=False, limit=RUN_SECONDS)))
+    results, anomalies, logs = asyncio.run(faults.run(faults.Options(progress=False, limit=RUN_SECONDS)))
     for counts in results:
         print(counts.line())
-    return {"counts": {counts.fault: counts for counts in results}, "anomalies": anomalies}
+    return {"counts": {counts.fault: counts for counts in results}, "anomalies": anomalies, "logs": logs}
 
 
 @pytest.mark.parametrize("fault", faults.FAULTS)
@@ -62,3 +63,15 @@ def test_presence_and_live_pushes_recover_after_the_fault(report, fault):
 
 def test_nothing_arrived_that_was_not_sent_and_no_ack_changed(report):
     assert report["anomalies"] == []
+
+
+@pytest.mark.parametrize("fault", ["redis", "postgres"])
+def test_an_outage_is_a_few_log_lines_and_counted_in_the_metrics(report, fault):
+    counts = report["counts"][fault]
+    written = "\n".join(report["logs"][fault])
+
+    # before: 500-800 tracebacks per outage; now each process says it went and came back
+    assert counts.server_tracebacks == 0, written
+    assert counts.server_log_lines <= 5 * 2, written  # two processes
+    assert "unavailable" in written and " back after " in written, written
+    assert counts.outages_counted >= 1, counts.line()
