@@ -66,7 +66,23 @@ class Batcher:
             self.worker = None
 
 
+    async def settled(self, timeout: float) -> None:
+        """Returns once the requests queued, their batches and their pushes are done (or after `timeout`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self.worker is not None or self.deliveries) and loop.time() < deadline:
+            await asyncio.wait([task for task in (self.worker, *self.deliveries) if task is not None],
+                               timeout=deadline - loop.time())
+
+
 _batchers: "WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]" = WeakKeyDictionary()
+
+
+async def settled(timeout: float) -> None:
+    """This event loop's message batches in flight are stored and pushed (bounded by `timeout`)."""
+    batcher = _batchers.get(asyncio.get_running_loop())
+    if batcher is not None:
+        await batcher.settled(timeout)
 
 
 def _batcher() -> Batcher:

@@ -422,6 +422,9 @@ IM_OUT_OF_HOURS_HOLD_SECONDS = env_int("IM_OUT_OF_HOURS_HOLD_SECONDS", 7 * 24 * 
 # online after IM_PRESENCE_TTL seconds.
 IM_PRESENCE_REFRESH_SECONDS = env_int("IM_PRESENCE_REFRESH_SECONDS", 5)
 IM_PRESENCE_TTL = env_int("IM_PRESENCE_TTL", 15)
+# On SIGTERM a server process closes its sockets with 4012 and exits within this many seconds
+# (imchat/shutdown.py); an orchestrator's grace period before SIGKILL should be longer.
+IM_SHUTDOWN_SECONDS = max(1, env_int("IM_SHUTDOWN_SECONDS", 10))
 # Image uploads: the largest file; the memory one image may take to check and re-encode,
 # IM_MAX_IMAGE_PIXELS x 4 bytes (an RGBA picture of that size: 64 MB, a 16-megapixel photo), formats
 # that cost more a pixel getting fewer pixels (imchat/images.py); and how many images one process
