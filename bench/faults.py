@@ -110,9 +110,11 @@ def stop_process(process: subprocess.Popen | None) -> None:
 class RedisServer:
     """A redis-server of this run only, on a fixed free port, without persistence (a restart forgets all)."""
 
-    def __init__(self, work_dir: Path):
+    def __init__(self, work_dir: Path, name: str = "redis", args: tuple[str, ...] = ()):
         self.port = free_port()
         self.work_dir = work_dir
+        self.name = name
+        self.args = args
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
@@ -122,10 +124,10 @@ class RedisServer:
 
     def start(self) -> None:
         self.starts += 1
-        log = self.work_dir / f"redis-{self.starts}.log"
+        log = self.work_dir / f"{self.name}-{self.starts}.log"
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.work_dir), "--logfile", str(log)],
+             "--daemonize", "no", "--dir", str(self.work_dir), "--logfile", str(log), *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         wait_listening(self.port, self.process, "redis-server", log)
@@ -138,6 +140,83 @@ class RedisServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+class SentinelRedis:
+    """A master, its replica and two Sentinels watching them, all of this run only; the servers reach
+    it by a `redis+sentinel://` URL (imchat/redis_client.py). `failover()` promotes the replica, as
+    an operator's SENTINEL FAILOVER or a master's death would."""
+
+    MASTER = "imchat"
+
+    def __init__(self, work_dir: Path, sentinels: int = 2):
+        self.work_dir = work_dir
+        self.master = RedisServer(work_dir, "redis-master")
+        self.replica = RedisServer(work_dir, "redis-replica", ("--replicaof", "127.0.0.1", str(self.master.port)))
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.MASTER}/0"
+
+    def master_port(self) -> int:
+        """The master's port once every Sentinel names the same one (else 0)."""
+        ports = set()
+        for port in self.sentinel_ports:
+            with redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2) as sentinel:
+                ports.add(int(sentinel.sentinel_get_master_addr_by_name(self.MASTER)[1]))
+        return ports.pop() if len(ports) == 1 else 0
+
+    def start(self) -> None:
+        self.master.start()
+        self.replica.start()
+        for index, port in enumerate(self.sentinel_ports):
+            config = self.work_dir / f"sentinel-{index}.conf"  # Sentinel rewrites its file: one each
+            config.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.work_dir}\n"
+                              f"logfile {self.work_dir / f'sentinel-{index}.log'}\n"
+                              f"sentinel monitor {self.MASTER} 127.0.0.1 {self.master.port} 1\n"
+                              f"sentinel down-after-milliseconds {self.MASTER} 2000\n"
+                              f"sentinel failover-timeout {self.MASTER} 10000\n")
+            process = subprocess.Popen([REDIS_SERVER, str(config), "--sentinel"], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.sentinels.append(process)
+            wait_listening(port, process, "redis-server --sentinel", self.work_dir / f"sentinel-{index}.log")
+        self._wait(self._replica_ready, "the Sentinels to see the replica in sync")
+
+    def _replica_ready(self) -> bool:
+        for port in self.sentinel_ports:
+            with redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2) as sentinel:
+                replicas = sentinel.sentinel_slaves(self.MASTER)
+            if not any(replica.get("master-link-status") == "ok" and replica.get("is_slave") for replica in replicas):
+                return False
+        return True
+
+    def failover(self) -> tuple[int, int]:
+        """SENTINEL FAILOVER; returns (old, new) master port once every Sentinel names the new one."""
+        old = self.master_port()
+        with redis.Redis(port=self.sentinel_ports[0], socket_timeout=2, socket_connect_timeout=2) as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", self.MASTER)
+        self._wait(lambda: self.master_port() not in (old, 0), "the Sentinels to name a new master")
+        return old, self.master_port()
+
+    def _wait(self, done, what: str, seconds: float = STARTUP_SECONDS) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if done():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        raise FaultRunError(f"waited {seconds}s for {what}:\n{tail(self.work_dir / 'sentinel-0.log')}")
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            stop_process(process)
+        self.replica.stop()
+        self.master.stop()
 
 
 class PostgresProxy:
