@@ -9,7 +9,14 @@ processes on PostgreSQL + Redis while, one after another:
             catch up with chat.sync from their per-chat last seq;
   postgres  PostgreSQL refuses connections for a few seconds: daphne reaches it through a small TCP
             proxy in this script, which drops every open connection and refuses new ones (the
-            machine's PostgreSQL cluster is left alone; the run uses a fresh database of its own).
+            machine's PostgreSQL cluster is left alone; the run uses a fresh database of its own);
+  restart   a rolling restart: each daphne process in turn gets SIGTERM, drains (its clients get close
+            code 4012 and reconnect to the other one, whose port is of the same list), exits, and a
+            new process takes its port, while the clients keep chatting;
+  sentinel  the servers reach Redis through Sentinel (a master, its replica and two Sentinels of the
+            run's own, REDIS_URL=redis+sentinel://...) and SENTINEL FAILOVER promotes the replica
+            mid-stream. A run with this fault runs all its faults on Sentinel, so it cannot also
+            have the `redis` one (which kills the one Redis).
 
 Each client keeps an outbox: a message not acked (timeout, -500, closed socket) is sent again with the
 same client_msg_id, after reconnecting if need be, with backoff. After each fault the clients stop
@@ -17,7 +24,8 @@ writing, drain their outboxes and sync; then every acked message must have reach
 exactly once (live 200 pushes and what chat.sync returns, deduplicated by msg_id; the same msg_id
 pushed twice to one socket is a duplicate), and no client_msg_id may be stored twice.
 
-    python bench/faults.py [--pairs 25] [--faults redis,daphne,postgres] [--json] [--keep-logs]
+    python bench/faults.py [--pairs 25] [--faults redis,daphne,postgres,restart] [--json] [--keep-logs]
+    python bench/faults.py --faults sentinel,restart
 
 prints one line of counts per fault (sent, acked, delivered, duplicates, lost, stored twice, ...).
 Exit status 1 when anything acked was lost, duplicated or stored twice. Everything talks to
@@ -50,11 +58,15 @@ import redis  # noqa: E402
 import websockets  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
+from imchat import redis_client  # noqa: E402
+
 BIN = Path(sys.executable).parent
 DAPHNE = [sys.executable, "-m", "imchat.serve"]  # daphne on uvloop, as production starts it
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 POSTGRES_URL = os.environ.get("IM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-FAULTS = ("redis", "daphne", "postgres")
+FAULTS = ("redis", "daphne", "postgres", "restart", "sentinel")
+ONE_REDIS_FAULTS = ("redis", "daphne", "postgres", "restart")  # the default run
+SHUTDOWN_SECONDS = 10  # the servers' IM_SHUTDOWN_SECONDS
 SCRUBBED = ("DATABASE_URL", "REDIS_URL", "IM_REDIS_PREFIX", "IM_PUBLIC_URL", "IM_VAR_DIR", "ALLOWED_HOSTS",
             "CORS_ALLOWED_ORIGINS", "IM_JWT_AUTO_CREATE", "IM_PORT", "DJANGO_SECRET_KEY", "DJANGO_SETTINGS_MODULE",
             "IM_RATE_LIMIT", "IM_RATE_BURST", "IM_USER_RATE_LIMIT")
@@ -305,6 +317,18 @@ class Daphne:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def terminate(self) -> tuple[int | None, float]:
+        """SIGTERM, as an orchestrator stops a process: its exit code (None: still running at the
+        shutdown bound and a few seconds more, then killed) and how long it took."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=SHUTDOWN_SECONDS + 5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = None
+        return code, time.monotonic() - started
+
     def log_counts(self) -> dict[str, int]:
         text = tail(self.log_path, 10**8)
         return {"tracebacks": text.count("Traceback (most recent call last)"),
@@ -315,12 +339,12 @@ class Daphne:
 class Stack:
     """A fresh database, our own Redis, the proxy, and the daphne processes serving them."""
 
-    def __init__(self, *, postgres_url: str = POSTGRES_URL, keep_logs: bool = False):
+    def __init__(self, *, postgres_url: str = POSTGRES_URL, keep_logs: bool = False, sentinel: bool = False):
         self.admin_url = postgres_url.replace("postgres://", "postgresql://", 1)
         self.keep_logs = keep_logs
         self.work_dir = Path(tempfile.mkdtemp(prefix="imfaults-"))
         self.database = f"imchat_faults_{secrets.token_hex(6)}"
-        self.redis = RedisServer(self.work_dir)
+        self.redis = SentinelRedis(self.work_dir) if sentinel else RedisServer(self.work_dir)
         upstream = psycopg.conninfo.conninfo_to_dict(self.admin_url)
         self.pg_host, self.pg_port = upstream.get("host", "127.0.0.1"), int(upstream.get("port", 5432))
         if self.pg_host not in ("127.0.0.1", "localhost"):
@@ -337,6 +361,7 @@ class Stack:
             IM_REDIS_PREFIX=f"imfaults{secrets.token_hex(4)}", REDIS_URL=self.redis.url,
             IM_PRESENCE_REFRESH_SECONDS="1", IM_PRESENCE_TTL="3", PYTHONUNBUFFERED="1",
             IM_RATE_LIMIT=str(10**6), IM_RATE_BURST=str(10**6), IM_USER_RATE_LIMIT=str(10**6),
+            IM_SHUTDOWN_SECONDS=str(SHUTDOWN_SECONDS),
         )
 
     async def start(self, processes: int = 2) -> None:
@@ -361,15 +386,25 @@ class Stack:
     async def start_daphne(self) -> Daphne:
         port = free_port()
         log_path = self.work_dir / f"daphne-{port}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
+        daphne = Daphne(port=port, process=self._spawn(port, log_path), log_path=log_path)
+        self.daphnes.append(daphne)
+        await asyncio.to_thread(wait_listening, port, daphne.process, "daphne", log_path)
+        return daphne
+
+    async def restart_daphne(self, daphne: Daphne) -> tuple[int | None, float]:
+        """SIGTERM, wait for the exit, a new process on the same port: the old one's exit code and
+        how long it took to exit."""
+        exit_code, seconds = await asyncio.to_thread(daphne.terminate)
+        daphne.process = self._spawn(daphne.port, daphne.log_path)
+        await asyncio.to_thread(wait_listening, daphne.port, daphne.process, "daphne", daphne.log_path)
+        return exit_code, seconds
+
+    def _spawn(self, port: int, log_path: Path) -> subprocess.Popen:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
                 [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", "imchat.asgi:application"],
                 cwd=ROOT, env=self.server_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
-        daphne = Daphne(port=port, process=process, log_path=log_path)
-        self.daphnes.append(daphne)
-        await asyncio.to_thread(wait_listening, port, process, "daphne", log_path)
-        return daphne
 
     def users(self, count: int) -> list[dict]:
         """Users with tokens, made by bench.fixtures in the servers' database."""
@@ -494,10 +529,19 @@ class Connection:
         except (ConnectionClosed, OSError):
             pass
         finally:
+            self.note_server_close()
             for future in list(self.pending.values()) + ([self.pong] if self.pong else []):
                 if not future.done():
                     future.set_exception(ConnectionError("socket closed"))
             self.pending.clear()
+
+    def note_server_close(self) -> None:
+        """The close code of a socket the server closed (1006: dropped without a close frame)."""
+        protocol = self.ws.protocol
+        if protocol.close_rcvd is not None and protocol.close_rcvd_then_sent:
+            self.client.ledger.count(f"server_close:{protocol.close_rcvd.code}")
+        elif protocol.close_rcvd is None and protocol.close_sent is None:
+            self.client.ledger.count("server_close:1006")
 
     @property
     def closed(self) -> bool:
@@ -536,6 +580,7 @@ class ChatClient:
         self.chat_id = f"{min(self.uid, self.peer)}_{max(self.uid, self.peer)}"
         self.home, self.stack, self.ledger, self.interval = home, stack, ledger, interval
         self.conn: Connection | None = None
+        self.at: Daphne | None = None  # the process it is connected to
         self.outbox: deque[Sent] = deque()
         self.known: set[int] = set()  # seqs of this chat the client has (sent or received)
         self.cursor = 0  # the last seq up to which it has every message
@@ -590,7 +635,7 @@ class ChatClient:
                 conn = Connection(ws, self)
                 try:
                     await conn.ping()
-                    self.conn = conn
+                    self.conn, self.at = conn, daphne
                     await self.catch_up()
                     return
                 except (ConnectionError, ConnectionClosed, asyncio.TimeoutError, KeyError):
@@ -710,6 +755,9 @@ class Counts:
     presence: str = ""
     anomalies: int = 0
     server_tracebacks: int = 0
+    server_closes: str = ""  # close code:count of the sockets the servers closed
+    exit_codes: str = ""  # restart: each SIGTERMed process's exit code and seconds to exit
+    master_moved: str = ""  # sentinel: the master's port before -> after
     seconds: float = 0.0
 
     @property
@@ -723,11 +771,12 @@ class Counts:
 @dataclass
 class Options:
     pairs: int = 25
-    faults: tuple[str, ...] = FAULTS
+    faults: tuple[str, ...] = ONE_REDIS_FAULTS
     interval: float = 0.5  # seconds between a client's messages
     before: float = 3.0  # traffic before each fault
     after: float = 5.0  # traffic after the fault is over
     churn: int = 5  # clients that lose their socket when Redis or PostgreSQL goes away
+    between_restarts: float = 2.0  # traffic between two processes' restarts
     redis_down: float = 2.0
     postgres_down: float = 3.0
     drain: float = 45.0
@@ -740,7 +789,9 @@ class Options:
 class Run:
     def __init__(self, options: Options):
         self.options = options
-        self.stack = Stack(postgres_url=options.postgres_url, keep_logs=options.keep_logs)
+        self.stack = Stack(postgres_url=options.postgres_url, keep_logs=options.keep_logs,
+                           sentinel="sentinel" in options.faults)
+        self.notes: dict[str, str] = {}
         self.ledger = Ledger()
         self.clients: list[ChatClient] = []
         self.recovered_at = 0.0
@@ -790,6 +841,24 @@ class Run:
         self.stack.daphnes.remove(victim)
         self.victim = victim
 
+    async def fault_restart(self) -> None:
+        """A rolling restart: each process in turn drains, exits, and a new one takes its port."""
+        exits = []
+        for daphne in list(self.stack.daphnes):
+            on_it = sum(client.at is daphne for client in self.clients)
+            self.say(f"  SIGTERM daphne on :{daphne.port} ({on_it} clients on it); a new one takes the port")
+            exit_code, seconds = await self.stack.restart_daphne(daphne)
+            exits.append(f"{exit_code}/{seconds:.1f}s")
+            await asyncio.sleep(self.options.between_restarts)
+        self.notes["exit_codes"] = ",".join(exits)
+
+    async def fault_sentinel(self) -> None:
+        self.say(f"  SENTINEL FAILOVER; {self.options.churn} clients reconnect meanwhile")
+        failover = asyncio.create_task(asyncio.to_thread(self.stack.redis.failover))
+        await self.churn()
+        old, new = await failover
+        self.notes["master_moved"] = f"{old}->{new}"
+
     async def after_daphne(self) -> None:
         """A replacement process; the killed one's clients move to it (a clean reconnect and a sync)."""
         replacement = await self.stack.start_daphne()
@@ -824,6 +893,8 @@ class Run:
         await self.catch_up_all()
         counts = await asyncio.to_thread(self.count, fault, unacked)
         counts.presence = await asyncio.to_thread(self.presence)
+        counts.exit_codes = self.notes.pop("exit_codes", "")
+        counts.master_moved = self.notes.pop("master_moved", "")
         counts.seconds = round(time.monotonic() - started, 1)
         if fault == "daphne":
             await self.after_daphne()
@@ -888,6 +959,8 @@ class Run:
             stored_unacked=len(set(stored) - acked_ids), delivered_live=len(live), redelivered=len(redelivered),
             live_after_recovery=f"{len(later_live)}/{len(later)}",
             seq_gaps=gaps, anomalies=len(ledger.anomalies), server_tracebacks=tracebacks - self.tracebacks_seen,
+            server_closes=",".join(f"{name.rsplit(':', 1)[1]}:{value}" for name, value in sorted(ledger.events.items())
+                                   if name.startswith(f"{fault}:server_close:")),
             **{name: ledger.events.get(f"{fault}:{name}", 0)
                for name in ("resends", "server_faults", "timeouts", "closed_sockets", "connect_failures")},
         )
@@ -896,7 +969,7 @@ class Run:
 
     def presence(self) -> str:
         """Sockets presence counts as live (in Redis, on a live process) / sockets the clients hold."""
-        store = redis.Redis.from_url(self.stack.redis.url, socket_connect_timeout=2, socket_timeout=5)
+        store = redis_client.sync_client(self.stack.redis.url, socket_connect_timeout=2, socket_timeout=5)
         prefix = self.stack.env["IM_REDIS_PREFIX"]
         try:
             live = 0
@@ -920,6 +993,8 @@ async def run(options: Options | None = None) -> tuple[list[Counts], list[str]]:
     unknown = set(options.faults) - set(FAULTS)
     if unknown:
         raise FaultRunError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
+    if {"redis", "sentinel"} <= set(options.faults):
+        raise FaultRunError("`redis` kills the one Redis and `sentinel` runs on a Sentinel group: run them apart")
     chaos = Run(options)
     results: list[Counts] = []
 
@@ -944,7 +1019,8 @@ async def run(options: Options | None = None) -> tuple[list[Counts], list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=Options.pairs)
-    parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated, in order")
+    parser.add_argument("--faults", default=",".join(ONE_REDIS_FAULTS),
+                        help=f"comma-separated, in order, of {', '.join(FAULTS)}")
     parser.add_argument("--interval", type=float, default=Options.interval)
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument("--json", action="store_true", help="one JSON object per fault instead of key=value")
