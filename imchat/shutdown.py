@@ -18,6 +18,7 @@ import threading
 from daphne.server import Server
 from django.conf import settings
 from twisted.internet import reactor
+from twisted.internet.error import ReactorNotRunning
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ class DrainingServer(Server):
         except Exception:
             logger.exception("draining failed; stopping anyway")
         logger.info("drained %d sockets in %.1f s; stopping", sockets, loop.time() - started)
-        self.stop()
+        try:
+            self.stop()
+        except ReactorNotRunning:  # a second SIGTERM stopped it meanwhile
+            pass
 
 
 def _exit_past_bound(bound: float) -> None:
