@@ -17,6 +17,7 @@ CLOSED_FOR_RESTART = {"type": "websocket.close", "code": 4012}
 
 @pytest.fixture
 def drained_after():
+    draining._open.clear()  # sockets earlier tests left open (a communicator never disconnected)
     yield
     health._draining.clear()
 
