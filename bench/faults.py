@@ -9,7 +9,14 @@ processes on PostgreSQL + Redis while, one after another:
             catch up with chat.sync from their per-chat last seq;
   postgres  PostgreSQL refuses connections for a few seconds: daphne reaches it through a small TCP
             proxy in this script, which drops every open connection and refuses new ones (the
-            machine's PostgreSQL cluster is left alone; the run uses a fresh database of its own).
+            machine's PostgreSQL cluster is left alone; the run uses a fresh database of its own);
+  restart   a rolling restart: each daphne process in turn gets SIGTERM, drains (its clients get close
+            code 4012 and reconnect to the other one, whose port is of the same list), exits, and a
+            new process takes its port, while the clients keep chatting;
+  sentinel  the servers reach Redis through Sentinel (a master, its replica and two Sentinels of the
+            run's own, REDIS_URL=redis+sentinel://...) and SENTINEL FAILOVER promotes the replica
+            mid-stream. A run with this fault runs all its faults on Sentinel, so it cannot also
+            have the `redis` one (which kills the one Redis).
 
 Each client keeps an outbox: a message not acked (timeout, -500, closed socket) is sent again with the
 same client_msg_id, after reconnecting if need be, with backoff. After each fault the clients stop
@@ -17,7 +24,8 @@ writing, drain their outboxes and sync; then every acked message must have reach
 exactly once (live 200 pushes and what chat.sync returns, deduplicated by msg_id; the same msg_id
 pushed twice to one socket is a duplicate), and no client_msg_id may be stored twice.
 
-    python bench/faults.py [--pairs 25] [--faults redis,daphne,postgres] [--json] [--keep-logs]
+    python bench/faults.py [--pairs 25] [--faults redis,daphne,postgres,restart] [--json] [--keep-logs]
+    python bench/faults.py --faults sentinel,restart
 
 prints one line of counts per fault (sent, acked, delivered, duplicates, lost, stored twice, ...),
 with what the servers logged meanwhile (log records and tracebacks: an outage should be a few lines
@@ -55,11 +63,15 @@ import websockets  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
 
+from imchat import redis_client  # noqa: E402
+
 BIN = Path(sys.executable).parent
 DAPHNE = [sys.executable, "-m", "imchat.serve"]  # daphne on uvloop, as production starts it
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 POSTGRES_URL = os.environ.get("IM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-FAULTS = ("redis", "daphne", "postgres")
+FAULTS = ("redis", "daphne", "postgres", "restart", "sentinel")
+ONE_REDIS_FAULTS = ("redis", "daphne", "postgres", "restart")  # the default run
+SHUTDOWN_SECONDS = 10  # the servers' IM_SHUTDOWN_SECONDS
 DEPENDENCY_OF = {"redis": "redis", "postgres": "database"}  # the fault -> the dependency in imchat's metrics
 LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (WARNING|ERROR|CRITICAL) ")
 SCRUBBED = ("DATABASE_URL", "REDIS_URL", "IM_REDIS_PREFIX", "IM_PUBLIC_URL", "IM_VAR_DIR", "ALLOWED_HOSTS",
@@ -117,9 +129,11 @@ def stop_process(process: subprocess.Popen | None) -> None:
 class RedisServer:
     """A redis-server of this run only, on a fixed free port, without persistence (a restart forgets all)."""
 
-    def __init__(self, work_dir: Path):
+    def __init__(self, work_dir: Path, name: str = "redis", args: tuple[str, ...] = ()):
         self.port = free_port()
         self.work_dir = work_dir
+        self.name = name
+        self.args = args
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
@@ -129,10 +143,10 @@ class RedisServer:
 
     def start(self) -> None:
         self.starts += 1
-        log = self.work_dir / f"redis-{self.starts}.log"
+        log = self.work_dir / f"{self.name}-{self.starts}.log"
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.work_dir), "--logfile", str(log)],
+             "--daemonize", "no", "--dir", str(self.work_dir), "--logfile", str(log), *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         wait_listening(self.port, self.process, "redis-server", log)
@@ -145,6 +159,83 @@ class RedisServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+
+class SentinelRedis:
+    """A master, its replica and two Sentinels watching them, all of this run only; the servers reach
+    it by a `redis+sentinel://` URL (imchat/redis_client.py). `failover()` promotes the replica, as
+    an operator's SENTINEL FAILOVER or a master's death would."""
+
+    MASTER = "imchat"
+
+    def __init__(self, work_dir: Path, sentinels: int = 2):
+        self.work_dir = work_dir
+        self.master = RedisServer(work_dir, "redis-master")
+        self.replica = RedisServer(work_dir, "redis-replica", ("--replicaof", "127.0.0.1", str(self.master.port)))
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinels: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.MASTER}/0"
+
+    def master_port(self) -> int:
+        """The master's port once every Sentinel names the same one (else 0)."""
+        ports = set()
+        for port in self.sentinel_ports:
+            with redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2) as sentinel:
+                ports.add(int(sentinel.sentinel_get_master_addr_by_name(self.MASTER)[1]))
+        return ports.pop() if len(ports) == 1 else 0
+
+    def start(self) -> None:
+        self.master.start()
+        self.replica.start()
+        for index, port in enumerate(self.sentinel_ports):
+            config = self.work_dir / f"sentinel-{index}.conf"  # Sentinel rewrites its file: one each
+            config.write_text(f"port {port}\nbind 127.0.0.1\ndir {self.work_dir}\n"
+                              f"logfile {self.work_dir / f'sentinel-{index}.log'}\n"
+                              f"sentinel monitor {self.MASTER} 127.0.0.1 {self.master.port} 1\n"
+                              f"sentinel down-after-milliseconds {self.MASTER} 2000\n"
+                              f"sentinel failover-timeout {self.MASTER} 10000\n")
+            process = subprocess.Popen([REDIS_SERVER, str(config), "--sentinel"], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.sentinels.append(process)
+            wait_listening(port, process, "redis-server --sentinel", self.work_dir / f"sentinel-{index}.log")
+        self._wait(self._replica_ready, "the Sentinels to see the replica in sync")
+
+    def _replica_ready(self) -> bool:
+        for port in self.sentinel_ports:
+            with redis.Redis(port=port, socket_timeout=2, socket_connect_timeout=2) as sentinel:
+                replicas = sentinel.sentinel_slaves(self.MASTER)
+            if not any(replica.get("master-link-status") == "ok" and replica.get("is_slave") for replica in replicas):
+                return False
+        return True
+
+    def failover(self) -> tuple[int, int]:
+        """SENTINEL FAILOVER; returns (old, new) master port once every Sentinel names the new one."""
+        old = self.master_port()
+        with redis.Redis(port=self.sentinel_ports[0], socket_timeout=2, socket_connect_timeout=2) as sentinel:
+            sentinel.execute_command("SENTINEL", "FAILOVER", self.MASTER)
+        self._wait(lambda: self.master_port() not in (old, 0), "the Sentinels to name a new master")
+        return old, self.master_port()
+
+    def _wait(self, done, what: str, seconds: float = STARTUP_SECONDS) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if done():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        raise FaultRunError(f"waited {seconds}s for {what}:\n{tail(self.work_dir / 'sentinel-0.log')}")
+
+    def stop(self) -> None:
+        for process in self.sentinels:
+            stop_process(process)
+        self.replica.stop()
+        self.master.stop()
 
 
 class PostgresProxy:
@@ -234,6 +325,18 @@ class Daphne:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def terminate(self) -> tuple[int | None, float]:
+        """SIGTERM, as an orchestrator stops a process: its exit code (None: still running at the
+        shutdown bound and a few seconds more, then killed) and how long it took."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=SHUTDOWN_SECONDS + 5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = None
+        return code, time.monotonic() - started
+
     def new_log_lines(self) -> list[str]:
         """The log records (WARNING and above: the run's LOG_LEVEL) and traceback lines written since
         the last call; daphne's access log lines are not records and are left out."""
@@ -262,12 +365,12 @@ class Daphne:
 class Stack:
     """A fresh database, our own Redis, the proxy, and the daphne processes serving them."""
 
-    def __init__(self, *, postgres_url: str = POSTGRES_URL, keep_logs: bool = False):
+    def __init__(self, *, postgres_url: str = POSTGRES_URL, keep_logs: bool = False, sentinel: bool = False):
         self.admin_url = postgres_url.replace("postgres://", "postgresql://", 1)
         self.keep_logs = keep_logs
         self.work_dir = Path(tempfile.mkdtemp(prefix="imfaults-"))
         self.database = f"imchat_faults_{secrets.token_hex(6)}"
-        self.redis = RedisServer(self.work_dir)
+        self.redis = SentinelRedis(self.work_dir) if sentinel else RedisServer(self.work_dir)
         upstream = psycopg.conninfo.conninfo_to_dict(self.admin_url)
         self.pg_host, self.pg_port = upstream.get("host", "127.0.0.1"), int(upstream.get("port", 5432))
         if self.pg_host not in ("127.0.0.1", "localhost"):
@@ -284,6 +387,7 @@ class Stack:
             IM_REDIS_PREFIX=f"imfaults{secrets.token_hex(4)}", REDIS_URL=self.redis.url,
             IM_PRESENCE_REFRESH_SECONDS="1", IM_PRESENCE_TTL="3", PYTHONUNBUFFERED="1",
             IM_RATE_LIMIT=str(10**6), IM_RATE_BURST=str(10**6), IM_USER_RATE_LIMIT=str(10**6),
+            IM_SHUTDOWN_SECONDS=str(SHUTDOWN_SECONDS),
         )
 
     async def start(self, processes: int = 2) -> None:
@@ -308,15 +412,25 @@ class Stack:
     async def start_daphne(self) -> Daphne:
         port = free_port()
         log_path = self.work_dir / f"daphne-{port}.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
+        daphne = Daphne(port=port, process=self._spawn(port, log_path), log_path=log_path)
+        self.daphnes.append(daphne)
+        await asyncio.to_thread(wait_listening, port, daphne.process, "daphne", log_path)
+        return daphne
+
+    async def restart_daphne(self, daphne: Daphne) -> tuple[int | None, float]:
+        """SIGTERM, wait for the exit, a new process on the same port: the old one's exit code and
+        how long it took to exit."""
+        exit_code, seconds = await asyncio.to_thread(daphne.terminate)
+        daphne.process = self._spawn(daphne.port, daphne.log_path)
+        await asyncio.to_thread(wait_listening, daphne.port, daphne.process, "daphne", daphne.log_path)
+        return exit_code, seconds
+
+    def _spawn(self, port: int, log_path: Path) -> subprocess.Popen:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
                 [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", "imchat.asgi:application"],
                 cwd=ROOT, env=self.server_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
-        daphne = Daphne(port=port, process=process, log_path=log_path)
-        self.daphnes.append(daphne)
-        await asyncio.to_thread(wait_listening, port, process, "daphne", log_path)
-        return daphne
 
     def users(self, count: int) -> list[dict]:
         """Users with tokens, made by bench.fixtures in the servers' database."""
@@ -441,10 +555,19 @@ class Connection:
         except (ConnectionClosed, OSError):
             pass
         finally:
+            self.note_server_close()
             for future in list(self.pending.values()) + ([self.pong] if self.pong else []):
                 if not future.done():
                     future.set_exception(ConnectionError("socket closed"))
             self.pending.clear()
+
+    def note_server_close(self) -> None:
+        """The close code of a socket the server closed (1006: dropped without a close frame)."""
+        protocol = self.ws.protocol
+        if protocol.close_rcvd is not None and protocol.close_rcvd_then_sent:
+            self.client.ledger.count(f"server_close:{protocol.close_rcvd.code}")
+        elif protocol.close_rcvd is None and protocol.close_sent is None:
+            self.client.ledger.count("server_close:1006")
 
     @property
     def closed(self) -> bool:
@@ -483,6 +606,7 @@ class ChatClient:
         self.chat_id = f"{min(self.uid, self.peer)}_{max(self.uid, self.peer)}"
         self.home, self.stack, self.ledger, self.interval = home, stack, ledger, interval
         self.conn: Connection | None = None
+        self.at: Daphne | None = None  # the process it is connected to
         self.outbox: deque[Sent] = deque()
         self.known: set[int] = set()  # seqs of this chat the client has (sent or received)
         self.cursor = 0  # the last seq up to which it has every message
@@ -537,7 +661,7 @@ class ChatClient:
                 conn = Connection(ws, self)
                 try:
                     await conn.ping()
-                    self.conn = conn
+                    self.conn, self.at = conn, daphne
                     await self.catch_up()
                     return
                 except (ConnectionError, ConnectionClosed, asyncio.TimeoutError, KeyError):
@@ -659,6 +783,9 @@ class Counts:
     server_tracebacks: int = 0
     server_log_lines: int = 0  # log records (WARNING+) and tracebacks the servers wrote during the phase
     outages_counted: int = 0  # imchat_dependency_outages_total of the fault's dependency, over the live servers
+    server_closes: str = ""  # close code:count of the sockets the servers closed
+    exit_codes: str = ""  # restart: each SIGTERMed process's exit code and seconds to exit
+    master_moved: str = ""  # sentinel: the master's port before -> after
     seconds: float = 0.0
 
     @property
@@ -672,11 +799,12 @@ class Counts:
 @dataclass
 class Options:
     pairs: int = 25
-    faults: tuple[str, ...] = FAULTS
+    faults: tuple[str, ...] = ONE_REDIS_FAULTS
     interval: float = 0.5  # seconds between a client's messages
     before: float = 3.0  # traffic before each fault
     after: float = 5.0  # traffic after the fault is over
     churn: int = 5  # clients that lose their socket when Redis or PostgreSQL goes away
+    between_restarts: float = 2.0  # traffic between two processes' restarts
     redis_down: float = 2.0
     postgres_down: float = 3.0
     drain: float = 45.0
@@ -689,7 +817,9 @@ class Options:
 class Run:
     def __init__(self, options: Options):
         self.options = options
-        self.stack = Stack(postgres_url=options.postgres_url, keep_logs=options.keep_logs)
+        self.stack = Stack(postgres_url=options.postgres_url, keep_logs=options.keep_logs,
+                           sentinel="sentinel" in options.faults)
+        self.notes: dict[str, str] = {}
         self.ledger = Ledger()
         self.clients: list[ChatClient] = []
         self.recovered_at = 0.0
@@ -739,6 +869,24 @@ class Run:
         self.stack.daphnes.remove(victim)
         self.victim = victim
 
+    async def fault_restart(self) -> None:
+        """A rolling restart: each process in turn drains, exits, and a new one takes its port."""
+        exits = []
+        for daphne in list(self.stack.daphnes):
+            on_it = sum(client.at is daphne for client in self.clients)
+            self.say(f"  SIGTERM daphne on :{daphne.port} ({on_it} clients on it); a new one takes the port")
+            exit_code, seconds = await self.stack.restart_daphne(daphne)
+            exits.append(f"{exit_code}/{seconds:.1f}s")
+            await asyncio.sleep(self.options.between_restarts)
+        self.notes["exit_codes"] = ",".join(exits)
+
+    async def fault_sentinel(self) -> None:
+        self.say(f"  SENTINEL FAILOVER; {self.options.churn} clients reconnect meanwhile")
+        failover = asyncio.create_task(asyncio.to_thread(self.stack.redis.failover))
+        await self.churn()
+        old, new = await failover
+        self.notes["master_moved"] = f"{old}->{new}"
+
     async def after_daphne(self) -> None:
         """A replacement process; the killed one's clients move to it (a clean reconnect and a sync)."""
         replacement = await self.stack.start_daphne()
@@ -773,6 +921,8 @@ class Run:
         await self.catch_up_all()
         counts = await asyncio.to_thread(self.count, fault, unacked)
         counts.presence = await asyncio.to_thread(self.presence)
+        counts.exit_codes = self.notes.pop("exit_codes", "")
+        counts.master_moved = self.notes.pop("master_moved", "")
         counts.seconds = round(time.monotonic() - started, 1)
         if fault == "daphne":
             await self.after_daphne()
@@ -843,6 +993,8 @@ class Run:
             seq_gaps=gaps, anomalies=len(ledger.anomalies),
             server_tracebacks=sum(line.startswith("Traceback") for line in lines),
             server_log_lines=len(lines), outages_counted=outages,
+            server_closes=",".join(f"{name.rsplit(':', 1)[1]}:{value}" for name, value in sorted(ledger.events.items())
+                                   if name.startswith(f"{fault}:server_close:")),
             **{name: ledger.events.get(f"{fault}:{name}", 0)
                for name in ("resends", "server_faults", "timeouts", "closed_sockets", "connect_failures")},
         )
@@ -850,7 +1002,7 @@ class Run:
 
     def presence(self) -> str:
         """Sockets presence counts as live (in Redis, on a live process) / sockets the clients hold."""
-        store = redis.Redis.from_url(self.stack.redis.url, socket_connect_timeout=2, socket_timeout=5)
+        store = redis_client.sync_client(self.stack.redis.url, socket_connect_timeout=2, socket_timeout=5)
         prefix = self.stack.env["IM_REDIS_PREFIX"]
         try:
             live = 0
@@ -875,6 +1027,8 @@ async def run(options: Options | None = None) -> tuple[list[Counts], list[str], 
     unknown = set(options.faults) - set(FAULTS)
     if unknown:
         raise FaultRunError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
+    if {"redis", "sentinel"} <= set(options.faults):
+        raise FaultRunError("`redis` kills the one Redis and `sentinel` runs on a Sentinel group: run them apart")
     chaos = Run(options)
     results: list[Counts] = []
 
@@ -901,7 +1055,8 @@ async def run(options: Options | None = None) -> tuple[list[Counts], list[str], 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=Options.pairs)
-    parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated, in order")
+    parser.add_argument("--faults", default=",".join(ONE_REDIS_FAULTS),
+                        help=f"comma-separated, in order, of {', '.join(FAULTS)}")
     parser.add_argument("--interval", type=float, default=Options.interval)
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument("--json", action="store_true", help="one JSON object per fault instead of key=value")

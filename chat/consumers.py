@@ -5,7 +5,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import background, dispatch, handlers, protocol, realtime, throttling
+from chat import background, dispatch, draining, handlers, protocol, realtime, throttling
 from chat.protocol import Caller
 from imchat import metrics, outages
 from imchat.errors import AppError, CloseCode, Code
@@ -17,7 +17,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.caller: Caller | None = None
-        self.logged_out = False
+        self.closing = False  # logged out, or its process shuts down: no frame is handled any more
         self.groups_joined: list[str] = []
         self.counted = False  # in imchat_sockets_open
 
@@ -68,6 +68,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.counted = True
         # ties this socket's id (on every line logged for it) to its user
         logger.info("socket opened: user %s, %d push groups", caller.uid, len(opening.groups))
+        await draining.socket_opened(self.channel_name)
         if opening.after_join is not None:
             try:
                 await realtime.deliver(await database_sync_to_async(opening.after_join)())
@@ -103,9 +104,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             outages.report(logger, error, "closing the socket of user %s", self.caller.uid)
         throttling.user_buckets.release(self.caller.uid)
         self.caller = None
+        draining.socket_closed(self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None):
-        if self.caller is None or self.logged_out:
+        if self.caller is None or self.closing:
             return
         try:
             envelope = protocol.parse(text_data, bytes_data)
@@ -136,8 +138,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The account was deactivated or deleted: say so, close, and handle nothing more."""
         if self.caller is None:
             return
-        self.logged_out = True
+        self.closing = True
         await self._close_with(AppError(Code.NOT_LOGGED_IN, event["text"]), CloseCode.NOT_LOGGED_IN)
+
+    async def im_restart(self, event):
+        """This process shuts down (chat/draining.py): close with 4012, the client reconnects elsewhere.
+        It comes between two frames, so the request in hand has had its reply."""
+        if self.caller is None or self.closing:
+            return
+        self.closing = True
+        await self.close(code=int(CloseCode.SERVICE_RESTART))
 
     async def im_push(self, event):
         if "join" in event and event["join"] not in self.groups_joined:

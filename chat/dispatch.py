@@ -68,6 +68,14 @@ class Batcher:
         finally:
             self.worker = None
 
+    async def settled(self, timeout: float) -> None:
+        """Returns once the requests queued, their batches and their pushes are done (or after `timeout`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self.worker is not None or self.deliveries) and loop.time() < deadline:
+            await asyncio.wait([task for task in (self.worker, *self.deliveries) if task is not None],
+                               timeout=deadline - loop.time())
+
 
 def _timed_batch(requests: list[tuple[Caller, Envelope]]) -> tuple[list[dict], list[realtime.Push]]:
     """handlers.run_batch in the database thread, its time observed (imchat_send_batch_seconds)."""
@@ -76,6 +84,13 @@ def _timed_batch(requests: list[tuple[Caller, Envelope]]) -> tuple[list[dict], l
 
 
 _batchers: "WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher]" = WeakKeyDictionary()
+
+
+async def settled(timeout: float) -> None:
+    """This event loop's message batches in flight are stored and pushed (bounded by `timeout`)."""
+    batcher = _batchers.get(asyncio.get_running_loop())
+    if batcher is not None:
+        await batcher.settled(timeout)
 
 
 def _batcher() -> Batcher:

@@ -19,7 +19,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from imchat import outages
+from imchat import outages, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class RedisPresence:
     """All processes sharing one Redis."""
 
     def __init__(self, url: str, prefix: str):
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        self.redis = redis_client.sync_client(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
         self.prefix = prefix
         self._heartbeat_started = False
         self._lock = threading.Lock()
@@ -82,7 +82,11 @@ class RedisPresence:
         # persistence) and to retry removals that failed while it was away.
         self._local: dict[str, int] = {}
         self._unremoved: dict[str, int] = {}
+        # Removals of the last seconds, done again after a Sentinel failover: the old master may
+        # have taken them in the second before this process noticed (imchat/redis_client.py).
+        self._removed: dict[str, tuple[int, float]] = {}
         self._resync = False
+        self._master_moves = 0
 
     def _user_key(self, user_id: int) -> str:
         return f"{self.prefix}:presence:user:{user_id}"
@@ -112,10 +116,16 @@ class RedisPresence:
         # seen at this process's last beat, not when they connected.
         pipe.hset(self._beats_key(), PROCESS_ID, now)
         previous_beat = pipe.execute()[0]
+        moves = redis_client.master_moves(self.redis)
         with self._lock:
             local, unremoved = dict(self._local), dict(self._unremoved)
             self._unremoved.clear()
             resync, self._resync = self._resync or previous_beat is None, False
+            self._removed = {channel: (user_id, at) for channel, (user_id, at) in self._removed.items()
+                             if at > now - 5}
+            if moves != self._master_moves:
+                self._master_moves, resync = moves, True
+                unremoved.update({channel: user_id for channel, (user_id, _) in self._removed.items()})
         if resync and local:  # Redis forgot us (restarted, or we stalled past the TTL), or missed a connect
             pipe = self.redis.pipeline()
             for channel, user_id in local.items():
@@ -171,6 +181,7 @@ class RedisPresence:
     def disconnected(self, user_id: int, channel_name: str) -> int:
         with self._lock:
             self._local.pop(channel_name, None)
+            self._removed[channel_name] = (user_id, time.time())
         pipe = self.redis.pipeline()
         pipe.hdel(self._user_key(user_id), channel_name)
         pipe.set(self._seen_key(user_id), time.time())

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 PUSH_EVENT = "im.push"
 LOGOUT_EVENT = "im.logout"
+RESTART_EVENT = "im.restart"  # to one socket of a process that shuts down (chat/draining.py)
 
 
 def user_group(user_id: int) -> str:

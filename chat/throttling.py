@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 import redis.asyncio
 from django.conf import settings
 
-from imchat import outages
+from imchat import outages, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def shared_user_budget() -> SharedUserBudget | NoSharedBudget:
     budget = _budgets.get(loop)
     if budget is None:
         if settings.REDIS_URL:
-            client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+            client = redis_client.async_client(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
             budget = SharedUserBudget(client, settings.IM_REDIS_PREFIX, rate=settings.IM_USER_RATE_LIMIT,
                                       burst=settings.IM_USER_RATE_LIMIT * 2)
         else:

@@ -41,6 +41,7 @@ class CloseCode(IntEnum):
     FRAME_TOO_LARGE = 4009
     TOO_MANY_SOCKETS = 4429
     SERVER_FAULT = 4500
+    SERVICE_RESTART = 4012  # 1012 (Service Restart) as an application may send it: reconnect, elsewhere if need be
 
 
 class AppError(Exception):

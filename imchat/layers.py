@@ -9,7 +9,7 @@ lookup round trip and one pipeline with one PUBLISH per process. A socket joins 
 once (`group_add_many`): those new to this process are registered in one pipeline.
 
 If Redis restarts without its data, each process sees within `resync_seconds` that its heartbeat key
-is gone and registers its groups again. Pushes in that gap reach only local sockets; clients fill
+is gone and registers its groups again; so it does after a Sentinel failover (imchat/redis_client.py). Pushes in that gap reach only local sockets; clients fill
 gaps by seq (chat.sync), as for any missed push.
 """
 
@@ -20,8 +20,9 @@ import uuid
 
 import msgpack
 from channels.layers import InMemoryChannelLayer
-from channels_redis.utils import create_pool, decode_hosts
-from redis import asyncio as aioredis
+from channels_redis.utils import decode_hosts
+
+from imchat import redis_client
 
 from imchat import outages
 
@@ -88,7 +89,8 @@ class LoopLayer:
         self.process = uuid.uuid4().hex
         self.prefix = prefix
         self.resync_seconds = resync_seconds
-        self.redis = aioredis.Redis(connection_pool=create_pool(host))
+        options = dict(host)
+        self.redis = redis_client.async_client(options.pop("address"), **options)
         self.channels: dict[str, asyncio.Queue] = {}
         self.groups: dict[str, set[str]] = {}
         self.memberships: dict[str, set[str]] = {}  # channel -> its groups (the index of `groups`)
@@ -100,6 +102,7 @@ class LoopLayer:
         self.starting = asyncio.Lock()
         self.registering = asyncio.Lock()  # SADD/SREM in the order they were asked for
         self.registrations: dict[str, asyncio.Future] = {}  # group -> its SADD (done once done)
+        self.master_moves = 0  # Sentinel failovers seen (imchat/redis_client.py)
 
     # --- keys ---------------------------------------------------------------------------------
     def group_key(self, group: str) -> str:
@@ -327,13 +330,17 @@ class LoopLayer:
             await asyncio.sleep(self.resync_seconds)
             try:
                 still_there = await self.redis.set(self.alive_key(self.process), 1, ex=self._alive_ttl(), xx=True)
-                if not still_there:  # Redis forgot us (restarted without data): register again
+                moves = redis_client.master_moves(self.redis)
+                # Redis forgot us (restarted without data), or a Sentinel failover may have lost
+                # what went to the old master: register again
+                if not still_there or moves != self.master_moves:
+                    self.master_moves = moves
                     await self.redis.set(self.alive_key(self.process), 1, ex=self._alive_ttl())
                     async with self.registering:
                         groups = list(self.groups)
                         await self._for_each("SADD", groups)
-                    logger.warning("channel layer: Redis had lost this process's groups; %d registered again",
-                                   len(groups))
+                    logger.warning("channel layer: Redis had lost this process's groups, or its master moved; "
+                                   "%d registered again", len(groups))
                 outages.REDIS.success()
             except asyncio.CancelledError:
                 raise

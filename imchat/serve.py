@@ -3,9 +3,10 @@
 Daphne runs Twisted on an asyncio loop it creates when it is imported, so the loop's policy has to
 be set before that: here. uvloop's loop costs ~15 % less CPU per message than asyncio's (see
 docs/PERFORMANCE.md); every daphne option works as with the `daphne` command, which also still
-serves the same application (on the stock loop). One more saving: autobahn's per-connection debug
-line is not pretty-printed (see `unformatted_autobahn_debug_line`). With LOG_FORMAT=json the access
-log is written as log records (imchat/logs.py `AccessLog`), so every line of output is JSON.
+serves the same application (on the stock loop, and without draining on SIGTERM: see
+imchat/shutdown.py). One more saving: autobahn's per-connection debug line is not pretty-printed
+(see `unformatted_autobahn_debug_line`). With LOG_FORMAT=json the access log is written as log
+records (imchat/logs.py `AccessLog`), so every line of output is JSON.
 """
 
 import asyncio
@@ -29,14 +30,19 @@ def main() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     from daphne import cli  # after the policy: daphne makes its loop on import
 
+    from imchat.shutdown import DrainingServer
+
     unformatted_autobahn_debug_line()
     if settings.LOG_FORMAT == "json":  # every line of output JSON: the access log too
         from imchat.logs import AccessLog
 
         cli.AccessLogGenerator = AccessLog
 
+    class Serve(cli.CommandLineInterface):
+        server_class = DrainingServer  # SIGTERM drains (imchat/shutdown.py)
+
     sys.argv[0] = "daphne"
-    sys.exit(cli.CommandLineInterface.entrypoint())
+    sys.exit(Serve.entrypoint())
 
 
 def unformatted_autobahn_debug_line() -> None:

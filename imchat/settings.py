@@ -15,6 +15,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from imchat import redis_client
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("IM_VAR_DIR", BASE_DIR / "var"))
 
@@ -216,7 +218,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer ------------------------------------------------------------------------------
+# One Redis (redis://host:port/db) or the Sentinels of one (redis+sentinel://host:port,host:port/<master>/<db>):
+# imchat/redis_client.py makes every connection.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+try:
+    redis_client.sentinel_target(REDIS_URL)
+except ValueError as error:
+    raise ImproperlyConfigured(f"REDIS_URL: {error}") from None
 IM_REDIS_PREFIX = os.environ.get("IM_REDIS_PREFIX", "imchat")
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -260,11 +268,12 @@ if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "LOCATION": [REDIS_URL],  # a list: a string is split at commas, which a Sentinel URL has
             "KEY_PREFIX": f"{IM_REDIS_PREFIX}:cache",
             # A Redis that does not answer fails a request in a second, not after the OS's timeout
             # (the throttles then let the request through: see imchat/throttling.py).
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1,
+                        "pool_class": "imchat.redis_client.CachePool"},
         }
     }
 else:
@@ -435,6 +444,9 @@ IM_OUT_OF_HOURS_HOLD_SECONDS = env_int("IM_OUT_OF_HOURS_HOLD_SECONDS", 7 * 24 * 
 # online after IM_PRESENCE_TTL seconds.
 IM_PRESENCE_REFRESH_SECONDS = env_int("IM_PRESENCE_REFRESH_SECONDS", 5)
 IM_PRESENCE_TTL = env_int("IM_PRESENCE_TTL", 15)
+# On SIGTERM a server process closes its sockets with 4012 and exits within this many seconds
+# (imchat/shutdown.py); an orchestrator's grace period before SIGKILL should be longer.
+IM_SHUTDOWN_SECONDS = max(1, env_int("IM_SHUTDOWN_SECONDS", 10))
 # Image uploads: the largest file; the memory one image may take to check and re-encode,
 # IM_MAX_IMAGE_PIXELS x 4 bytes (an RGBA picture of that size: 64 MB, a 16-megapixel photo), formats
 # that cost more a pixel getting fewer pixels (imchat/images.py); and how many images one process

@@ -177,6 +177,7 @@ def test_through_nginx_with_tls_two_people_chat_and_the_log_keeps_no_token(deplo
     with httpx.Client(verify=context, trust_env=False, timeout=10) as https:
         ready = https.get(base + "/readyz")
         page = https.get(base + "/")  # X-Forwarded-Proto https from nginx: no redirect loop
+        scraped = https.get(base + "/metrics")
         too_big = https.post(base + "/api/v1/uploads/", content=b"x" * (7 * 1024 * 1024),
                              headers={"Authorization": f"Bearer {alice.token}", "Content-Type": "image/png"})
     plain = httpx.get(f"http://127.0.0.1:{deployment['http']}/chat/", trust_env=False, timeout=10)
@@ -196,6 +197,8 @@ def test_through_nginx_with_tls_two_people_chat_and_the_log_keeps_no_token(deplo
 
     assert ready.status_code == 200 and ready.json()["redis"] == "ok"
     assert page.status_code == 200 and page.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert scraped.status_code == 404  # metrics are read from each process's own address only
+    assert page.headers["X-Request-ID"]  # nginx's $request_id reached imchat and came back
     assert too_big.status_code == 413  # nginx's client_max_body_size, before imchat reads it
     assert plain.status_code == 301 and plain.headers["Location"] == "https://127.0.0.1/chat/"
     assert pushed["result"]["msg"] == "through nginx"

@@ -1,0 +1,84 @@
+"""SIGTERM drains the process instead of dropping every socket at once (daphne's own SIGTERM stops
+the reactor: each client sees its socket die with 1006 and nothing is told to anyone).
+
+In order, bounded by IM_SHUTDOWN_SECONDS: `/readyz` answers 503 and the listening ports close (the
+balancer and the clients go to the other processes); every socket is closed with 4012 once the
+request it is handling is answered, and the message batches in flight are stored and pushed
+(chat/draining.py); the channel layer unregisters this process's groups, so no process routes to
+it; then the reactor stops and the process exits 0. Past the bound it exits 1 whatever is left.
+A second SIGTERM, or SIGINT, stops at once. Imported by imchat/serve.py after the loop policy is
+set (importing daphne.server installs Twisted's reactor on the current loop).
+"""
+
+import asyncio
+import logging
+import os
+import threading
+
+from daphne.server import Server
+from django.conf import settings
+from twisted.internet import reactor
+from twisted.internet.error import ReactorNotRunning
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(Server):
+    """daphne's server, with SIGTERM handled as above."""
+
+    def run(self):
+        self.ports = []
+        self.draining: asyncio.Task | None = None
+        reactor.sigTerm = self.sig_term  # read when the reactor installs its signal handlers
+        super().run()
+
+    def listen_success(self, port):
+        self.ports.append(port)
+        super().listen_success(port)
+
+    def sig_term(self, number, frame) -> None:
+        reactor.callFromThread(self.start_draining)
+
+    def start_draining(self) -> None:
+        if self.draining is not None:
+            logger.warning("second SIGTERM: stopping now")
+            self.stop()
+            return
+        bound = settings.IM_SHUTDOWN_SECONDS
+        watchdog = threading.Timer(bound, _exit_past_bound, args=(bound,))
+        watchdog.daemon = True
+        watchdog.start()
+        self.draining = asyncio.ensure_future(self.drain(bound))
+
+    async def drain(self, bound: float) -> None:
+        from channels.layers import get_channel_layer
+
+        from chat import draining
+        from imchat import health
+
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        health.mark_draining()
+        for port in self.ports:
+            port.stopListening()
+        sockets = draining.open_sockets()
+        logger.info("SIGTERM: draining %d sockets (at most %.0f s)", sockets, bound)
+        try:
+            # the last fifth of the bound is for unregistering and the reactor's own shutdown
+            left = await draining.close_sockets(deadline=started + bound * 0.8)
+            if left:
+                logger.warning("%d sockets were still open at the shutdown bound", left)
+            await asyncio.wait_for(get_channel_layer().flush(), timeout=max(0.1, started + bound * 0.9 - loop.time()))
+        except Exception:
+            logger.exception("draining failed; stopping anyway")
+        logger.info("drained %d sockets in %.1f s; stopping", sockets, loop.time() - started)
+        try:
+            self.stop()
+        except ReactorNotRunning:  # a second SIGTERM stopped it meanwhile
+            pass
+
+
+def _exit_past_bound(bound: float) -> None:
+    logger.error("shutdown took longer than IM_SHUTDOWN_SECONDS=%s: exiting now", bound)
+    logging.shutdown()
+    os._exit(1)
