@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 
 from accounts.models import Erasure, User
 from accounts.views import AdminLoginForm
+from imchat.admin_access import ReadOnly, SuperusersOnly
 
 # The admin's login counts against the same limits as every other login.
 admin.site.login_form = AdminLoginForm
@@ -16,23 +17,8 @@ class IMUserAdmin(UserAdmin):
 
 
 @admin.register(Erasure)
-class ErasureAdmin(admin.ModelAdmin):
+class ErasureAdmin(SuperusersOnly, ReadOnly, admin.ModelAdmin):
     """The audit lines of `manage.py eraseuser`: read-only, for superusers (they name who was erased)."""
 
     list_display = ("user_id", "erased_at", "by", "reason", "messages", "conversations", "files")
     search_fields = ("=user_id", "by", "reason")
-
-    def has_module_permission(self, request) -> bool:
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.is_active and request.user.is_superuser
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

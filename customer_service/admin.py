@@ -19,6 +19,7 @@ from customer_service.models import (
     Assignment, QuickReply, ServiceAgent, ServiceSession, SessionNote, Shop, ShopClosedDay, ShopHours, ShopLabel,
     WebhookAttempt, WebhookDelivery,
 )
+from imchat.admin_access import ReadOnly, SuperusersOnly
 from imchat.errors import AppError
 from imchat.inputs import ascii_int
 from imchat.links import base_url_from_request
@@ -344,7 +345,7 @@ class SessionNoteInline(admin.TabularInline):
 
 
 @admin.register(ServiceSession)
-class ServiceSessionAdmin(MerchantScopedAdmin):
+class ServiceSessionAdmin(ReadOnly, MerchantScopedAdmin):
     list_display = ("id", "shop", "consumer", "agent", "state", "created_at", "first_response_at", "closed_at",
                     "rating", "short_rating_comment")
     list_filter = ("state", ("shop", admin.RelatedOnlyFieldListFilter), "rating", RatedFilter, LabelFilter)
@@ -352,15 +353,6 @@ class ServiceSessionAdmin(MerchantScopedAdmin):
     list_select_related = ("shop", "consumer", "agent")
     inlines = (AssignmentInline, SessionNoteInline)
     readonly_fields = [field.name for field in ServiceSession._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="comment")
     def short_rating_comment(self, session):
@@ -437,7 +429,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(SuperusersOnly, ReadOnly, admin.ModelAdmin):
     """Every event sent (or to send) to the mall, with each attempt; "retry now" makes the selected
     pending or given-up ones due at once (customer_service.webhooks.deliveries_retry_now). Read-only
     otherwise, and superusers only."""
@@ -453,21 +445,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     readonly_fields = fields
     inlines = (WebhookAttemptInline,)
     actions = ("retry_now",)
-
-    def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="last error")
     def short_error(self, delivery):
