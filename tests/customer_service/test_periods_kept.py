@@ -165,3 +165,21 @@ def test_histogram_percentiles_are_within_one_bucket_of_percentile_cont(seed):
     for got, want in zip(read, exact):
         assert got == pytest.approx(want, rel=WIDTH, abs=1.13)
     assert histograms.percentiles({}, periods.FRACTIONS) == [None, None]
+
+
+def test_keepreports_keeps_each_shops_zone_and_every_shop_in_utc(settings):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    data = build()
+    settings.IM_REPORT_SETTLED_SECONDS = 0
+    out = io.StringIO()
+    call_command("keepreports", "--days", "366", stdout=out)
+
+    assert set(ReportDay.objects.values_list("scope", "zone").distinct()) == {
+        (data["shop"], "Europe/Berlin"), (data["other"], "Europe/Berlin"), (0, "UTC")}
+    assert ReportFigures.objects.filter(zone="Europe/Berlin", shop_id=data["shop"]).exists()
+    with pytest.raises(CommandError):
+        call_command("keepreports", "--days", "0")
