@@ -275,7 +275,8 @@ def period_report(*, shop_ids: list[int] | None, period: Period, grouping: str,
 
 
 def _report(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None) -> list[dict[str, Any]]:
-    kept, live = settled_split(period)
+    # Kept rows are per agent or per whole shop: a whole-shop grouping narrowed to one agent stays live.
+    kept, live = settled_split(period) if agent_uid is None or grouping in PER_AGENT else (None, period)
     rows = _kept(shop_ids, kept, grouping, agent_uid) if kept else {}
     if live:
         merging = bool(rows) and grouping in ("agent", "shop")
