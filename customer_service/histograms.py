@@ -9,19 +9,22 @@ interpolates between is placed inside its own bucket, so the result is off by at
 
 import json
 import math
+import operator
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 PER_DECADE = 20
+SIZE = 200  # buckets: up to 10^10 s; anything longer counts in the last one
+Histogram = list[int]  # SIZE counts, one per bucket
 
 
 def bucket(seconds: float) -> int:
     """The bucket of a duration (PostgreSQL: BUCKET_SQL, the same formula)."""
-    return math.floor(PER_DECADE * math.log10(max(seconds, 1.0)))
+    return min(SIZE - 1, math.floor(PER_DECADE * math.log10(max(seconds, 1.0))))
 
 
 # The same as `bucket`, in PostgreSQL's SQL, of the seconds expression %(expressions)s.
-BUCKET_SQL = f"floor({PER_DECADE} * log(GREATEST(%(expressions)s, 1.0)))::int"
+BUCKET_SQL = f"LEAST({SIZE - 1}, floor({PER_DECADE} * log(GREATEST(%(expressions)s, 1.0)))::int)"
 
 
 def bounds(index: int) -> tuple[float, float]:
@@ -34,20 +37,36 @@ def of(values: Iterable[float]) -> Counter:
 
 
 def dumps(histogram: Mapping[int, int]) -> str:
-    """Compact text for a row: [bucket, count, bucket, count, ...] in bucket order."""
-    return json.dumps([number for item in sorted(histogram.items()) if item[1] for number in item],
-                      separators=(",", ":"))
+    """Compact text for a row: [first bucket, its count, the next bucket's, ..., the last bucket's]."""
+    used = [index for index, count in histogram.items() if count]
+    if not used:
+        return ""
+    first, last = min(used), max(used)
+    return json.dumps([first, *(histogram.get(index, 0) for index in range(first, last + 1))], separators=(",", ":"))
 
 
-def loads(text: str) -> Counter:
-    numbers = json.loads(text) if text else []
-    return Counter(dict(zip(numbers[::2], numbers[1::2])))
+def merged(histogram: "Histogram | Mapping[int, int] | str | None", more: "Mapping[int, int] | str | None") -> Histogram:
+    """`histogram` (a Histogram is added to in place) plus `more` (a row's text or a Counter); adding a
+    row's text is one slice addition, so a year of an agent's days merges quickly."""
+    if not isinstance(histogram, list):
+        histogram = merged([0] * SIZE, histogram) if histogram else [0] * SIZE
+    if isinstance(more, str):
+        if more:
+            numbers = json.loads(more)
+            first, counts = numbers[0], numbers[1:]
+            end = first + len(counts)
+            histogram[first:end] = map(operator.add, histogram[first:end], counts)
+    elif more:
+        for index, count in more.items():
+            histogram[index] += count
+    return histogram
 
 
-def percentiles(histogram: Mapping[int, int], fractions: Sequence[float]) -> list[float | None]:
+def percentiles(histogram: "Histogram | Mapping[int, int]", fractions: Sequence[float]) -> list[float | None]:
     """percentile_cont of each fraction read from the histogram: the two ranks it lies between, each
     placed linearly inside its bucket, then interpolated between as percentile_cont does."""
-    items = sorted((index, count) for index, count in histogram.items() if count)
+    pairs = enumerate(histogram) if isinstance(histogram, list) else histogram.items()
+    items = sorted((index, count) for index, count in pairs if count)
     total = sum(count for _, count in items)
     if not total:
         return [None] * len(fractions)

@@ -299,12 +299,6 @@ def _live(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: 
     return rows
 
 
-def _histogram(value: str | Counter | None) -> Counter:
-    if isinstance(value, Counter):
-        return value
-    return histograms.loads(value or "")
-
-
 def _add(rows: dict[tuple, dict[str, Any]], key: tuple, figures: dict[str, Any]) -> None:
     """rows[key] += figures: the sums add up, the histograms too (the row's percentiles are then read
     from them)."""
@@ -316,16 +310,15 @@ def _add(rows: dict[tuple, dict[str, Any]], key: tuple, figures: dict[str, Any])
         if figures.get(name) is not None:
             mine[name] = (mine.get(name) or 0) + figures[name]
     for name in DURATIONS:
-        merged = mine[f"{name}_hist"] = _histogram(mine.get(f"{name}_hist")).copy()
-        merged.update(_histogram(figures.get(f"{name}_hist")))
+        mine[f"{name}_hist"] = histograms.merged(mine.get(f"{name}_hist"), figures.get(f"{name}_hist"))
     mine["merged"] = True
 
 
 def _finish(figures: dict[str, Any], grouping: str) -> None:
     if figures.pop("merged", False):
         for name in DURATIONS:
-            figures.update(_percentile_fields(name, histograms.percentiles(_histogram(figures.get(f"{name}_hist")),
-                                                                          FRACTIONS)))
+            figures.update(_percentile_fields(name, histograms.percentiles(
+                histograms.merged(figures.get(f"{name}_hist"), None), FRACTIONS)))
     for name in DURATIONS:
         figures.pop(f"{name}_hist", None)
     figures["sessions_unanswered"] = figures["sessions_started"] - figures["sessions_answered"]

@@ -150,10 +150,11 @@ def test_buckets_hold_their_values_and_add_up():
     for value in (0, 0.5, 1, 1.12, 9.99, 10, 59, 600, 86400 * 7):
         low, high = histograms.bounds(histograms.bucket(value))
         assert low <= value < high
-    merged = histograms.of([1, 2, 3])
-    merged.update(histograms.loads(histograms.dumps(histograms.of([3, 400]))))
-    assert merged == histograms.of([1, 2, 3, 3, 400])
-    assert histograms.loads("") == {}
+    assert histograms.bucket(10.0 ** 12) == histograms.SIZE - 1
+    total = histograms.merged(histograms.dumps(histograms.of([1, 2, 3])), histograms.dumps(histograms.of([3, 400])))
+    total = histograms.merged(total, histograms.of([5000]))
+    assert histograms.merged(total, "") == histograms.merged(None, histograms.of([1, 2, 3, 3, 400, 5000]))
+    assert histograms.dumps({}) == "" and histograms.merged(None, None) == [0] * histograms.SIZE
 
 
 @pytest.mark.parametrize("seed", range(5))
