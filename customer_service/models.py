@@ -349,3 +349,47 @@ class SessionNote(models.Model):
 
     def __str__(self) -> str:
         return self.text if len(self.text) <= 60 else self.text[:59] + "…"
+
+
+class ReportDay(models.Model):
+    """A day whose report figures are kept in ReportFigures (customer_service/periods.py): `scope` a
+    shop's id, or 0 for every shop at once; `zone` the days' time zone."""
+
+    scope = models.BigIntegerField()
+    zone = models.CharField(max_length=64)
+    day = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "zone", "day"], name="report_day_unique")]
+
+
+class ReportFigures(models.Model):
+    """A finished day's report figures of one shop and agent (agent_key 0: no agent; -1: the whole
+    shop, with its customers' messages and the day's own exact percentiles). Sums add up across days;
+    the histograms (customer_service/histograms.py) give percentiles over several."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+", db_index=False)
+    zone = models.CharField(max_length=64)
+    day = models.DateField()
+    agent_key = models.BigIntegerField()
+    sessions_started = models.IntegerField(default=0)
+    sessions_answered = models.IntegerField(default=0)
+    sessions_closed = models.IntegerField(default=0)
+    ratings = models.IntegerField(default=0)
+    rating_sum = models.IntegerField(default=0)
+    messages_customer = models.IntegerField(default=0)
+    messages_agent = models.IntegerField(default=0)
+    first_response_p50 = models.FloatField(null=True)
+    first_response_p90 = models.FloatField(null=True)
+    resolution_p50 = models.FloatField(null=True)
+    resolution_p90 = models.FloatField(null=True)
+    queue_wait_p50 = models.FloatField(null=True)
+    queue_wait_p90 = models.FloatField(null=True)
+    first_response_hist = models.TextField(default="")
+    resolution_hist = models.TextField(default="")
+    queue_wait_hist = models.TextField(default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["shop", "zone", "day", "agent_key"],
+                                               name="report_figures_unique")]
+        indexes = [models.Index(fields=["zone", "day"], name="report_figures_day")]

@@ -9,9 +9,20 @@ interpolation (`percentiles`). Nothing is read row by row into Python on Postgre
 
 Days are the shop's own (Shop.timezone, midnight to midnight there, 23 or 25 hours on a DST change);
 a report over several shops (the mall's, an owner's "all my shops") counts UTC days.
+
+Finished days are kept: a day that ended more than IM_REPORT_SETTLED_SECONDS ago no longer changes, so
+the first report that covers it computes its figures once per (shop, day, agent) into ReportFigures
+(the same queries, grouped by shop, agent and day, a month at a time, inserted ON CONFLICT DO
+NOTHING; ReportDay marks the days done) and later reports read those rows; the last days are
+computed live. Counts add up exactly; a row made of one kept day (per day, per agent and day, of one
+shop) has that day's exact percentiles, and any row over several (per agent or per shop over a
+range, several shops' day) reads its p50/p90 from the days' summed histograms (histograms.py: off
+by at most one bucket, 12.2 %). Kept figures are history: deleting messages or users later does not
+change them.
 """
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -21,14 +32,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
-from django.db import connection
-from django.db.models import Aggregate, Avg, BigIntegerField, Count, F, FloatField, Func, Q, QuerySet, Value
+from django.db import connection, transaction
+from django.db.models import Aggregate, BigIntegerField, Count, F, FloatField, Func, IntegerField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from accounts.models import User
 from chat.models import ChatType, Message, SentAs
-from customer_service.models import ServiceSession, Shop
+from customer_service import histograms
+from customer_service.models import ReportDay, ReportFigures, ServiceSession, Shop
 from imchat.errors import bad_request
 from imchat.sql import bounded
 
@@ -37,8 +49,15 @@ DEFAULT_DAYS = 7
 FRACTIONS = (0.5, 0.9)
 CHUNK = 2000
 GROUPINGS = ("day", "agent", "agent_day", "shop")
+PER_AGENT = ("agent", "agent_day", "shop_agent_day")
+FILL_DAYS = 31  # kept days are computed a month per statement at most
+ALL = -1  # ReportFigures.agent_key of a shop's whole day
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
+# What adds up across days and agents (rating_sum: rating_average's numerator), and the durations.
+SUMS = ("sessions_started", "sessions_answered", "sessions_closed", "ratings", "rating_sum", "messages_customer",
+        "messages_agent")
+DURATIONS = ("first_response", "resolution", "queue_wait")
 # Every row's figures, in the CSV's column order.
 FIGURES = (
     "sessions_started", "sessions_answered", "sessions_unanswered", "sessions_closed",
@@ -114,6 +133,13 @@ class Seconds(Func):
     output_field = FloatField()
 
 
+class Bucket(Func):
+    """The histogram bucket of a number of seconds (histograms.bucket, in PostgreSQL)."""
+
+    template = histograms.BUCKET_SQL
+    output_field = IntegerField()
+
+
 class Percentiles(Aggregate):
     """PostgreSQL's percentile_cont of all FRACTIONS from one sort of the group's values (nulls skipped)."""
 
@@ -148,9 +174,10 @@ def _percentile_fields(name: str, values: Sequence[float | None] | None) -> dict
 
 
 def _grouped(queryset: QuerySet, keys: dict[str, Any], counts: dict[str, Aggregate],
-             durations: dict[str, tuple[str, str]]) -> dict[tuple, dict[str, Any]]:
+             durations: dict[str, tuple[str, str]], bucketed: bool = False) -> dict[tuple, dict[str, Any]]:
     """{group key: figures} of `counts` and the percentiles of each duration (start column, end
-    column), grouped by `keys` (alias: expression)."""
+    column), grouped by `keys` (alias: expression); `bucketed`: each duration's histogram too
+    ("<name>_hist", one more GROUP BY per duration on PostgreSQL)."""
     names = list(keys)
     grouped = queryset.annotate(**keys).values(*names).order_by()
     if connection.vendor == "postgresql":
@@ -161,6 +188,12 @@ def _grouped(queryset: QuerySet, keys: dict[str, Any], counts: dict[str, Aggrega
             for name in durations:
                 figures.update(_percentile_fields(name, row[name]))
             out[tuple(row[key] for key in names)] = figures
+        for name, (start, end) in durations.items() if bucketed else ():
+            buckets = (queryset.filter(**{f"{end}__isnull": False})
+                       .annotate(**keys, bucket=Bucket(Seconds(F(end), F(start)))).values(*names, "bucket")
+                       .order_by().annotate(count=Count("pk")))
+            for row in buckets.iterator(chunk_size=CHUNK):
+                out[tuple(row[key] for key in names)].setdefault(f"{name}_hist", Counter())[row["bucket"]] = row["count"]
         return out
     out = {tuple(row[key] for key in names): {name: row[name] for name in counts}
            for row in grouped.annotate(**counts).iterator(chunk_size=CHUNK)}
@@ -171,6 +204,8 @@ def _grouped(queryset: QuerySet, keys: dict[str, Any], counts: dict[str, Aggrega
         for key, rows in groupby(stream, key=lambda row: row[:width]):
             values = sorted((row[width + 1] - row[width]).total_seconds() for row in rows)
             out[key].update(_percentile_fields(name, percentiles(values)))
+            if bucketed:
+                out[key][f"{name}_hist"] = histograms.of(values)
     return out
 
 
@@ -189,27 +224,28 @@ def _keys(grouping: str, column: str, agent_column: str, zone: tzinfo) -> dict[s
     every = {"day": TruncDate(column, tzinfo=zone),
              "agent_key": Coalesce(F(agent_column), Value(0), output_field=BigIntegerField()),
              "shop_key": F("shop_id")}
-    wanted = {"day": ("day",), "agent": ("agent_key",), "agent_day": ("agent_key", "day"), "shop": ("shop_key",)}
+    wanted = {"day": ("day",), "agent": ("agent_key",), "agent_day": ("agent_key", "day"), "shop": ("shop_key",),
+              "shop_day": ("shop_key", "day"), "shop_agent_day": ("shop_key", "agent_key", "day")}
     return {name: every[name] for name in wanted[grouping]}
 
 
-def _families(shop_ids: list[int] | None, period: Period, grouping: str,
-              agent_uid: int | None) -> Iterator[dict[tuple, dict[str, Any]]]:
+def _families(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None,
+              bucketed: bool) -> Iterator[dict[tuple, dict[str, Any]]]:
     zone = period.zone
 
     def sessions(column: str, counts: dict[str, Aggregate], durations: dict[str, tuple[str, str]]) -> dict:
         return _grouped(_sessions(shop_ids, column, period, agent_uid), _keys(grouping, column, "agent_id", zone),
-                        counts, durations)
+                        counts, durations, bucketed)
 
     yield sessions("created_at", {"sessions_started": Count("pk"), "sessions_answered": Count("first_response_at")},
                    {"first_response": ("created_at", "first_response_at"),
                     "queue_wait": ("created_at", "first_assigned_at")})
     yield sessions("closed_at", {"sessions_closed": Count("pk")}, {"resolution": ("created_at", "closed_at")})
-    yield sessions("rated_at", {"ratings": Count("pk"), "rating_average": Avg("rating")}, {})
+    yield sessions("rated_at", {"ratings": Count("pk"), "rating_sum": Sum("rating")}, {})
     messages = Message.objects.filter(chat_type=ChatType.SERVICE, created_at__gte=period.start,
                                       created_at__lt=period.end)
     messages = messages.filter(shop_id__in=shop_ids) if shop_ids is not None else messages.filter(shop_id__isnull=False)
-    if grouping in ("agent", "agent_day"):  # an agent's own messages; the customers' are the shop's
+    if grouping in PER_AGENT:  # an agent's own messages; the customers' are the shop's
         messages = messages.filter(sent_as=SentAs.SERVICE)
         if agent_uid is not None:
             messages = messages.filter(sender_id=agent_uid)
@@ -223,7 +259,7 @@ def _families(shop_ids: list[int] | None, period: Period, grouping: str,
 
 def _empty(grouping: str) -> dict[str, Any]:
     figures: dict[str, Any] = {name: None if name.endswith(("_p50", "_p90", "_average")) else 0 for name in FIGURES}
-    if grouping in ("agent", "agent_day"):
+    if grouping in PER_AGENT:
         figures["messages_customer"] = None  # not an agent's figure
     return figures
 
@@ -232,23 +268,134 @@ def period_report(*, shop_ids: list[int] | None, period: Period, grouping: str,
                   agent_uid: int | None = None) -> list[dict[str, Any]]:
     """The rows of a report: `grouping` "day" (every day of the period, empty ones too), "agent",
     "agent_day" or "shop" (shops with activity); shop_ids None: every shop; agent_uid: that agent's
-    sessions and messages only. Four queries whatever the size, under IM_REPORT_TIMEOUT_MS on PostgreSQL."""
+    sessions and messages only. Kept days from ReportFigures (computed first if missing), the rest in
+    four queries whatever the size, under IM_REPORT_TIMEOUT_MS on PostgreSQL."""
     return bounded(lambda: _report(shop_ids, period, grouping, agent_uid), timeout_ms=settings.IM_REPORT_TIMEOUT_MS,
                    refusal=lambda: bad_request("since: too much to report in time; ask for fewer days"))
 
 
 def _report(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None) -> list[dict[str, Any]]:
-    rows: dict[tuple, dict[str, Any]] = {}
+    # Kept rows are per agent or per whole shop: a whole-shop grouping narrowed to one agent stays live.
+    kept, live = settled_split(period) if agent_uid is None or grouping in PER_AGENT else (None, period)
+    rows = _kept(shop_ids, kept, grouping, agent_uid) if kept else {}
+    if live:
+        merging = bool(rows) and grouping in ("agent", "shop")
+        for key, figures in _live(shop_ids, live, grouping, agent_uid, bucketed=merging).items():
+            _add(rows, key, figures)
     if grouping == "day":
-        rows = {(day,): _empty(grouping) for day in period.days()}
-    for family in _families(shop_ids, period, grouping, agent_uid):
+        for day in period.days():
+            rows.setdefault((day,), _empty(grouping))
+    for figures in rows.values():
+        _finish(figures, grouping)
+    return _labelled(grouping, rows)
+
+
+def _live(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None,
+          *, bucketed: bool) -> dict[tuple, dict[str, Any]]:
+    rows: dict[tuple, dict[str, Any]] = {}
+    for family in _families(shop_ids, period, grouping, agent_uid, bucketed):
         for key, figures in family.items():
             rows.setdefault(key, _empty(grouping)).update(figures)
-    for figures in rows.values():
-        figures["sessions_unanswered"] = figures["sessions_started"] - figures["sessions_answered"]
-        if figures["rating_average"] is not None:
-            figures["rating_average"] = round(float(figures["rating_average"]), 2)
-    return _labelled(grouping, rows)
+    return rows
+
+
+def _add(rows: dict[tuple, dict[str, Any]], key: tuple, figures: dict[str, Any]) -> None:
+    """rows[key] += figures: the sums add up, the histograms too (the row's percentiles are then read
+    from them)."""
+    mine = rows.get(key)
+    if mine is None:
+        rows[key] = figures
+        return
+    for name in SUMS:
+        if figures.get(name) is not None:
+            mine[name] = (mine.get(name) or 0) + figures[name]
+    for name in DURATIONS:
+        mine[f"{name}_hist"] = histograms.merged(mine.get(f"{name}_hist"), figures.get(f"{name}_hist"))
+    mine["merged"] = True
+
+
+def _finish(figures: dict[str, Any], grouping: str) -> None:
+    if figures.pop("merged", False):
+        for name in DURATIONS:
+            figures.update(_percentile_fields(name, histograms.percentiles(
+                histograms.merged(figures.get(f"{name}_hist"), None), FRACTIONS)))
+    for name in DURATIONS:
+        figures.pop(f"{name}_hist", None)
+    figures["sessions_unanswered"] = figures["sessions_started"] - figures["sessions_answered"]
+    total = figures.pop("rating_sum", None) or 0
+    figures["rating_average"] = round(total / figures["ratings"], 2) if figures["ratings"] else None
+    if grouping in PER_AGENT:
+        figures["messages_customer"] = None
+
+
+# --- Kept days ----------------------------------------------------------------------------------
+
+
+def settled_split(period: Period, now: datetime | None = None) -> tuple[Period | None, Period | None]:
+    """The period's days that no longer change (kept), and the rest (computed live)."""
+    settled = (now or timezone.now()) - timedelta(seconds=settings.IM_REPORT_SETTLED_SECONDS)
+    last_kept = settled.astimezone(period.zone).date() - timedelta(days=1)
+    if period.since > last_kept:
+        return None, period
+    if period.until <= last_kept:
+        return period, None
+    return Period(period.since, last_kept, period.zone), Period(last_kept + timedelta(days=1), period.until, period.zone)
+
+
+def _kept(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None) -> dict[tuple, dict]:
+    """The kept rows of the period (filled first where missing), summed per the grouping's key."""
+    fill(shop_ids, period)
+    query = ReportFigures.objects.filter(zone=str(period.zone), day__gte=period.since, day__lte=period.until)
+    if shop_ids is not None:
+        query = query.filter(shop_id__in=shop_ids)
+    if grouping in PER_AGENT:
+        query = query.filter(agent_key=agent_uid) if agent_uid is not None else query.filter(agent_key__gte=0)
+    else:
+        query = query.filter(agent_key=ALL)
+    stored = (*SUMS, *(name for name in FIGURES if name.endswith(("_p50", "_p90"))),
+              *(f"{name}_hist" for name in DURATIONS))
+    key_of = {"day": lambda row: (row["day"],), "shop": lambda row: (row["shop_id"],),
+              "agent": lambda row: (row["agent_key"],), "agent_day": lambda row: (row["agent_key"], row["day"])}[grouping]
+    rows: dict[tuple, dict[str, Any]] = {}
+    for row in query.values("shop_id", "day", "agent_key", *stored).iterator(chunk_size=CHUNK):
+        key = key_of(row)
+        _add(rows, key, {**_empty(grouping), **{name: row[name] for name in stored}})
+    return rows
+
+
+def fill(shop_ids: list[int] | None, period: Period) -> None:
+    """Keep the period's days not kept yet for these shops (None: every shop), a month at a time; each
+    month in one transaction, its rows inserted ON CONFLICT DO NOTHING: a concurrent fill of the same
+    days writes the same figures, whichever lands first stays."""
+    zone = str(period.zone)
+    scopes = list(shop_ids) if shop_ids is not None else [0]
+    done = set(ReportDay.objects.filter(Q(scope__in=scopes) | Q(scope=0), zone=zone, day__gte=period.since,
+                                        day__lte=period.until).values_list("scope", "day"))
+    missing = sorted({day for day in period.days() for scope in scopes
+                      if (scope, day) not in done and (0, day) not in done})
+    if not missing:
+        return
+    first = missing[0]
+    while first <= missing[-1]:
+        last = min(first + timedelta(days=FILL_DAYS - 1), missing[-1])
+        _fill_days(shop_ids, scopes, Period(first, last, period.zone))
+        first = last + timedelta(days=1)
+
+
+def _fill_days(shop_ids: list[int] | None, scopes: list[int], period: Period) -> None:
+    zone = str(period.zone)
+    rows = []
+    for grouping in ("shop_day", "shop_agent_day"):
+        for key, figures in _live(shop_ids, period, grouping, None, bucketed=True).items():
+            rows.append(ReportFigures(
+                shop_id=key[0], zone=zone, day=key[-1], agent_key=ALL if grouping == "shop_day" else key[1],
+                **{name: figures.get(name) or 0 for name in SUMS},
+                **{name: figures.get(name) for name in FIGURES if name.endswith(("_p50", "_p90"))},
+                **{f"{name}_hist": histograms.dumps(figures.get(f"{name}_hist") or {}) for name in DURATIONS}))
+    with transaction.atomic():
+        ReportFigures.objects.bulk_create(rows, batch_size=CHUNK, ignore_conflicts=True)
+        ReportDay.objects.bulk_create([ReportDay(scope=scope, zone=zone, day=day) for scope in scopes
+                                       for day in period.days()], batch_size=CHUNK, ignore_conflicts=True)
 
 
 def _labelled(grouping: str, rows: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -440,6 +440,11 @@ IM_ETA_HISTORY_SECONDS = env_int("IM_ETA_HISTORY_SECONDS", 24 * 3600)
 IM_ETA_SAMPLE = env_int("IM_ETA_SAMPLE", 50)
 # A session queued outside a shop's business hours is not closed as idle for this long (a weekend).
 IM_OUT_OF_HOURS_HOLD_SECONDS = env_int("IM_OUT_OF_HOURS_HOLD_SECONDS", 7 * 24 * 3600)
+# A report's day ended this long ago no longer changes (its sessions got their first reply or closed:
+# held out of hours at most IM_OUT_OF_HOURS_HOLD_SECONDS); its figures are then kept, computed once
+# (customer_service/periods.py). 0: every day is kept once it has ended.
+IM_REPORT_SETTLED_SECONDS = env_int("IM_REPORT_SETTLED_SECONDS",
+                                    max(IM_OUT_OF_HOURS_HOLD_SECONDS, IM_SESSION_IDLE_SECONDS) + 24 * 3600)
 # A process refreshes its liveness key this often; a dead process's sockets stop counting as
 # online after IM_PRESENCE_TTL seconds.
 IM_PRESENCE_REFRESH_SECONDS = env_int("IM_PRESENCE_REFRESH_SECONDS", 5)

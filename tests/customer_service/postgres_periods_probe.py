@@ -9,8 +9,11 @@ import os
 
 
 def reports() -> dict:
-    """Every grouping of report_data.py's shop, ids left out (they differ between databases)."""
+    """Every grouping of report_data.py's shop, ids left out (they differ between databases): its days
+    computed live, and kept (ReportFigures: the histograms' buckets computed in SQL or in Python)."""
     from datetime import UTC
+
+    from django.test import override_settings
 
     from customer_service import periods
     from tests.customer_service.report_data import BERLIN, build
@@ -20,11 +23,14 @@ def reports() -> dict:
              "agent": ([ids["shop"]], BERLIN, None), "agent_day": ([ids["shop"]], BERLIN, ids["amy"]),
              "shop": (None, UTC, None)}
     out = {}
-    for name, (shop_ids, zone, agent_uid) in cases.items():
-        period = periods.period_parse("2026-03-27", "2026-03-31", zone=zone)
-        rows = periods.period_report(shop_ids=shop_ids, period=period, grouping=name.removesuffix("_utc"),
-                                     agent_uid=agent_uid)
-        out[name] = [{key: value for key, value in row.items() if key not in ("agent_uid", "shop_id")} for row in rows]
+    for mode, settled in (("", 100 * 365 * 86400), ("kept_", 0)):
+        for name, (shop_ids, zone, agent_uid) in cases.items():
+            period = periods.period_parse("2026-03-27", "2026-03-31", zone=zone)
+            with override_settings(IM_REPORT_SETTLED_SECONDS=settled):
+                rows = periods.period_report(shop_ids=shop_ids, period=period, grouping=name.removesuffix("_utc"),
+                                             agent_uid=agent_uid)
+            out[mode + name] = [{key: value for key, value in row.items() if key not in ("agent_uid", "shop_id")}
+                                for row in rows]
     return out
 
 
