@@ -7,7 +7,6 @@ gap below the oldest one kept (history and `chat.sync` answer what is left), an 
 its place with its text replaced, as a recalled message does.
 """
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,11 +15,10 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from chat.models import Conversation, Message, MsgType
+from imchat.uploads import stored_image_name
 
 ERASED_TEXT = "[deleted]"
 BATCH = 5000
-# The storage name of an image this server stored (imchat/uploads.py), inside a message's URL.
-_UPLOAD_NAME = re.compile(r"(uploads/\d{4}/\d{2}/[A-Za-z0-9_-]{16,40}\.(?:png|jpg|gif|webp))$")
 
 
 @dataclass
@@ -79,8 +77,8 @@ def uploads_delete(urls: Iterable[str]) -> int:
     """Delete the files of the URLs that name an image this server stored; how many were there."""
     deleted = 0
     for url in urls:
-        match = _UPLOAD_NAME.search(url.split("?", 1)[0])
-        if match and default_storage.exists(match.group(1)):
-            default_storage.delete(match.group(1))
+        name = stored_image_name(url)
+        if name and default_storage.exists(name):
+            default_storage.delete(name)
             deleted += 1
     return deleted

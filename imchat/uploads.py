@@ -9,6 +9,7 @@ the reply carries an absolute URL.
 """
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -66,6 +67,16 @@ def refuse_oversized_body(request: HttpRequest) -> None:
         length = 0
     if length > settings.IM_MAX_UPLOAD_BYTES + MULTIPART_SLACK:
         raise _too_large()
+
+
+# The storage name image_store gives a file, as it appears at the end of the file's URL.
+_STORED_NAME = re.compile(r"(uploads/\d{4}/\d{2}/[A-Za-z0-9_-]{16,40}\.(?:" + "|".join(EXTENSIONS.values()) + r"))$")
+
+
+def stored_image_name(url: str) -> str | None:
+    """The storage name of an image this server stored (image_store), from its URL; None otherwise."""
+    match = _STORED_NAME.search(url.split("?", 1)[0])
+    return match.group(1) if match else None
 
 
 def image_store(*, upload) -> StoredImage:
