@@ -1,4 +1,5 @@
-"""One WebSocket: frames go to handlers.run, pushes from the channel layer go to the client."""
+"""One WebSocket: frames go to handlers.run; pushes reach the client through its SocketWriter (the
+layer hands them over directly), membership, logout and restart events come here between frames."""
 
 import logging
 
@@ -20,6 +21,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.closing = False  # logged out, or its process shuts down: no frame is handled any more
         self.groups_joined: list[str] = []
         self.counted = False  # in imchat_sockets_open
+        self.writer: realtime.SocketWriter | None = None
 
     async def dispatch(self, message):
         # Channels closes old DB connections on every event with a thread hop; all our DB work
@@ -53,7 +55,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_bucket = throttling.user_buckets.acquire(caller.uid)
         self.shared_user_budget = throttling.shared_user_budget()
         # Join every push group before the handshake completes: once the client is connected,
-        # nothing addressed to it can pass it by.
+        # nothing addressed to it can pass it by (its writer holds them until then).
+        self.writer = realtime.SocketWriter(self.base_send, self.channel_name, caller.uid)
+        self.channel_layer.attach(self.channel_name, self.writer.receive)
         try:
             await self.channel_layer.group_add_many(opening.groups, self.channel_name)
         except Exception as error:
@@ -63,6 +67,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=int(CloseCode.SERVER_FAULT))
             return
         await self.accept()
+        await self.writer.release()
         metrics.SOCKETS_OPENED.inc()
         metrics.SOCKETS_OPEN.inc()
         self.counted = True
@@ -129,8 +134,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             error = AppError(Code.RATE_LIMITED, "too many requests", {"retry_after": round(wait, 3)})
             await self.send(protocol.dumps(protocol.error_reply(error, envelope)))
             return
-        frame, pushes = await dispatch.run(self.caller, envelope)
-        await self.send(protocol.dumps(frame))
+        self.writer.busy = True  # what this request causes for this socket comes after its reply
+        try:
+            frame, pushes = await dispatch.run(self.caller, envelope)
+            await self.send(protocol.dumps(frame))
+        finally:
+            await self.writer.release()
         if pushes:
             await realtime.deliver(pushes)
 
@@ -149,17 +158,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.closing = True
         await self.close(code=int(CloseCode.SERVICE_RESTART))
 
-    async def im_push(self, event):
-        if "join" in event and event["join"] not in self.groups_joined:
-            await self.channel_layer.group_add(event["join"], self.channel_name)
-            self.groups_joined.append(event["join"])
-        if "leave" in event and event["leave"] in self.groups_joined:
-            await self.channel_layer.group_discard(event["leave"], self.channel_name)
-            self.groups_joined.remove(event["leave"])
-        if not event["text"] or event.get("exclude") == self.channel_name:
-            return
-        if "own_text" in event and self.caller is not None and event.get("sender") == self.caller.uid:
-            if event["own_text"]:
-                await self.send(event["own_text"])
-        else:
-            await self.send(event["text"])
+    async def im_membership(self, event):
+        """Join or leave a chat group (invited, created, kicked, dissolved, serving a shop or not)."""
+        join, leave = event.get("join"), event.get("leave")
+        if join and join not in self.groups_joined:
+            await self.channel_layer.group_add(join, self.channel_name)
+            self.groups_joined.append(join)
+        if leave and leave in self.groups_joined:
+            await self.channel_layer.group_discard(leave, self.channel_name)
+            self.groups_joined.remove(leave)

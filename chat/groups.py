@@ -82,9 +82,9 @@ def _push_invited(group: ChatGroup, invited: list[int], caller: Caller, *, creat
     event = _group_event(group, "invited", invited)
     realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, event,
                             exclude_channel=caller.channel_name)
-    joining = invited if creator is None else [creator, *invited]
-    realtime.push_on_commit([realtime.user_group(uid) for uid in joining], Code.GROUP_EVENT, event,
-                            join=realtime.chat_group(group.pk), exclude_channel=caller.channel_name)
+    joining = [realtime.user_group(uid) for uid in (invited if creator is None else [creator, *invited])]
+    realtime.push_on_commit(joining, Code.GROUP_EVENT, event, exclude_channel=caller.channel_name)
+    realtime.membership_on_commit(joining, join=realtime.chat_group(group.pk))
 
 
 @transaction.atomic
@@ -210,7 +210,8 @@ def group_dissolve(*, caller: Caller, group_id: int) -> None:
     ChatGroup.objects.filter(pk=group.pk).update(dissolved_at=timezone.now())
     _active_members(conversation.pk).update(left_seq=conversation.last_seq)
     realtime.push_on_commit([realtime.chat_group(group.pk)], Code.GROUP_EVENT, _group_event(group, "dissolved", []),
-                            leave=realtime.chat_group(group.pk), exclude_channel=caller.channel_name)
+                            exclude_channel=caller.channel_name)
+    realtime.membership_on_commit([realtime.chat_group(group.pk)], leave=realtime.chat_group(group.pk))
 
 
 def group_members(*, caller: Caller, group_id: int) -> dict:

@@ -89,7 +89,6 @@ class Draft:
     sender_socket: str | None = None  # gets only the reply
     # The sender's other sockets get a 307: through their own user group, or (group chat) inside
     # the receivers' group, which they are in too.
-    echo: bool = True
     echo_in_receivers: bool = False
     # Ext fields of the sender's reply beside the stored message's identity (the contact guard's
     # `guard: "masked"` and the text as stored).
@@ -197,15 +196,13 @@ def payload(draft: Draft, stored: Stored) -> dict:
 
 
 def _push(draft: Draft, stored: Stored) -> None:
-    result = payload(draft, stored)
-    if draft.echo_in_receivers:
-        realtime.push_on_commit(draft.receivers, Code.MESSAGE, result, exclude_channel=draft.sender_socket,
-                                sender_uid=draft.sender_id, own_code=Code.OWN_MESSAGE)
-        return
-    result_json = realtime.push_on_commit(draft.receivers, Code.MESSAGE, result)
-    if draft.echo and draft.sender_id is not None:
-        realtime.push_on_commit([realtime.user_group(draft.sender_id)], Code.OWN_MESSAGE, result,
-                                exclude_channel=draft.sender_socket, result_json=result_json)
+    """One push: 200 to the receivers, 307 to the sender's other sockets (in the receivers' group
+    chat, or through their own user group), nothing to the sending socket (it has the reply)."""
+    groups = draft.receivers
+    if not draft.echo_in_receivers and draft.sender_id is not None:
+        groups = (*groups, realtime.user_group(draft.sender_id))
+    realtime.push_on_commit(groups, Code.MESSAGE, payload(draft, stored), exclude_channel=draft.sender_socket,
+                            sender_uid=draft.sender_id, own_code=Code.OWN_MESSAGE if draft.sender_id else None)
 
 
 # --- Storing ------------------------------------------------------------------------------------

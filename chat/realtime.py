@@ -3,16 +3,22 @@
 Services call `push_on_commit`; nothing is sent if the transaction rolls back. Inside a socket
 request the pushes are collected and the consumer sends them after the reply (no thread hop);
 elsewhere (HTTP views, admin, commands) they are sent as soon as the transaction commits.
+
+A push is one event dict for all its groups and sockets, its frame encoded once. On the receiving
+process the layer hands it to each socket's `SocketWriter` at once; Channels events remain for what
+changes a socket (membership, logout, restart), which its consumer handles between two frames.
 """
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -24,7 +30,8 @@ from imchat import metrics, outages
 
 logger = logging.getLogger(__name__)
 
-PUSH_EVENT = "im.push"
+PUSH_EVENT = "im.push"  # a frame for the socket (frame_event), written by its SocketWriter
+MEMBERSHIP_EVENT = "im.membership"  # the socket joins or leaves a chat group
 LOGOUT_EVENT = "im.logout"
 RESTART_EVENT = "im.restart"  # to one socket of a process that shuts down (chat/draining.py)
 
@@ -51,26 +58,49 @@ def shop_agents_group(shop_id: int) -> str:
 
 @dataclass(frozen=True)
 class Push:
-    """One group_send. `own_text` is what the sender's other sockets get instead of `text` (307),
-    `join`/`leave` make every receiving socket enter or leave a chat group first."""
+    """One group_send: `event` for every socket in `group` (one event dict shared by its groups)."""
 
     group: str
-    text: str
-    exclude_channel: str | None = None
-    sender_uid: int | None = None
-    own_text: str | None = None
-    join: str | None = None
-    leave: str | None = None
-    kind: str = PUSH_EVENT
+    event: dict[str, Any]
+
+    # What the event says, by name (tests, logs)
+    @property
+    def text(self) -> str | None:
+        return self.event["frame"]["text"] if "frame" in self.event else None
 
     @property
-    def event(self) -> dict[str, Any]:
-        event = {"type": self.kind, "text": self.text}
-        for key, value in (("exclude", self.exclude_channel), ("sender", self.sender_uid),
-                           ("own_text", self.own_text), ("join", self.join), ("leave", self.leave)):
-            if value is not None:
-                event[key] = value
-        return event
+    def own_text(self) -> str | None:
+        return self.event["own"]["text"] if "own" in self.event else None
+
+    @property
+    def exclude_channel(self) -> str | None:
+        return self.event.get("exclude")
+
+    @property
+    def sender_uid(self) -> int | None:
+        return self.event.get("sender")
+
+    @property
+    def join(self) -> str | None:
+        return self.event.get("join")
+
+    @property
+    def leave(self) -> str | None:
+        return self.event.get("leave")
+
+
+def frame_event(text: str, *, exclude_channel: str | None = None, sender_uid: int | None = None,
+                own_text: str | None = None) -> dict[str, Any]:
+    """A frame for sockets: `text`, except for the socket `exclude_channel` (it has its reply) and,
+    with `own_text`, the sender's own sockets, which get that instead (307: the compat client draws
+    every 200 as the other person's bubble). Its ASGI message is built here, once for every socket."""
+    event: dict[str, Any] = {"type": PUSH_EVENT, "frame": {"type": "websocket.send", "text": text}}
+    if exclude_channel is not None:
+        event["exclude"] = exclude_channel
+    if own_text is not None:
+        event["sender"] = sender_uid
+        event["own"] = {"type": "websocket.send", "text": own_text}
+    return event
 
 
 _collector = threading.local()
@@ -89,32 +119,34 @@ def collecting():
 
 
 def push_on_commit(groups: Iterable[str], code: int, result: Any, *, exclude_channel: str | None = None,
-                   result_json: str | None = None, sender_uid: int | None = None, own_code: int | None = None,
-                   join: str | None = None, leave: str | None = None) -> str:
+                   result_json: str | None = None, sender_uid: int | None = None, own_code: int | None = None) -> str:
     """Push `{code, msg: null, result}` to groups after commit; returns the encoded result for reuse.
 
-    With `sender_uid`, the sender's other sockets in those groups get `own_code` instead (the compat
-    client draws every 200 as the other person's bubble).
+    With `sender_uid`, the sender's sockets in those groups get `own_code` instead.
     """
     result_json = result_json if result_json is not None else dumps(result)
-    text = push_text(code, result_json)
     own_text = push_text(own_code, result_json) if own_code is not None else None
-    pushes = [Push(group, text, exclude_channel, sender_uid, own_text, join, leave) for group in groups]
-    if pushes:
-        transaction.on_commit(lambda: _emit(pushes))
+    event = frame_event(push_text(code, result_json), exclude_channel=exclude_channel, sender_uid=sender_uid,
+                        own_text=own_text)
+    _on_commit(groups, event)
     return result_json
 
 
 def membership_on_commit(groups: Iterable[str], *, join: str | None = None, leave: str | None = None) -> None:
-    """Make every socket in `groups` join or leave a chat group, sending the client nothing."""
-    pushes = [Push(group, "", join=join, leave=leave) for group in groups]
-    if pushes:
-        transaction.on_commit(lambda: _emit(pushes))
+    """Make every socket in `groups` join or leave a chat group (the acting socket too), sending the
+    client nothing. Pushed after the frames of the same transaction, so a socket that leaves still
+    gets the frame that says so."""
+    event = {"type": MEMBERSHIP_EVENT, **({"join": join} if join else {}), **({"leave": leave} if leave else {})}
+    _on_commit(groups, event)
 
 
 def logout_on_commit(user_ids: Iterable[int], why: str) -> None:
     """Close every socket of these users, on every process, telling them why (-200, then 4401)."""
-    pushes = [Push(user_group(user_id), why, kind=LOGOUT_EVENT) for user_id in user_ids]
+    _on_commit([user_group(user_id) for user_id in user_ids], {"type": LOGOUT_EVENT, "text": why})
+
+
+def _on_commit(groups: Iterable[str], event: dict[str, Any]) -> None:
+    pushes = [Push(group, event) for group in groups]
     if pushes:
         transaction.on_commit(lambda: _emit(pushes))
 
@@ -130,30 +162,106 @@ def _emit(pushes: list[Push]) -> None:
 async def deliver(pushes: Iterable[Push]) -> int:
     """Send pushes through the channel layer, all at once; a failure is logged, never raised (sync
     fills the gap). Returns how many may not have arrived."""
-    layer = get_channel_layer()
     sends = [(push.group, push.event) for push in pushes]
     metrics.PUSHES.inc(len(sends))
     started = time.perf_counter()
-    if hasattr(layer, "group_send_many"):  # ours (imchat/layers.py): the whole list in one go
-        try:
-            await layer.group_send_many(sends)
-        except Exception as error:
-            metrics.PUSHES_FAILED.inc(len(sends))
-            outages.report(logger, error, "%d pushes may not have reached other processes; clients get them "
-                           "by sync", len(sends), level=logging.WARNING)
-            return len(sends)
-        metrics.PUSH_SECONDS.observe(time.perf_counter() - started)
-        outages.REDIS.success()
-        return 0
-    outcomes = await asyncio.gather(*(layer.group_send(group, event) for group, event in sends),
-                                    return_exceptions=True)
+    try:
+        await get_channel_layer().group_send_many(sends)
+    except Exception as error:
+        metrics.PUSHES_FAILED.inc(len(sends))
+        outages.report(logger, error, "%d pushes may not have reached other processes; clients get them "
+                       "by sync", len(sends), level=logging.WARNING)
+        return len(sends)
     metrics.PUSH_SECONDS.observe(time.perf_counter() - started)
-    failed = [(group, outcome) for (group, _), outcome in zip(sends, outcomes) if isinstance(outcome, Exception)]
-    metrics.PUSHES_FAILED.inc(len(failed))
-    for group, error in failed:
-        outages.report(logger, error, "push to %s failed; the client will get it by sync", group,
-                       level=logging.WARNING)
-    return len(failed)
+    outages.REDIS.success()
+    return 0
+
+
+# --- This process's end: straight to the socket ---------------------------------------------------
+
+
+class SocketWriter:
+    """A socket's pushes, handed over by the layer at once (the layer's receiver for its channel): no
+    Channels event, task or wake-up each. They are written by one flush per event-loop tick for every
+    socket of the process, in the order they came; while the socket has a request in hand they wait
+    for its reply (PROTOCOL.md section 2: the reply, then what the request caused)."""
+
+    __slots__ = ("send", "channel", "uid", "pending", "busy", "flushing", "writing")
+
+    def __init__(self, send: Callable[[dict], Awaitable[None]], channel: str, uid: int):
+        self.send = send  # the server's ASGI send
+        self.channel = channel
+        self.uid = uid
+        self.pending: list[dict] = []
+        self.busy = True  # until the handshake is accepted
+        self.flushing = False  # in the flush of this tick
+        self.writing = False
+
+    def receive(self, event: dict[str, Any]) -> bool:
+        """The layer's receiver: push frames are taken here, every other event goes to the consumer."""
+        if event["type"] != PUSH_EVENT:
+            return False
+        if event.get("exclude") != self.channel:
+            self.pending.append(event["own"] if event.get("sender") == self.uid and "own" in event else event["frame"])
+            if not self.busy and not self.flushing:
+                self.flushing = True
+                _flush_of_this_loop().add(self)
+        return True
+
+    async def release(self) -> None:
+        """The socket's reply is out (or its handshake accepted): what waited goes now."""
+        self.busy = False
+        await self.write_pending()
+
+    async def write_pending(self) -> None:
+        """Writes what waits, in order; one writer loop at a time (an ASGI send may suspend)."""
+        if self.writing:
+            return
+        self.writing = True
+        try:
+            while self.pending and not self.busy:
+                frames, self.pending = self.pending, []
+                for frame in frames:
+                    await self.send(frame)
+        except Exception as error:  # the socket went meanwhile: nothing more to write to it
+            logger.debug("pushes to %s not written: %s", self.channel, error)
+            self.pending.clear()
+        finally:
+            self.writing = False
+
+
+class Flush:
+    """The writers with pushes waiting, written by one task per tick."""
+
+    def __init__(self):
+        self.writers: list[SocketWriter] = []
+        self.task: asyncio.Task | None = None
+
+    def add(self, writer: SocketWriter) -> None:
+        self.writers.append(writer)
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        try:
+            while self.writers:
+                writers, self.writers = self.writers, []
+                for writer in writers:
+                    writer.flushing = False
+                    await writer.write_pending()
+        finally:
+            self.task = None
+
+
+_flushes: "WeakKeyDictionary[asyncio.AbstractEventLoop, Flush]" = WeakKeyDictionary()
+
+
+def _flush_of_this_loop() -> Flush:
+    loop = asyncio.get_running_loop()
+    flush = _flushes.get(loop)
+    if flush is None:
+        flush = _flushes[loop] = Flush()
+    return flush
 
 
 def layer_is_shared() -> bool:

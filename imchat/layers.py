@@ -1,4 +1,4 @@
-"""The channel layer: groups routed per process through Redis.
+"""The channel layer: groups routed per process through Redis (or, without Redis, one process's own).
 
 channels-redis' pub/sub layer publishes every `group_send` to Redis, and every process subscribed to
 the group reads it back, its own sockets included: a publish, a parse and a queue per push, even when
@@ -7,6 +7,14 @@ holds, per group, the set of processes with members in it. A push goes straight 
 this process's members, and the pushes of one event-loop tick bound for other processes cost one
 lookup round trip and one pipeline with one PUBLISH per process. A socket joins all its groups at
 once (`group_add_many`): those new to this process are registered in one pipeline.
+
+A channel may have a receiver (`attach`): a plain function that gets each message for the channel
+at once, in the loop that delivers it, instead of a queue entry that wakes the channel's consumer
+(a task and an `asyncio.wait` per message). What the receiver declines (returns False) is queued as
+usual. The layer reads no key of a message but its routing.
+
+Without hosts (`make run`, the unit tests) there is no Redis: the same groups and receivers, and
+nothing to reach beyond this process.
 
 If Redis restarts without its data, each process sees within `resync_seconds` that its heartbeat key
 is gone and registers its groups again; so it does after a Sentinel failover (imchat/redis_client.py). Pushes in that gap reach only local sockets; clients fill
@@ -19,12 +27,11 @@ import logging
 import uuid
 
 import msgpack
-from channels.layers import InMemoryChannelLayer
+from collections.abc import Callable
+
 from channels_redis.utils import decode_hosts
 
-from imchat import redis_client
-
-from imchat import outages
+from imchat import outages, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +42,7 @@ class RoutedChannelLayer:
     extensions = ["groups", "flush"]
 
     def __init__(self, hosts=None, prefix: str = "asgi", resync_seconds: float = 2.0, **kwargs):
-        self.host = decode_hosts(hosts)[0]
+        self.host = decode_hosts(hosts)[0] if hosts else None
         self.prefix = prefix
         self.resync_seconds = resync_seconds
         self._layers: dict[asyncio.AbstractEventLoop, LoopLayer] = {}
@@ -76,6 +83,11 @@ class RoutedChannelLayer:
         """Many group_sends at once (one wait, no task each); raises if other processes missed them."""
         await self._layer().group_send_many(sends)
 
+    def attach(self, channel: str, receiver: Callable[[dict], bool]) -> None:
+        """`receiver(message)` gets the channel's messages first, at once; those it returns False for
+        are queued for the channel's consumer. Undone when the channel is forgotten."""
+        self._layer().receivers[channel] = receiver
+
     async def flush(self) -> None:
         layer = self._layers.pop(asyncio.get_running_loop(), None)
         if layer is not None:
@@ -85,13 +97,16 @@ class RoutedChannelLayer:
 class LoopLayer:
     """One process's (one event loop's) channels, groups and Redis connections."""
 
-    def __init__(self, host: dict, prefix: str, resync_seconds: float):
+    def __init__(self, host: dict | None, prefix: str, resync_seconds: float):
         self.process = uuid.uuid4().hex
         self.prefix = prefix
         self.resync_seconds = resync_seconds
-        options = dict(host)
-        self.redis = redis_client.async_client(options.pop("address"), **options)
+        self.redis = None  # no Redis: this process is the whole world
+        if host is not None:
+            options = dict(host)
+            self.redis = redis_client.async_client(options.pop("address"), **options)
         self.channels: dict[str, asyncio.Queue] = {}
+        self.receivers: dict[str, Callable[[dict], bool]] = {}
         self.groups: dict[str, set[str]] = {}
         self.memberships: dict[str, set[str]] = {}  # channel -> its groups (the index of `groups`)
         self.outbox: list[tuple[str, dict, asyncio.Future]] = []
@@ -130,14 +145,22 @@ class LoopLayer:
 
     async def send(self, channel: str, message: dict) -> None:
         if channel in self.channels:
-            self.channels[channel].put_nowait(message)
+            self._hand(channel, message)
             return
+        if self.redis is None:
+            return  # a channel of no process: as for a socket that is gone
         process = channel.partition(".")[2].partition("!")[0]
         await self._start()
         await self.redis.publish(self.inbox(process), msgpack.packb([("channel", channel, message)]))
 
+    def _hand(self, channel: str, message: dict) -> None:
+        receiver = self.receivers.get(channel)
+        if receiver is None or not receiver(message):
+            self.channels[channel].put_nowait(message)
+
     def _forget_channel(self, channel: str) -> None:
         self.channels.pop(channel, None)
+        self.receivers.pop(channel, None)
         groups = self.memberships.get(channel)
         if not groups:
             return
@@ -156,6 +179,8 @@ class LoopLayer:
         for group in groups:
             self.groups.setdefault(group, set()).add(channel)
             self.memberships.setdefault(channel, set()).add(group)
+        if self.redis is None:
+            return
         if new:
             registration = asyncio.ensure_future(self._register(new))
             self.registrations.update(dict.fromkeys(new, registration))
@@ -184,7 +209,7 @@ class LoopLayer:
         emptied = [group for group in dict.fromkeys(groups) if self._leave(group, channel)]
         for group in emptied:
             self.registrations.pop(group, None)
-        if not emptied:
+        if not emptied or self.redis is None:
             return
         async with self.registering:
             await self._for_each("SREM", [group for group in emptied if group not in self.groups])  # not joined again
@@ -220,25 +245,20 @@ class LoopLayer:
 
     async def group_send_many(self, sends: list[tuple[str, dict]]) -> None:
         """Local members now; other processes in this tick's pipeline (raises if that failed)."""
-        if not sends:
-            return
-        sent = asyncio.get_running_loop().create_future()
         for group, message in sends:
             self._deliver(group, message)
-            self.outbox.append((group, message, sent))
+        if not sends or self.redis is None:
+            return
+        sent = asyncio.get_running_loop().create_future()
+        self.outbox.extend((group, message, sent) for group, message in sends)
         if self.sender is None:
             self.sender = asyncio.ensure_future(self._send_outbox())
         await sent
 
     def _deliver(self, group: str, message: dict) -> None:
-        # Our pushes name the socket that caused them (`exclude`): it is not woken for nothing,
-        # unless the event also makes sockets join or leave a group (that socket too).
-        skip = None if "join" in message or "leave" in message else message.get("exclude")
         for channel in self.groups.get(group, ()):
-            if channel != skip:
-                queue = self.channels.get(channel)
-                if queue is not None:
-                    queue.put_nowait(message)
+            if channel in self.channels:
+                self._hand(channel, message)
 
     async def _send_outbox(self) -> None:
         try:
@@ -316,7 +336,7 @@ class LoopLayer:
                     if kind == "group":
                         self._deliver(name, event)
                     elif name in self.channels:
-                        self.channels[name].put_nowait(event)
+                        self._hand(name, event)
             except asyncio.CancelledError:
                 await pubsub.aclose()
                 raise
@@ -361,6 +381,8 @@ class LoopLayer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)  # discards still running finish first
         self.background = []
+        if self.redis is None:
+            return
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for group in self.groups:
@@ -371,15 +393,3 @@ class LoopLayer:
             outages.report(logger, error, "channel layer: unregistering on close", requests=0,
                            level=logging.WARNING)
         await self.redis.aclose(close_connection_pool=True)
-
-
-class InMemoryLayer(InMemoryChannelLayer):
-    """Channels' in-memory layer (one process, no Redis), with the many-group calls of ours."""
-
-    async def group_add_many(self, groups: list[str], channel: str) -> None:
-        for group in groups:
-            await self.group_add(group, channel)
-
-    async def group_discard_many(self, groups: list[str], channel: str) -> None:
-        for group in groups:
-            await self.group_discard(group, channel)

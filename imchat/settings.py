@@ -252,7 +252,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "imchat.layers.InMemoryLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "imchat.layers.RoutedChannelLayer"}}  # no hosts: this process only
     if not DEBUG:
         warnings.warn(
             "REDIS_URL is not set: the in-memory channel layer and rate-limit counters do not reach "

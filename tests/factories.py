@@ -71,9 +71,14 @@ class Sent:
 
 
 def decode_pushes(pushes: list[Push]) -> list[Sent]:
+    """What each group's sockets are sent (membership changes send nothing); the sender's own user
+    group gets the push's own text (307)."""
     sent = []
     for push in pushes:
-        frame = json.loads(push.text)
+        if push.text is None:
+            continue  # a membership change: no frame
+        own = push.own_text is not None and push.group == f"user.{push.sender_uid}"
+        frame = json.loads(push.own_text if own else push.text)
         sent.append(Sent(push.group, frame["code"], frame["msg"], frame["result"], push.exclude_channel))
     return sent
 

@@ -257,9 +257,9 @@ def test_a_batch_pushes_200_to_the_peer_and_307_to_the_senders_other_sockets(ali
 
     alices, bobs = frames[0]["result"], frames[1]["result"]
     assert [(s.group, s.code, s.exclude, s.result["msg_id"]) for s in sent] == [
-        (f"user.{bob.pk}", 200, None, alices["msg_id"]),
+        (f"user.{bob.pk}", 200, "alice.phone", alices["msg_id"]),  # one push each, skipping the sending socket
         (f"user.{alice.pk}", 307, "alice.phone", alices["msg_id"]),
-        (f"user.{alice.pk}", 200, None, bobs["msg_id"]),
+        (f"user.{alice.pk}", 200, "bob.laptop", bobs["msg_id"]),
         (f"user.{bob.pk}", 307, "bob.laptop", bobs["msg_id"]),
     ]
     pushed = sent[0].result

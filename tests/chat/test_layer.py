@@ -199,6 +199,61 @@ def test_a_group_send_reaches_members_on_both_processes_and_only_the_groups_memb
     run(scenario())
 
 
+def test_an_attached_receiver_gets_a_channels_messages_at_once_from_both_processes_and_declines_go_to_the_queue(
+        make_layer):
+    here, there = make_layer(), make_layer()
+
+    async def scenario():
+        channel = await member_of(here, "user.8")
+        taken = []
+        here.attach(channel, lambda message: message["type"] == "im.push" and not taken.append(message["text"]))
+        # a local send is handed over before group_send returns: no task, no wake-up of the consumer
+        await here.group_send("user.8", push(1))
+        assert taken == [push(1)["text"]]
+        # from another process, in order, through its inbox
+        for number in range(2, 6):
+            await there.group_send("user.8", push(number))
+        for _ in range(50):
+            if len(taken) == 5:
+                break
+            await asyncio.sleep(0.05)
+        assert taken == [push(number)["text"] for number in range(1, 6)]
+        # what the receiver declines is queued for the channel's consumer, in order
+        await there.group_send("user.8", {"type": "im.logout", "text": "bye"})
+        await here.send(channel, {"type": "im.restart"})
+        assert (await next_message(here, channel))["type"] == "im.logout"
+        assert (await next_message(here, channel))["type"] == "im.restart"
+        assert await nothing_more(here, channel)  # the consumer is gone: its receiver with it
+        await here.group_send("user.8", push(6))
+        assert len(taken) == 5
+        await here.flush()
+        await there.flush()
+
+    run(scenario())
+
+
+def test_without_redis_the_layer_routes_this_processs_groups_the_same_way():
+    from imchat.layers import RoutedChannelLayer
+
+    layer = RoutedChannelLayer()  # what `make run` and the unit tests use: no hosts
+
+    async def scenario():
+        first, second = await member_of(layer, "chatgroup.9"), await member_of(layer, "chatgroup.9")
+        taken = []
+        layer.attach(second, lambda message: not taken.append(message["text"]))
+        await layer.group_send_many([("chatgroup.9", push(1)), ("user.404", push(2))])
+        assert (await next_message(layer, first))["text"] == push(1)["text"]
+        assert taken == [push(1)["text"]]
+        await layer.send("specific.elsewhere!nobody", push(3))  # no other process to reach: nothing happens
+        await layer.group_discard("chatgroup.9", first)
+        await layer.group_send("chatgroup.9", push(4))
+        assert await nothing_more(layer, first)
+        assert taken == [push(1)["text"], push(4)["text"]]
+        await layer.flush()
+
+    run(scenario())
+
+
 def test_a_group_send_to_a_group_nobody_joined_does_not_raise(make_layer):
     lonely, other = make_layer(), make_layer()
 

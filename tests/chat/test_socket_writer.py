@@ -1,0 +1,114 @@
+"""chat.realtime.SocketWriter: pushes go straight to a socket's ASGI send, after the reply of the
+request in hand, in order, one flush per tick for every socket (no Channels event per push)."""
+
+import asyncio
+
+from chat import realtime
+
+
+class Socket:
+    """An ASGI send that records what it is given; `gone` makes it raise as a closed connection's."""
+
+    def __init__(self, gone: bool = False):
+        self.sent: list[dict] = []
+        self.gone = gone
+
+    async def send(self, message: dict) -> None:
+        if self.gone:
+            raise RuntimeError("the connection is closed")
+        self.sent.append(message)
+
+    @property
+    def texts(self) -> list[str]:
+        return [message["text"] for message in self.sent]
+
+
+def writer_of(socket: Socket, channel: str = "phone", uid: int = 1, *, accepted: bool = True) -> realtime.SocketWriter:
+    writer = realtime.SocketWriter(socket.send, channel, uid)
+    writer.busy = not accepted
+    return writer
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 10))
+
+
+def test_pushes_are_written_by_one_flush_at_the_end_of_the_tick_in_order_with_one_frame_for_all_sockets():
+    async def scenario():
+        sockets = [Socket() for _ in range(3)]
+        writers = [writer_of(socket, f"socket-{n}", uid=10 + n) for n, socket in enumerate(sockets)]
+        events = [realtime.frame_event(f"push {n}") for n in range(3)]
+        for event in events:
+            assert all(writer.receive(event) for writer in writers)
+        assert [socket.sent for socket in sockets] == [[], [], []]  # nothing written yet: one flush writes all
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert [socket.texts for socket in sockets] == [["push 0", "push 1", "push 2"]] * 3
+        # the ASGI message of a push is built once, for every socket
+        assert all(socket.sent[0] is events[0]["frame"] for socket in sockets)
+
+    run(scenario())
+
+
+def test_a_socket_with_a_request_in_hand_gets_its_pushes_after_the_reply():
+    async def scenario():
+        socket = Socket()
+        writer = writer_of(socket)
+        writer.busy = True  # a request is being handled
+        writer.receive(realtime.frame_event("assigned to you"))
+        writer.receive(realtime.frame_event("the customer's message"))
+        await asyncio.sleep(0.01)
+        assert socket.sent == []
+        await socket.send({"type": "websocket.send", "text": "reply"})
+        await writer.release()
+        assert socket.texts == ["reply", "assigned to you", "the customer's message"]
+
+    run(scenario())
+
+
+def test_before_the_handshake_is_accepted_pushes_wait_for_it():
+    async def scenario():
+        socket = Socket()
+        writer = writer_of(socket, accepted=False)
+        writer.receive(realtime.frame_event("early"))
+        await asyncio.sleep(0.01)
+        assert socket.sent == []
+        await writer.release()
+        assert socket.texts == ["early"]
+
+    run(scenario())
+
+
+def test_the_acting_socket_is_skipped_and_the_senders_other_sockets_get_the_echo():
+    async def scenario():
+        acting, other_device, peer = Socket(), Socket(), Socket()
+        writers = [writer_of(acting, "alice-phone", uid=1), writer_of(other_device, "alice-laptop", uid=1),
+                   writer_of(peer, "bob-phone", uid=2)]
+        event = realtime.frame_event("200", exclude_channel="alice-phone", sender_uid=1, own_text="307")
+        for writer in writers:
+            writer.receive(event)
+        await asyncio.sleep(0.01)
+        assert (acting.texts, other_device.texts, peer.texts) == ([], ["307"], ["200"])
+
+    run(scenario())
+
+
+def test_events_that_change_a_socket_are_left_to_its_consumer():
+    writer = writer_of(Socket())
+    assert writer.receive({"type": realtime.MEMBERSHIP_EVENT, "join": "chatgroup.1"}) is False
+    assert writer.receive({"type": realtime.LOGOUT_EVENT, "text": "account deactivated"}) is False
+    assert writer.pending == []
+
+
+def test_a_socket_that_went_loses_its_pushes_and_the_others_still_get_theirs():
+    async def scenario():
+        gone, alive = Socket(gone=True), Socket()
+        writers = [writer_of(gone, "gone"), writer_of(alive, "alive")]
+        for number in range(3):
+            for writer in writers:
+                writer.receive(realtime.frame_event(f"push {number}"))
+        await asyncio.sleep(0.01)
+        assert alive.texts == ["push 0", "push 1", "push 2"]
+        assert writers[0].pending == []
+
+    run(scenario())
