@@ -62,6 +62,16 @@ def merged(histogram: "Histogram | Mapping[int, int] | str | None", more: "Mappi
     return histogram
 
 
+def summed(texts: Iterable[str]) -> Histogram:
+    """The sum of rows' texts (`dumps`), read in one json.loads for them all: a year of an agent's
+    days adds up in a few milliseconds."""
+    total = [0] * SIZE
+    for first, *counts in json.loads("[" + ",".join(text for text in texts if text) + "]"):
+        end = first + len(counts)
+        total[first:end] = map(operator.add, total[first:end], counts)
+    return total
+
+
 def percentiles(histogram: "Histogram | Mapping[int, int]", fractions: Sequence[float]) -> list[float | None]:
     """percentile_cont of each fraction read from the histogram: the two ranks it lies between, each
     placed linearly inside its bucket, then interpolated between as percentile_cont does."""

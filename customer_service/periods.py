@@ -33,7 +33,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
-from django.db.models import Aggregate, BigIntegerField, Count, F, FloatField, Func, IntegerField, Q, QuerySet, Sum, Value
+from django.db.models import (Aggregate, BigIntegerField, Count, F, FloatField, Func, IntegerField, Max, Q, QuerySet, Sum,
+                              Value)
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -64,6 +65,9 @@ FIGURES = (
     "first_response_p50", "first_response_p90", "resolution_p50", "resolution_p90",
     "queue_wait_p50", "queue_wait_p90", "messages_customer", "messages_agent", "ratings", "rating_average",
 )
+PERCENTILES = tuple(name for name in FIGURES if name.endswith(("_p50", "_p90")))
+HISTOGRAMS = tuple(f"{name}_hist" for name in DURATIONS)
+KEPT_KEYS = {"day": ("day",), "agent": ("agent_key",), "agent_day": ("agent_key", "day"), "shop": ("shop_id",)}
 KEY_COLUMNS = {"day": ("day",), "agent": ("agent_uid", "agent_name"), "agent_day": ("day", "agent_uid", "agent_name"),
                "shop": ("shop_id", "shop_name")}
 
@@ -191,7 +195,7 @@ def _grouped(queryset: QuerySet, keys: dict[str, Any], counts: dict[str, Aggrega
         for name, (start, end) in durations.items() if bucketed else ():
             buckets = (queryset.filter(**{f"{end}__isnull": False})
                        .annotate(**keys, bucket=Bucket(Seconds(F(end), F(start)))).values(*names, "bucket")
-                       .order_by().annotate(count=Count("pk")))
+                       .order_by().annotate(count=Count("*")))
             for row in buckets.iterator(chunk_size=CHUNK):
                 out[tuple(row[key] for key in names)].setdefault(f"{name}_hist", Counter())[row["bucket"]] = row["count"]
         return out
@@ -209,10 +213,9 @@ def _grouped(queryset: QuerySet, keys: dict[str, Any], counts: dict[str, Aggrega
     return out
 
 
-def _sessions(shop_ids: list[int] | None, column: str, period: Period, agent_uid: int | None) -> QuerySet:
-    query = ServiceSession.objects.filter(**{f"{column}__gte": period.start, f"{column}__lt": period.end})
-    if shop_ids is not None:
-        query = query.filter(shop_id__in=shop_ids)
+def _sessions(shop_ids: list[int], column: str, period: Period, agent_uid: int | None) -> QuerySet:
+    query = ServiceSession.objects.filter(shop_id__in=shop_ids,
+                                          **{f"{column}__gte": period.start, f"{column}__lt": period.end})
     if agent_uid is not None:
         query = query.filter(agent_id=agent_uid)
     return query
@@ -229,32 +232,33 @@ def _keys(grouping: str, column: str, agent_column: str, zone: tzinfo) -> dict[s
     return {name: every[name] for name in wanted[grouping]}
 
 
-def _families(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None,
+def _families(shop_ids: list[int], period: Period, grouping: str, agent_uid: int | None,
               bucketed: bool) -> Iterator[dict[tuple, dict[str, Any]]]:
+    # COUNT(*), never COUNT(id): the ids are not in the reports' indexes, and counting them would read
+    # every row from the table instead of the index alone.
     zone = period.zone
 
     def sessions(column: str, counts: dict[str, Aggregate], durations: dict[str, tuple[str, str]]) -> dict:
         return _grouped(_sessions(shop_ids, column, period, agent_uid), _keys(grouping, column, "agent_id", zone),
                         counts, durations, bucketed)
 
-    yield sessions("created_at", {"sessions_started": Count("pk"), "sessions_answered": Count("first_response_at")},
+    yield sessions("created_at", {"sessions_started": Count("*"), "sessions_answered": Count("first_response_at")},
                    {"first_response": ("created_at", "first_response_at"),
                     "queue_wait": ("created_at", "first_assigned_at")})
-    yield sessions("closed_at", {"sessions_closed": Count("pk")}, {"resolution": ("created_at", "closed_at")})
-    yield sessions("rated_at", {"ratings": Count("pk"), "rating_sum": Sum("rating")}, {})
-    messages = Message.objects.filter(chat_type=ChatType.SERVICE, created_at__gte=period.start,
+    yield sessions("closed_at", {"sessions_closed": Count("*")}, {"resolution": ("created_at", "closed_at")})
+    yield sessions("rated_at", {"ratings": Count("*"), "rating_sum": Sum("rating")}, {})
+    messages = Message.objects.filter(chat_type=ChatType.SERVICE, shop_id__in=shop_ids, created_at__gte=period.start,
                                       created_at__lt=period.end)
-    messages = messages.filter(shop_id__in=shop_ids) if shop_ids is not None else messages.filter(shop_id__isnull=False)
     if grouping in PER_AGENT:  # an agent's own messages; the customers' are the shop's
         messages = messages.filter(sent_as=SentAs.SERVICE)
         if agent_uid is not None:
             messages = messages.filter(sender_id=agent_uid)
         yield _grouped(messages, _keys(grouping, "created_at", "sender_id", zone),
-                       {"messages_agent": Count("pk")}, {})
+                       {"messages_agent": Count("*")}, {})
     else:
         yield _grouped(messages, _keys(grouping, "created_at", "sender_id", zone),
-                       {"messages_customer": Count("pk", filter=Q(sent_as=SentAs.USER)),
-                        "messages_agent": Count("pk", filter=Q(sent_as=SentAs.SERVICE))}, {})
+                       {"messages_customer": Count("sent_as", filter=Q(sent_as=SentAs.USER)),
+                        "messages_agent": Count("sent_as", filter=Q(sent_as=SentAs.SERVICE))}, {})
 
 
 def _empty(grouping: str) -> dict[str, Any]:
@@ -292,6 +296,10 @@ def _report(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid
 
 def _live(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None,
           *, bucketed: bool) -> dict[tuple, dict[str, Any]]:
+    if shop_ids is None:
+        # Every shop by their ids: no index has the time first, and with the ids the planner reads
+        # each shop's range of its (shop, time) index rather than the whole table.
+        shop_ids = list(Shop.objects.values_list("pk", flat=True))
     rows: dict[tuple, dict[str, Any]] = {}
     for family in _families(shop_ids, period, grouping, agent_uid, bucketed):
         for key, figures in family.items():
@@ -343,7 +351,9 @@ def settled_split(period: Period, now: datetime | None = None) -> tuple[Period |
 
 
 def _kept(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None) -> dict[tuple, dict]:
-    """The kept rows of the period (filled first where missing), summed per the grouping's key."""
+    """The kept rows of the period (filled first where missing), summed per the grouping's key: the
+    sums in SQL; the histograms, where rows combine (or the live days may add to them), summed from
+    the rows' texts in one parse per key."""
     fill(shop_ids, period)
     query = ReportFigures.objects.filter(zone=str(period.zone), day__gte=period.since, day__lte=period.until)
     if shop_ids is not None:
@@ -352,14 +362,29 @@ def _kept(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: 
         query = query.filter(agent_key=agent_uid) if agent_uid is not None else query.filter(agent_key__gte=0)
     else:
         query = query.filter(agent_key=ALL)
-    stored = (*SUMS, *(name for name in FIGURES if name.endswith(("_p50", "_p90"))),
-              *(f"{name}_hist" for name in DURATIONS))
-    key_of = {"day": lambda row: (row["day"],), "shop": lambda row: (row["shop_id"],),
-              "agent": lambda row: (row["agent_key"],), "agent_day": lambda row: (row["agent_key"], row["day"])}[grouping]
+    keys = KEPT_KEYS[grouping]
     rows: dict[tuple, dict[str, Any]] = {}
-    for row in query.values("shop_id", "day", "agent_key", *stored).iterator(chunk_size=CHUNK):
-        key = key_of(row)
-        _add(rows, key, {**_empty(grouping), **{name: row[name] for name in stored}})
+    combined = set()
+    for row in (query.values(*keys).order_by()
+                .annotate(kept_rows=Count("*"), **{name: Sum(name) for name in SUMS},
+                          **{name: Max(name) for name in PERCENTILES}).iterator(chunk_size=CHUNK)):
+        key = tuple(row[name] for name in keys)
+        rows[key] = figures = {**_empty(grouping), **{name: row[name] for name in SUMS}}
+        if row["kept_rows"] == 1:
+            figures.update({name: row[name] for name in PERCENTILES})  # one kept day: its own
+        else:
+            combined.add(key)
+    wanted = rows.keys() if grouping in ("agent", "shop") else combined
+    if wanted:
+        texts: dict[tuple, list[list[str]]] = {}
+        width = len(keys)
+        for row in query.values_list(*keys, *HISTOGRAMS).iterator(chunk_size=CHUNK):
+            texts.setdefault(row[:width], [[] for _ in HISTOGRAMS])
+            for kept_texts, text in zip(texts[row[:width]], row[width:]):
+                kept_texts.append(text)
+        for key in wanted:
+            rows[key].update(zip(HISTOGRAMS, map(histograms.summed, texts[key])))
+            rows[key]["merged"] = key in combined
     return rows
 
 
