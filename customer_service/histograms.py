@@ -36,26 +36,24 @@ def of(values: Iterable[float]) -> Counter:
     return Counter(bucket(value) for value in values)
 
 
-def dumps(histogram: Mapping[int, int]) -> str:
+def dumps(histogram: "Histogram | Mapping[int, int]") -> str:
     """Compact text for a row: [first bucket, its count, the next bucket's, ..., the last bucket's]."""
-    used = [index for index, count in histogram.items() if count]
+    pairs = enumerate(histogram) if isinstance(histogram, list) else histogram.items()
+    used = [index for index, count in pairs if count]
     if not used:
         return ""
     first, last = min(used), max(used)
-    return json.dumps([first, *(histogram.get(index, 0) for index in range(first, last + 1))], separators=(",", ":"))
+    counts = histogram[first:last + 1] if isinstance(histogram, list) else [histogram.get(index, 0)
+                                                                            for index in range(first, last + 1)]
+    return json.dumps([first, *counts], separators=(",", ":"))
 
 
-def merged(histogram: "Histogram | Mapping[int, int] | str | None", more: "Mapping[int, int] | str | None") -> Histogram:
-    """`histogram` (a Histogram is added to in place) plus `more` (a row's text or a Counter); adding a
-    row's text is one slice addition, so a year of an agent's days merges quickly."""
+def merged(histogram: "Histogram | Mapping[int, int] | None", more: "Histogram | Mapping[int, int] | None") -> Histogram:
+    """`histogram` (a Histogram is added to in place) plus `more`."""
     if not isinstance(histogram, list):
         histogram = merged([0] * SIZE, histogram) if histogram else [0] * SIZE
-    if isinstance(more, str):
-        if more:
-            numbers = json.loads(more)
-            first, counts = numbers[0], numbers[1:]
-            end = first + len(counts)
-            histogram[first:end] = map(operator.add, histogram[first:end], counts)
+    if isinstance(more, list):
+        histogram[:] = map(operator.add, histogram, more)
     elif more:
         for index, count in more.items():
             histogram[index] += count

@@ -14,11 +14,13 @@ Finished days are kept: a day that ended more than IM_REPORT_SETTLED_SECONDS ago
 the first report that covers it computes its figures once per (shop, day, agent) into ReportFigures
 (the same queries, grouped by shop, agent and day, a month at a time, inserted ON CONFLICT DO
 NOTHING; ReportDay marks the days done) and later reports read those rows; the last days are
-computed live. Counts add up exactly; a row made of one kept day (per day, per agent and day, of one
-shop) has that day's exact percentiles, and any row over several (per agent or per shop over a
-range, several shops' day) reads its p50/p90 from the days' summed histograms (histograms.py: off
-by at most one bucket, 12.2 %). Kept figures are history: deleting messages or users later does not
-change them.
+computed live. A whole month of kept days is summed once more per (shop, month, agent) into
+ReportMonthFigures (ReportMonth marks it), so a row over many days (per agent, per shop) adds up about
+12 rows a year and the days around them, the sums in SQL. Counts add up exactly; a row made of one
+kept day (per day, per agent and day, of one shop; an agent's only day in the period) has that day's
+exact percentiles, and any row over several (per agent or per shop over a range, several shops' day)
+reads its p50/p90 from the days' summed histograms (histograms.py: off by at most one bucket,
+12.2 %). Kept figures are history: deleting messages or users later does not change them.
 """
 
 import re
@@ -41,7 +43,7 @@ from django.utils import timezone
 from accounts.models import User
 from chat.models import ChatType, Message, SentAs
 from customer_service import histograms
-from customer_service.models import ReportDay, ReportFigures, ServiceSession, Shop
+from customer_service.models import ReportDay, ReportFigures, ReportMonth, ReportMonthFigures, ServiceSession, Shop
 from imchat.errors import bad_request
 from imchat.sql import bounded
 
@@ -272,8 +274,9 @@ def period_report(*, shop_ids: list[int] | None, period: Period, grouping: str,
                   agent_uid: int | None = None) -> list[dict[str, Any]]:
     """The rows of a report: `grouping` "day" (every day of the period, empty ones too), "agent",
     "agent_day" or "shop" (shops with activity); shop_ids None: every shop; agent_uid: that agent's
-    sessions and messages only. Kept days from ReportFigures (computed first if missing), the rest in
-    four queries whatever the size, under IM_REPORT_TIMEOUT_MS on PostgreSQL."""
+    sessions and messages only. Kept days and months from ReportFigures and ReportMonthFigures
+    (computed first if missing), the rest in four queries whatever the size (a histogram query more
+    per duration where they add to kept rows), under IM_REPORT_TIMEOUT_MS on PostgreSQL."""
     return bounded(lambda: _report(shop_ids, period, grouping, agent_uid), timeout_ms=settings.IM_REPORT_TIMEOUT_MS,
                    refusal=lambda: bad_request("since: too much to report in time; ask for fewer days"))
 
@@ -351,60 +354,84 @@ def settled_split(period: Period, now: datetime | None = None) -> tuple[Period |
 
 
 def _kept(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None) -> dict[tuple, dict]:
-    """The kept rows of the period (filled first where missing), summed per the grouping's key: the
-    sums in SQL; the histograms, where rows combine (or the live days may add to them), summed from
-    the rows' texts in one parse per key."""
+    """The kept rows of the period (kept first where missing), summed per the grouping's key. A row
+    over days ("agent", "shop") reads the period's whole months from ReportMonthFigures and only the
+    days around them from ReportFigures."""
     fill(shop_ids, period)
-    query = ReportFigures.objects.filter(zone=str(period.zone), day__gte=period.since, day__lte=period.until)
-    if shop_ids is not None:
-        query = query.filter(shop_id__in=shop_ids)
-    if grouping in PER_AGENT:
-        query = query.filter(agent_key=agent_uid) if agent_uid is not None else query.filter(agent_key__gte=0)
-    else:
-        query = query.filter(agent_key=ALL)
+    zone = str(period.zone)
+
+    def narrowed(query: QuerySet) -> QuerySet:
+        query = query.filter(zone=zone) if shop_ids is None else query.filter(zone=zone, shop_id__in=shop_ids)
+        if grouping in PER_AGENT:
+            return query.filter(agent_key=agent_uid) if agent_uid is not None else query.filter(agent_key__gte=0)
+        return query.filter(agent_key=ALL)
+
     keys = KEPT_KEYS[grouping]
+    over_days = grouping in ("agent", "shop")  # every row may add live days too: all need their histograms
+    days = narrowed(ReportFigures.objects.filter(day__gte=period.since, day__lte=period.until))
+    months = _whole_months(period) if over_days else []
+    rows = {}
+    if months:
+        start, end = months[0], _next_month(months[-1])
+        days = days.filter(Q(day__lt=start) | Q(day__gte=end))
+        rows = _summed(narrowed(ReportMonthFigures.objects.filter(month__gte=start, month__lt=end)), keys,
+                       every=True)
+    for key, figures in _summed(days, keys, every=over_days).items():
+        _add(rows, key, figures)
+    return {key: {**_empty(grouping), **figures} for key, figures in rows.items()}
+
+
+def _summed(query: QuerySet, keys: Sequence[str], *, every: bool) -> dict[tuple, dict[str, Any]]:
+    """Kept rows summed per `keys`: the sums in SQL; a key of one row has that row's percentiles, a
+    key of several is "merged" (its percentiles read from its summed histograms). The histograms of
+    every key (`every`) or of the merged ones only, each key's texts parsed in one go."""
     rows: dict[tuple, dict[str, Any]] = {}
     combined = set()
     for row in (query.values(*keys).order_by()
                 .annotate(kept_rows=Count("*"), **{name: Sum(name) for name in SUMS},
                           **{name: Max(name) for name in PERCENTILES}).iterator(chunk_size=CHUNK)):
         key = tuple(row[name] for name in keys)
-        rows[key] = figures = {**_empty(grouping), **{name: row[name] for name in SUMS}}
+        rows[key] = {name: row[name] for name in SUMS}
         if row["kept_rows"] == 1:
-            figures.update({name: row[name] for name in PERCENTILES})  # one kept day: its own
+            rows[key].update({name: row[name] for name in PERCENTILES})  # one kept row: its own
         else:
             combined.add(key)
-    wanted = rows.keys() if grouping in ("agent", "shop") else combined
+    wanted = rows.keys() if every else combined
     if wanted:
         texts: dict[tuple, list[list[str]]] = {}
         width = len(keys)
         for row in query.values_list(*keys, *HISTOGRAMS).iterator(chunk_size=CHUNK):
-            texts.setdefault(row[:width], [[] for _ in HISTOGRAMS])
-            for kept_texts, text in zip(texts[row[:width]], row[width:]):
+            for kept_texts, text in zip(texts.setdefault(row[:width], [[] for _ in HISTOGRAMS]), row[width:]):
                 kept_texts.append(text)
         for key in wanted:
-            rows[key].update(zip(HISTOGRAMS, map(histograms.summed, texts[key])))
-            rows[key]["merged"] = key in combined
+            rows[key].update(zip(HISTOGRAMS, map(histograms.summed, texts[key])), merged=key in combined)
     return rows
 
 
 def fill(shop_ids: list[int] | None, period: Period) -> None:
-    """Keep the period's days not kept yet for these shops (None: every shop), a month at a time; each
-    month in one transaction, its rows inserted ON CONFLICT DO NOTHING: a concurrent fill of the same
-    days writes the same figures, whichever lands first stays."""
+    """Keep the period's days not kept yet for these shops (None: every shop), a month at a time, then
+    sum its whole months not summed yet; each month in one transaction, its rows inserted ON CONFLICT
+    DO NOTHING: a concurrent fill of the same days writes the same figures, whichever lands first
+    stays."""
     zone = str(period.zone)
     scopes = list(shop_ids) if shop_ids is not None else [0]
     done = set(ReportDay.objects.filter(Q(scope__in=scopes) | Q(scope=0), zone=zone, day__gte=period.since,
                                         day__lte=period.until).values_list("scope", "day"))
     missing = sorted({day for day in period.days() for scope in scopes
                       if (scope, day) not in done and (0, day) not in done})
-    if not missing:
-        return
-    first = missing[0]
-    while first <= missing[-1]:
-        last = min(first + timedelta(days=FILL_DAYS - 1), missing[-1])
-        _fill_days(shop_ids, scopes, Period(first, last, period.zone))
-        first = last + timedelta(days=1)
+    if missing:
+        first = missing[0]
+        while first <= missing[-1]:
+            last = min(first + timedelta(days=FILL_DAYS - 1), missing[-1])
+            _fill_days(shop_ids, scopes, Period(first, last, period.zone))
+            first = last + timedelta(days=1)
+    months = _whole_months(period)
+    summed = set(ReportMonth.objects.filter(Q(scope__in=scopes) | Q(scope=0), zone=zone,
+                                            month__in=months).values_list("scope", "month"))
+    for month in months:
+        unsummed = [scope for scope in scopes if (scope, month) not in summed and (0, month) not in summed]
+        if unsummed:
+            _sum_month(unsummed, zone, month)
 
 
 def _fill_days(shop_ids: list[int] | None, scopes: list[int], period: Period) -> None:
@@ -415,12 +442,45 @@ def _fill_days(shop_ids: list[int] | None, scopes: list[int], period: Period) ->
             rows.append(ReportFigures(
                 shop_id=key[0], zone=zone, day=key[-1], agent_key=ALL if grouping == "shop_day" else key[1],
                 **{name: figures.get(name) or 0 for name in SUMS},
-                **{name: figures.get(name) for name in FIGURES if name.endswith(("_p50", "_p90"))},
-                **{f"{name}_hist": histograms.dumps(figures.get(f"{name}_hist") or {}) for name in DURATIONS}))
+                **{name: figures.get(name) for name in PERCENTILES},
+                **{name: histograms.dumps(figures.get(name) or {}) for name in HISTOGRAMS}))
     with transaction.atomic():
         ReportFigures.objects.bulk_create(rows, batch_size=CHUNK, ignore_conflicts=True)
         ReportDay.objects.bulk_create([ReportDay(scope=scope, zone=zone, day=day) for scope in scopes
                                        for day in period.days()], batch_size=CHUNK, ignore_conflicts=True)
+
+
+def _sum_month(scopes: list[int], zone: str, month: date) -> None:
+    """ReportMonthFigures of a month whose days are all kept for these scopes (0: every shop)."""
+    days = ReportFigures.objects.filter(zone=zone, day__gte=month, day__lt=_next_month(month))
+    if scopes != [0]:
+        days = days.filter(shop_id__in=scopes)
+    rows = []
+    for (shop_id, agent_key), figures in _summed(days, ("shop_id", "agent_key"), every=True).items():
+        if figures.pop("merged"):
+            for name in DURATIONS:
+                figures.update(_percentile_fields(name, histograms.percentiles(figures[f"{name}_hist"], FRACTIONS)))
+        rows.append(ReportMonthFigures(shop_id=shop_id, zone=zone, month=month, agent_key=agent_key,
+                                       **{name: figures[name] for name in (*SUMS, *PERCENTILES)},
+                                       **{name: histograms.dumps(figures[name]) for name in HISTOGRAMS}))
+    with transaction.atomic():
+        ReportMonthFigures.objects.bulk_create(rows, batch_size=CHUNK, ignore_conflicts=True)
+        ReportMonth.objects.bulk_create([ReportMonth(scope=scope, zone=zone, month=month) for scope in scopes],
+                                        ignore_conflicts=True)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _whole_months(period: Period) -> list[date]:
+    """The first days of the months that lie wholly in the period."""
+    month = period.since if period.since.day == 1 else _next_month(period.since)
+    months = []
+    while _next_month(month) <= period.until + timedelta(days=1):
+        months.append(month)
+        month = _next_month(month)
+    return months
 
 
 def _labelled(grouping: str, rows: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:

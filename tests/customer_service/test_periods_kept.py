@@ -151,10 +151,13 @@ def test_buckets_hold_their_values_and_add_up():
         low, high = histograms.bounds(histograms.bucket(value))
         assert low <= value < high
     assert histograms.bucket(10.0 ** 12) == histograms.SIZE - 1
-    total = histograms.merged(histograms.dumps(histograms.of([1, 2, 3])), histograms.dumps(histograms.of([3, 400])))
+    total = histograms.summed([histograms.dumps(histograms.of([1, 2, 3])), "", histograms.dumps(histograms.of([3, 400]))])
     total = histograms.merged(total, histograms.of([5000]))
-    assert histograms.merged(total, "") == histograms.merged(None, histograms.of([1, 2, 3, 3, 400, 5000]))
-    assert histograms.dumps({}) == "" and histograms.merged(None, None) == [0] * histograms.SIZE
+    assert histograms.merged(total, None) == histograms.merged(None, histograms.of([1, 2, 3, 3, 400, 5000]))
+    assert histograms.merged(list(total), total) == [count * 2 for count in total]
+    assert histograms.dumps(total) == histograms.dumps(histograms.of([1, 2, 3, 3, 400, 5000]))
+    assert histograms.dumps({}) == histograms.dumps([0] * histograms.SIZE) == ""
+    assert histograms.summed([]) == histograms.merged(None, None) == [0] * histograms.SIZE
 
 
 @pytest.mark.parametrize("seed", range(5))
