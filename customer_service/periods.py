@@ -35,8 +35,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
-from django.db.models import (Aggregate, BigIntegerField, Count, F, FloatField, Func, IntegerField, Max, Q, QuerySet, Sum,
-                              Value)
+from django.db.models import (Aggregate, BigIntegerField, Count, F, FloatField, Func, IntegerField, Max, Q, QuerySet,
+                              Sum, Value)
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
