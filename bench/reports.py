@@ -11,7 +11,8 @@ shop 1 (Asia/Shanghai, 40 agents) with `--sessions` sessions spread over the 365
 a tenth as many sessions between them; then VACUUM ANALYZE (index-only scans need the visibility
 map, which autovacuum keeps in production). Then it times customer_service.periods.period_report
 (all of it: the queries, the merge, the names) for the whole year: first the report that keeps the
-year's settled days (ReportFigures; once in the shop's zone, once in UTC for every shop), then per
+year's settled days and sums its whole months (ReportFigures, ReportMonthFigures; once in the shop's
+zone, once in UTC for every shop), then per
 day, per agent, per agent and day of shop 1, and per shop over every shop; median of three runs,
 and each SQL statement's EXPLAIN ANALYZE access path.
 """

@@ -36,30 +36,36 @@ def of(values: Iterable[float]) -> Counter:
     return Counter(bucket(value) for value in values)
 
 
-def dumps(histogram: Mapping[int, int]) -> str:
+def dumps(histogram: "Histogram | Mapping[int, int]") -> str:
     """Compact text for a row: [first bucket, its count, the next bucket's, ..., the last bucket's]."""
-    used = [index for index, count in histogram.items() if count]
+    counts = histogram if isinstance(histogram, list) else merged(None, histogram)
+    used = [index for index, count in enumerate(counts) if count]
     if not used:
         return ""
-    first, last = min(used), max(used)
-    return json.dumps([first, *(histogram.get(index, 0) for index in range(first, last + 1))], separators=(",", ":"))
+    return json.dumps([used[0], *counts[used[0]:used[-1] + 1]], separators=(",", ":"))
 
 
-def merged(histogram: "Histogram | Mapping[int, int] | str | None", more: "Mapping[int, int] | str | None") -> Histogram:
-    """`histogram` (a Histogram is added to in place) plus `more` (a row's text or a Counter); adding a
-    row's text is one slice addition, so a year of an agent's days merges quickly."""
+def merged(histogram: "Histogram | Mapping[int, int] | None",
+           more: "Histogram | Mapping[int, int] | None") -> Histogram:
+    """`histogram` (a Histogram is added to in place) plus `more`."""
     if not isinstance(histogram, list):
         histogram = merged([0] * SIZE, histogram) if histogram else [0] * SIZE
-    if isinstance(more, str):
-        if more:
-            numbers = json.loads(more)
-            first, counts = numbers[0], numbers[1:]
-            end = first + len(counts)
-            histogram[first:end] = map(operator.add, histogram[first:end], counts)
+    if isinstance(more, list):
+        histogram[:] = map(operator.add, histogram, more)
     elif more:
         for index, count in more.items():
             histogram[index] += count
     return histogram
+
+
+def summed(texts: Iterable[str]) -> Histogram:
+    """The sum of rows' texts (`dumps`), read in one json.loads for them all: a year of an agent's
+    days adds up in about a millisecond."""
+    total = [0] * SIZE
+    for first, *counts in json.loads("[" + ",".join(text for text in texts if text) + "]"):
+        end = first + len(counts)
+        total[first:end] = map(operator.add, total[first:end], counts)
+    return total
 
 
 def percentiles(histogram: "Histogram | Mapping[int, int]", fractions: Sequence[float]) -> list[float | None]:

@@ -363,15 +363,11 @@ class ReportDay(models.Model):
         constraints = [models.UniqueConstraint(fields=["scope", "zone", "day"], name="report_day_unique")]
 
 
-class ReportFigures(models.Model):
-    """A finished day's report figures of one shop and agent (agent_key 0: no agent; -1: the whole
-    shop, with its customers' messages and the day's own exact percentiles). Sums add up across days;
-    the histograms (customer_service/histograms.py) give percentiles over several."""
+class ReportTotals(models.Model):
+    """Report figures kept for a shop and agent over a day (ReportFigures) or a month
+    (ReportMonthFigures): sums that add up across rows, the row's p50/p90, and the histograms of
+    durations (customer_service/histograms.py) that give percentiles over several rows."""
 
-    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+", db_index=False)
-    zone = models.CharField(max_length=64)
-    day = models.DateField()
-    agent_key = models.BigIntegerField()
     sessions_started = models.IntegerField(default=0)
     sessions_answered = models.IntegerField(default=0)
     sessions_closed = models.IntegerField(default=0)
@@ -390,6 +386,47 @@ class ReportFigures(models.Model):
     queue_wait_hist = models.TextField(default="")
 
     class Meta:
+        abstract = True
+
+
+class ReportFigures(ReportTotals):
+    """A finished day's report figures of one shop and agent (agent_key 0: no agent; -1: the whole
+    shop, with its customers' messages and the day's own exact percentiles)."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+", db_index=False)
+    zone = models.CharField(max_length=64)
+    day = models.DateField()
+    agent_key = models.BigIntegerField()
+
+    class Meta:
         constraints = [models.UniqueConstraint(fields=["shop", "zone", "day", "agent_key"],
                                                name="report_figures_unique")]
         indexes = [models.Index(fields=["zone", "day"], name="report_figures_day")]
+
+
+class ReportMonth(models.Model):
+    """A month whose days' figures are summed in ReportMonthFigures (scope and zone as ReportDay's;
+    `month` its first day)."""
+
+    scope = models.BigIntegerField()
+    zone = models.CharField(max_length=64)
+    month = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "zone", "month"], name="report_month_unique")]
+
+
+class ReportMonthFigures(ReportTotals):
+    """A kept month of one shop and agent (agent_key as ReportFigures'): its days' ReportFigures summed,
+    so a report over a year adds up 12 rows per agent rather than 365. Its p50/p90 are the day's own
+    when the agent has one day in the month, else read from the summed histograms."""
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="+", db_index=False)
+    zone = models.CharField(max_length=64)
+    month = models.DateField()
+    agent_key = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["shop", "zone", "month", "agent_key"],
+                                               name="report_month_figures_unique")]
+        indexes = [models.Index(fields=["zone", "month"], name="report_month_figures_month")]

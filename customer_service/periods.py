@@ -14,11 +14,13 @@ Finished days are kept: a day that ended more than IM_REPORT_SETTLED_SECONDS ago
 the first report that covers it computes its figures once per (shop, day, agent) into ReportFigures
 (the same queries, grouped by shop, agent and day, a month at a time, inserted ON CONFLICT DO
 NOTHING; ReportDay marks the days done) and later reports read those rows; the last days are
-computed live. Counts add up exactly; a row made of one kept day (per day, per agent and day, of one
-shop) has that day's exact percentiles, and any row over several (per agent or per shop over a
-range, several shops' day) reads its p50/p90 from the days' summed histograms (histograms.py: off
-by at most one bucket, 12.2 %). Kept figures are history: deleting messages or users later does not
-change them.
+computed live. A whole month of kept days is summed once more per (shop, month, agent) into
+ReportMonthFigures (ReportMonth marks it), so a row over many days (per agent, per shop) adds up about
+12 rows a year and the days around them, the sums in SQL. Counts add up exactly; a row made of one
+kept day (per day, per agent and day, of one shop; an agent's only day in the period) has that day's
+exact percentiles, and any row over several (per agent or per shop over a range, several shops' day)
+reads its p50/p90 from the days' summed histograms (histograms.py: off by at most one bucket,
+12.2 %). Kept figures are history: deleting messages or users later does not change them.
 """
 
 import re
@@ -33,14 +35,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
-from django.db.models import Aggregate, BigIntegerField, Count, F, FloatField, Func, IntegerField, Q, QuerySet, Sum, Value
+from django.db.models import (Aggregate, BigIntegerField, Count, F, FloatField, Func, IntegerField, Max, Q, QuerySet,
+                              Sum, Value)
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from accounts.models import User
 from chat.models import ChatType, Message, SentAs
 from customer_service import histograms
-from customer_service.models import ReportDay, ReportFigures, ServiceSession, Shop
+from customer_service.models import ReportDay, ReportFigures, ReportMonth, ReportMonthFigures, ServiceSession, Shop
 from imchat.errors import bad_request
 from imchat.sql import bounded
 
@@ -64,6 +67,9 @@ FIGURES = (
     "first_response_p50", "first_response_p90", "resolution_p50", "resolution_p90",
     "queue_wait_p50", "queue_wait_p90", "messages_customer", "messages_agent", "ratings", "rating_average",
 )
+PERCENTILES = tuple(name for name in FIGURES if name.endswith(("_p50", "_p90")))
+HISTOGRAMS = tuple(f"{name}_hist" for name in DURATIONS)
+KEPT_KEYS = {"day": ("day",), "agent": ("agent_key",), "agent_day": ("agent_key", "day"), "shop": ("shop_id",)}
 KEY_COLUMNS = {"day": ("day",), "agent": ("agent_uid", "agent_name"), "agent_day": ("day", "agent_uid", "agent_name"),
                "shop": ("shop_id", "shop_name")}
 
@@ -191,7 +197,7 @@ def _grouped(queryset: QuerySet, keys: dict[str, Any], counts: dict[str, Aggrega
         for name, (start, end) in durations.items() if bucketed else ():
             buckets = (queryset.filter(**{f"{end}__isnull": False})
                        .annotate(**keys, bucket=Bucket(Seconds(F(end), F(start)))).values(*names, "bucket")
-                       .order_by().annotate(count=Count("pk")))
+                       .order_by().annotate(count=Count("*")))
             for row in buckets.iterator(chunk_size=CHUNK):
                 out[tuple(row[key] for key in names)].setdefault(f"{name}_hist", Counter())[row["bucket"]] = row["count"]
         return out
@@ -209,10 +215,9 @@ def _grouped(queryset: QuerySet, keys: dict[str, Any], counts: dict[str, Aggrega
     return out
 
 
-def _sessions(shop_ids: list[int] | None, column: str, period: Period, agent_uid: int | None) -> QuerySet:
-    query = ServiceSession.objects.filter(**{f"{column}__gte": period.start, f"{column}__lt": period.end})
-    if shop_ids is not None:
-        query = query.filter(shop_id__in=shop_ids)
+def _sessions(shop_ids: list[int], column: str, period: Period, agent_uid: int | None) -> QuerySet:
+    query = ServiceSession.objects.filter(shop_id__in=shop_ids,
+                                          **{f"{column}__gte": period.start, f"{column}__lt": period.end})
     if agent_uid is not None:
         query = query.filter(agent_id=agent_uid)
     return query
@@ -229,32 +234,33 @@ def _keys(grouping: str, column: str, agent_column: str, zone: tzinfo) -> dict[s
     return {name: every[name] for name in wanted[grouping]}
 
 
-def _families(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None,
+def _families(shop_ids: list[int], period: Period, grouping: str, agent_uid: int | None,
               bucketed: bool) -> Iterator[dict[tuple, dict[str, Any]]]:
+    # COUNT(*), never COUNT(id): the ids are not in the reports' indexes, and counting them would read
+    # every row from the table instead of the index alone.
     zone = period.zone
 
     def sessions(column: str, counts: dict[str, Aggregate], durations: dict[str, tuple[str, str]]) -> dict:
         return _grouped(_sessions(shop_ids, column, period, agent_uid), _keys(grouping, column, "agent_id", zone),
                         counts, durations, bucketed)
 
-    yield sessions("created_at", {"sessions_started": Count("pk"), "sessions_answered": Count("first_response_at")},
+    yield sessions("created_at", {"sessions_started": Count("*"), "sessions_answered": Count("first_response_at")},
                    {"first_response": ("created_at", "first_response_at"),
                     "queue_wait": ("created_at", "first_assigned_at")})
-    yield sessions("closed_at", {"sessions_closed": Count("pk")}, {"resolution": ("created_at", "closed_at")})
-    yield sessions("rated_at", {"ratings": Count("pk"), "rating_sum": Sum("rating")}, {})
-    messages = Message.objects.filter(chat_type=ChatType.SERVICE, created_at__gte=period.start,
+    yield sessions("closed_at", {"sessions_closed": Count("*")}, {"resolution": ("created_at", "closed_at")})
+    yield sessions("rated_at", {"ratings": Count("*"), "rating_sum": Sum("rating")}, {})
+    messages = Message.objects.filter(chat_type=ChatType.SERVICE, shop_id__in=shop_ids, created_at__gte=period.start,
                                       created_at__lt=period.end)
-    messages = messages.filter(shop_id__in=shop_ids) if shop_ids is not None else messages.filter(shop_id__isnull=False)
     if grouping in PER_AGENT:  # an agent's own messages; the customers' are the shop's
         messages = messages.filter(sent_as=SentAs.SERVICE)
         if agent_uid is not None:
             messages = messages.filter(sender_id=agent_uid)
         yield _grouped(messages, _keys(grouping, "created_at", "sender_id", zone),
-                       {"messages_agent": Count("pk")}, {})
+                       {"messages_agent": Count("*")}, {})
     else:
         yield _grouped(messages, _keys(grouping, "created_at", "sender_id", zone),
-                       {"messages_customer": Count("pk", filter=Q(sent_as=SentAs.USER)),
-                        "messages_agent": Count("pk", filter=Q(sent_as=SentAs.SERVICE))}, {})
+                       {"messages_customer": Count("sent_as", filter=Q(sent_as=SentAs.USER)),
+                        "messages_agent": Count("sent_as", filter=Q(sent_as=SentAs.SERVICE))}, {})
 
 
 def _empty(grouping: str) -> dict[str, Any]:
@@ -268,8 +274,9 @@ def period_report(*, shop_ids: list[int] | None, period: Period, grouping: str,
                   agent_uid: int | None = None) -> list[dict[str, Any]]:
     """The rows of a report: `grouping` "day" (every day of the period, empty ones too), "agent",
     "agent_day" or "shop" (shops with activity); shop_ids None: every shop; agent_uid: that agent's
-    sessions and messages only. Kept days from ReportFigures (computed first if missing), the rest in
-    four queries whatever the size, under IM_REPORT_TIMEOUT_MS on PostgreSQL."""
+    sessions and messages only. Kept days and months from ReportFigures and ReportMonthFigures
+    (computed first if missing), the rest in four queries whatever the size (a histogram query more
+    per duration where they add to kept rows), under IM_REPORT_TIMEOUT_MS on PostgreSQL."""
     return bounded(lambda: _report(shop_ids, period, grouping, agent_uid), timeout_ms=settings.IM_REPORT_TIMEOUT_MS,
                    refusal=lambda: bad_request("since: too much to report in time; ask for fewer days"))
 
@@ -292,6 +299,10 @@ def _report(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid
 
 def _live(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None,
           *, bucketed: bool) -> dict[tuple, dict[str, Any]]:
+    if shop_ids is None:
+        # Every shop by their ids: no index has the time first, and with the ids the planner reads
+        # each shop's range of its (shop, time) index rather than the whole table.
+        shop_ids = list(Shop.objects.values_list("pk", flat=True))
     rows: dict[tuple, dict[str, Any]] = {}
     for family in _families(shop_ids, period, grouping, agent_uid, bucketed):
         for key, figures in family.items():
@@ -343,43 +354,84 @@ def settled_split(period: Period, now: datetime | None = None) -> tuple[Period |
 
 
 def _kept(shop_ids: list[int] | None, period: Period, grouping: str, agent_uid: int | None) -> dict[tuple, dict]:
-    """The kept rows of the period (filled first where missing), summed per the grouping's key."""
+    """The kept rows of the period (kept first where missing), summed per the grouping's key. A row
+    over days ("agent", "shop") reads the period's whole months from ReportMonthFigures and only the
+    days around them from ReportFigures."""
     fill(shop_ids, period)
-    query = ReportFigures.objects.filter(zone=str(period.zone), day__gte=period.since, day__lte=period.until)
-    if shop_ids is not None:
-        query = query.filter(shop_id__in=shop_ids)
-    if grouping in PER_AGENT:
-        query = query.filter(agent_key=agent_uid) if agent_uid is not None else query.filter(agent_key__gte=0)
-    else:
-        query = query.filter(agent_key=ALL)
-    stored = (*SUMS, *(name for name in FIGURES if name.endswith(("_p50", "_p90"))),
-              *(f"{name}_hist" for name in DURATIONS))
-    key_of = {"day": lambda row: (row["day"],), "shop": lambda row: (row["shop_id"],),
-              "agent": lambda row: (row["agent_key"],), "agent_day": lambda row: (row["agent_key"], row["day"])}[grouping]
+    zone = str(period.zone)
+
+    def narrowed(query: QuerySet) -> QuerySet:
+        query = query.filter(zone=zone) if shop_ids is None else query.filter(zone=zone, shop_id__in=shop_ids)
+        if grouping in PER_AGENT:
+            return query.filter(agent_key=agent_uid) if agent_uid is not None else query.filter(agent_key__gte=0)
+        return query.filter(agent_key=ALL)
+
+    keys = KEPT_KEYS[grouping]
+    over_days = grouping in ("agent", "shop")  # every row may add live days too: all need their histograms
+    days = narrowed(ReportFigures.objects.filter(day__gte=period.since, day__lte=period.until))
+    months = _whole_months(period) if over_days else []
+    rows = {}
+    if months:
+        start, end = months[0], _next_month(months[-1])
+        days = days.filter(Q(day__lt=start) | Q(day__gte=end))
+        rows = _summed(narrowed(ReportMonthFigures.objects.filter(month__gte=start, month__lt=end)), keys,
+                       every=True)
+    for key, figures in _summed(days, keys, every=over_days).items():
+        _add(rows, key, figures)
+    return {key: {**_empty(grouping), **figures} for key, figures in rows.items()}
+
+
+def _summed(query: QuerySet, keys: Sequence[str], *, every: bool) -> dict[tuple, dict[str, Any]]:
+    """Kept rows summed per `keys`: the sums in SQL; a key of one row has that row's percentiles, a
+    key of several is "merged" (its percentiles read from its summed histograms). The histograms of
+    every key (`every`) or of the merged ones only, each key's texts parsed in one go."""
     rows: dict[tuple, dict[str, Any]] = {}
-    for row in query.values("shop_id", "day", "agent_key", *stored).iterator(chunk_size=CHUNK):
-        key = key_of(row)
-        _add(rows, key, {**_empty(grouping), **{name: row[name] for name in stored}})
+    combined = set()
+    for row in (query.values(*keys).order_by()
+                .annotate(kept_rows=Count("*"), **{name: Sum(name) for name in SUMS},
+                          **{name: Max(name) for name in PERCENTILES}).iterator(chunk_size=CHUNK)):
+        key = tuple(row[name] for name in keys)
+        rows[key] = {name: row[name] for name in SUMS}
+        if row["kept_rows"] == 1:
+            rows[key].update({name: row[name] for name in PERCENTILES})  # one kept row: its own
+        else:
+            combined.add(key)
+    wanted = rows.keys() if every else combined
+    if wanted:
+        texts: dict[tuple, list[list[str]]] = {}
+        width = len(keys)
+        for row in query.values_list(*keys, *HISTOGRAMS).iterator(chunk_size=CHUNK):
+            for kept_texts, text in zip(texts.setdefault(row[:width], [[] for _ in HISTOGRAMS]), row[width:]):
+                kept_texts.append(text)
+        for key in wanted:
+            rows[key].update(zip(HISTOGRAMS, map(histograms.summed, texts[key])), merged=key in combined)
     return rows
 
 
 def fill(shop_ids: list[int] | None, period: Period) -> None:
-    """Keep the period's days not kept yet for these shops (None: every shop), a month at a time; each
-    month in one transaction, its rows inserted ON CONFLICT DO NOTHING: a concurrent fill of the same
-    days writes the same figures, whichever lands first stays."""
+    """Keep the period's days not kept yet for these shops (None: every shop), a month at a time, then
+    sum its whole months not summed yet; each month in one transaction, its rows inserted ON CONFLICT
+    DO NOTHING: a concurrent fill of the same days writes the same figures, whichever lands first
+    stays."""
     zone = str(period.zone)
     scopes = list(shop_ids) if shop_ids is not None else [0]
     done = set(ReportDay.objects.filter(Q(scope__in=scopes) | Q(scope=0), zone=zone, day__gte=period.since,
                                         day__lte=period.until).values_list("scope", "day"))
     missing = sorted({day for day in period.days() for scope in scopes
                       if (scope, day) not in done and (0, day) not in done})
-    if not missing:
-        return
-    first = missing[0]
-    while first <= missing[-1]:
-        last = min(first + timedelta(days=FILL_DAYS - 1), missing[-1])
-        _fill_days(shop_ids, scopes, Period(first, last, period.zone))
-        first = last + timedelta(days=1)
+    if missing:
+        first = missing[0]
+        while first <= missing[-1]:
+            last = min(first + timedelta(days=FILL_DAYS - 1), missing[-1])
+            _fill_days(shop_ids, scopes, Period(first, last, period.zone))
+            first = last + timedelta(days=1)
+    months = _whole_months(period)
+    summed = set(ReportMonth.objects.filter(Q(scope__in=scopes) | Q(scope=0), zone=zone,
+                                            month__in=months).values_list("scope", "month"))
+    for month in months:
+        unsummed = [scope for scope in scopes if (scope, month) not in summed and (0, month) not in summed]
+        if unsummed:
+            _sum_month(unsummed, zone, month)
 
 
 def _fill_days(shop_ids: list[int] | None, scopes: list[int], period: Period) -> None:
@@ -390,12 +442,45 @@ def _fill_days(shop_ids: list[int] | None, scopes: list[int], period: Period) ->
             rows.append(ReportFigures(
                 shop_id=key[0], zone=zone, day=key[-1], agent_key=ALL if grouping == "shop_day" else key[1],
                 **{name: figures.get(name) or 0 for name in SUMS},
-                **{name: figures.get(name) for name in FIGURES if name.endswith(("_p50", "_p90"))},
-                **{f"{name}_hist": histograms.dumps(figures.get(f"{name}_hist") or {}) for name in DURATIONS}))
+                **{name: figures.get(name) for name in PERCENTILES},
+                **{name: histograms.dumps(figures.get(name) or {}) for name in HISTOGRAMS}))
     with transaction.atomic():
         ReportFigures.objects.bulk_create(rows, batch_size=CHUNK, ignore_conflicts=True)
         ReportDay.objects.bulk_create([ReportDay(scope=scope, zone=zone, day=day) for scope in scopes
                                        for day in period.days()], batch_size=CHUNK, ignore_conflicts=True)
+
+
+def _sum_month(scopes: list[int], zone: str, month: date) -> None:
+    """ReportMonthFigures of a month whose days are all kept for these scopes (0: every shop)."""
+    days = ReportFigures.objects.filter(zone=zone, day__gte=month, day__lt=_next_month(month))
+    if scopes != [0]:
+        days = days.filter(shop_id__in=scopes)
+    rows = []
+    for (shop_id, agent_key), figures in _summed(days, ("shop_id", "agent_key"), every=True).items():
+        if figures.pop("merged"):
+            for name in DURATIONS:
+                figures.update(_percentile_fields(name, histograms.percentiles(figures[f"{name}_hist"], FRACTIONS)))
+        rows.append(ReportMonthFigures(shop_id=shop_id, zone=zone, month=month, agent_key=agent_key,
+                                       **{name: figures[name] for name in (*SUMS, *PERCENTILES)},
+                                       **{name: histograms.dumps(figures[name]) for name in HISTOGRAMS}))
+    with transaction.atomic():
+        ReportMonthFigures.objects.bulk_create(rows, batch_size=CHUNK, ignore_conflicts=True)
+        ReportMonth.objects.bulk_create([ReportMonth(scope=scope, zone=zone, month=month) for scope in scopes],
+                                        ignore_conflicts=True)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def _whole_months(period: Period) -> list[date]:
+    """The first days of the months that lie wholly in the period."""
+    month = period.since if period.since.day == 1 else _next_month(period.since)
+    months = []
+    while _next_month(month) <= period.until + timedelta(days=1):
+        months.append(month)
+        month = _next_month(month)
+    return months
 
 
 def _labelled(grouping: str, rows: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:

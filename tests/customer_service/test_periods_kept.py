@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from chat.models import Message
 from customer_service import histograms, periods
-from customer_service.models import ReportDay, ReportFigures, ServiceSession
+from customer_service.models import ReportDay, ReportFigures, ReportMonthFigures, ServiceSession
 from tests.customer_service.report_data import BERLIN, build, local
 
 pytestmark = pytest.mark.django_db
@@ -151,10 +151,14 @@ def test_buckets_hold_their_values_and_add_up():
         low, high = histograms.bounds(histograms.bucket(value))
         assert low <= value < high
     assert histograms.bucket(10.0 ** 12) == histograms.SIZE - 1
-    total = histograms.merged(histograms.dumps(histograms.of([1, 2, 3])), histograms.dumps(histograms.of([3, 400])))
+    total = histograms.summed([histograms.dumps(histograms.of([1, 2, 3])), "",
+                               histograms.dumps(histograms.of([3, 400]))])
     total = histograms.merged(total, histograms.of([5000]))
-    assert histograms.merged(total, "") == histograms.merged(None, histograms.of([1, 2, 3, 3, 400, 5000]))
-    assert histograms.dumps({}) == "" and histograms.merged(None, None) == [0] * histograms.SIZE
+    assert histograms.merged(total, None) == histograms.merged(None, histograms.of([1, 2, 3, 3, 400, 5000]))
+    assert histograms.merged(list(total), total) == [count * 2 for count in total]
+    assert histograms.dumps(total) == histograms.dumps(histograms.of([1, 2, 3, 3, 400, 5000]))
+    assert histograms.dumps({}) == histograms.dumps([0] * histograms.SIZE) == ""
+    assert histograms.summed([]) == histograms.merged(None, None) == [0] * histograms.SIZE
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -182,5 +186,8 @@ def test_keepreports_keeps_each_shops_zone_and_every_shop_in_utc(settings):
     assert set(ReportDay.objects.values_list("scope", "zone").distinct()) == {
         (data["shop"], "Europe/Berlin"), (data["other"], "Europe/Berlin"), (0, "UTC")}
     assert ReportFigures.objects.filter(zone="Europe/Berlin", shop_id=data["shop"]).exists()
+    march = ReportMonthFigures.objects.get(zone="Europe/Berlin", shop_id=data["shop"], agent_key=periods.ALL,
+                                           month="2026-03-01")  # whole months summed too
+    assert march.sessions_started == 6
     with pytest.raises(CommandError):
         call_command("keepreports", "--days", "0")

@@ -8,8 +8,9 @@ from customer_service.models import Shop
 
 
 class Command(BaseCommand):
-    help = ("Keep the report figures of the settled days of the last --days days (each shop's zone, and UTC for "
-            "every shop) ahead of the first report that would otherwise compute them; e.g. daily from cron.")
+    help = ("Keep the report figures of the settled days of the last --days days and sum their whole months (each "
+            "shop's zone, and UTC for every shop) ahead of the first report that would otherwise compute them; e.g. "
+            "daily from cron.")
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=periods.MAX_DAYS,
