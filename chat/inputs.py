@@ -37,8 +37,12 @@ class SendInput:
     card: Card | None = None  # the mall's signed card, verified; `msg` is then its line of text
 
 
+_MSG_TYPES = frozenset(MsgType.values)  # Choices.values builds a new list each time: not per message
+_CHAT_TYPES = frozenset(ChatType.values)
+
+
 def validate_message_body(*, msg_type: int, msg: str, max_chars: int) -> None:
-    if msg_type not in MsgType.values:
+    if msg_type not in _MSG_TYPES:
         raise bad_request("msg_type: must be 1 (text) or 2 (image)")
     if len(msg) > max_chars:
         raise bad_request(f"msg: at most {max_chars} characters")
@@ -48,7 +52,7 @@ def validate_message_body(*, msg_type: int, msg: str, max_chars: int) -> None:
 
 def read_send(content: dict) -> SendInput:
     chat_type = read_int(content, "chat_type", required=True)
-    if chat_type not in ChatType.values:
+    if chat_type not in _CHAT_TYPES:
         raise bad_request("chat_type: must be 1, 2, 3 or 4")
     if content.get("card") is not None:
         return _read_card_send(content, chat_type)

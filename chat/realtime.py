@@ -16,8 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 from asgiref.sync import async_to_sync
@@ -56,8 +55,7 @@ def shop_agents_group(shop_id: int) -> str:
     return f"shop.{shop_id}.agents"
 
 
-@dataclass(frozen=True)
-class Push:
+class Push(NamedTuple):
     """One group_send: `event` for every socket in `group` (one event dict shared by its groups)."""
 
     group: str

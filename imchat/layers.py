@@ -94,6 +94,24 @@ class RoutedChannelLayer:
             await layer.close()
 
 
+# KEYS: groups' keys, ARGV[1]: this process. For each group that other processes are in: its
+# position (from 1), then those processes. Loaded once, then called by its SHA (redis-py's Script).
+OTHERS_IN = """
+local found = {}
+for position, key in ipairs(KEYS) do
+    local others = {}
+    for _, process in ipairs(redis.call('SMEMBERS', key)) do
+        if process ~= ARGV[1] then others[#others + 1] = process end
+    end
+    if #others > 0 then
+        found[#found + 1] = position
+        found[#found + 1] = others
+    end
+end
+return found
+"""
+
+
 class Mailbox:
     """A channel's queued messages, for its one consumer. An idle socket holds one: an asyncio.Queue
     costs ~3 KB (two deques, a Condition and its lock), this a list and at most one future."""
@@ -130,6 +148,7 @@ class LoopLayer:
         if host is not None:
             options = dict(host)
             self.redis = redis_client.async_client(options.pop("address"), **options)
+            self.others_in = self.redis.register_script(OTHERS_IN)
         self.channels: dict[str, Mailbox] = {}
         self.receivers: dict[str, Callable[[dict], bool]] = {}
         self.groups: dict[str, set[str]] = {}
@@ -305,16 +324,15 @@ class LoopLayer:
 
     async def _send_remote(self, batch: list[tuple[str, dict, asyncio.Future]]) -> None:
         groups = list(dict.fromkeys(group for group, _, _ in batch))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for group in groups:
-                pipe.smembers(self.group_key(group))
-            processes_of = dict(zip(groups, await pipe.execute()))
+        # One command for the tick's groups, answered with the groups other processes are in
+        # (a pipeline of one SMEMBERS a group cost ~15 µs a group to build and parse).
+        found = await self.others_in(keys=[self.group_key(group) for group in groups], args=[self.process])
+        processes_of = {groups[index - 1]: [process.decode() for process in processes]
+                        for index, processes in zip(found[::2], found[1::2])}
         parcels: dict[str, list] = {}
         for group, message, _ in batch:
-            for process in processes_of[group]:
-                process = process.decode()
-                if process != self.process:
-                    parcels.setdefault(process, []).append(("group", group, message))
+            for process in processes_of.get(group, ()):
+                parcels.setdefault(process, []).append(("group", group, message))
         if not parcels:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -325,13 +343,13 @@ class LoopLayer:
         if unheard:
             await self._drop_dead(unheard, processes_of)
 
-    async def _drop_dead(self, processes: list[str], processes_of: dict[str, set]) -> None:
+    async def _drop_dead(self, processes: list[str], processes_of: dict[str, list[str]]) -> None:
         """A process nobody hears whose heartbeat expired has died: take it out of these groups."""
         for process in processes:
             if await self.redis.exists(self.alive_key(process)):
                 continue
             for group, members in processes_of.items():
-                if process.encode() in members:
+                if process in members:
                     await self.redis.srem(self.group_key(group), process)
 
     # --- background: the inbox and the heartbeat ---------------------------------------------
