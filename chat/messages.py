@@ -171,11 +171,12 @@ def messages_store(drafts: list[Draft], *, now: datetime | None = None) -> list[
         if away:
             offline.notifications_record(drafts, stored, away, now=now)
     kinds: dict[int, int] = {}
+    pushes: list[realtime.Push] = []
     for draft, one in zip(drafts, stored):
         if one is not None:
-            _push(draft, one)
+            pushes += _pushes(draft, one)
             kinds[draft.chat_type] = kinds.get(draft.chat_type, 0) + 1
-    transaction.on_commit(lambda: metrics.messages_stored(kinds))
+    realtime.pushes_on_commit(pushes, then=lambda: metrics.messages_stored(kinds))  # one hook for the batch
     return stored
 
 
@@ -195,14 +196,14 @@ def payload(draft: Draft, stored: Stored) -> dict:
     )
 
 
-def _push(draft: Draft, stored: Stored) -> None:
-    """One push: 200 to the receivers, 307 to the sender's other sockets (in the receivers' group
+def _pushes(draft: Draft, stored: Stored) -> list[realtime.Push]:
+    """One event: 200 to the receivers, 307 to the sender's other sockets (in the receivers' group
     chat, or through their own user group), nothing to the sending socket (it has the reply)."""
     groups = draft.receivers
     if not draft.echo_in_receivers and draft.sender_id is not None:
         groups = (*groups, realtime.user_group(draft.sender_id))
-    realtime.push_on_commit(groups, Code.MESSAGE, payload(draft, stored), exclude_channel=draft.sender_socket,
-                            sender_uid=draft.sender_id, own_code=Code.OWN_MESSAGE if draft.sender_id else None)
+    return realtime.frame_pushes(groups, Code.MESSAGE, payload(draft, stored), exclude_channel=draft.sender_socket,
+                                 sender_uid=draft.sender_id, own_code=Code.OWN_MESSAGE if draft.sender_id else None)
 
 
 # --- Storing ------------------------------------------------------------------------------------

@@ -117,17 +117,27 @@ def collecting():
 
 
 def push_on_commit(groups: Iterable[str], code: int, result: Any, *, exclude_channel: str | None = None,
-                   result_json: str | None = None, sender_uid: int | None = None, own_code: int | None = None) -> str:
-    """Push `{code, msg: null, result}` to groups after commit; returns the encoded result for reuse.
+                   sender_uid: int | None = None, own_code: int | None = None) -> None:
+    """Push `{code, msg: null, result}` to groups after commit (see frame_pushes)."""
+    pushes_on_commit(frame_pushes(groups, code, result, exclude_channel=exclude_channel, sender_uid=sender_uid,
+                                  own_code=own_code))
 
-    With `sender_uid`, the sender's sockets in those groups get `own_code` instead.
-    """
-    result_json = result_json if result_json is not None else dumps(result)
+
+def frame_pushes(groups: Iterable[str], code: int, result: Any, *, exclude_channel: str | None = None,
+                 sender_uid: int | None = None, own_code: int | None = None) -> list[Push]:
+    """`{code, msg: null, result}` for the sockets of `groups`, encoded once; with `sender_uid`, the
+    sender's sockets in those groups get `own_code` instead."""
+    result_json = dumps(result)
     own_text = push_text(own_code, result_json) if own_code is not None else None
     event = frame_event(push_text(code, result_json), exclude_channel=exclude_channel, sender_uid=sender_uid,
                         own_text=own_text)
-    _on_commit(groups, event)
-    return result_json
+    return [Push(group, event) for group in groups]
+
+
+def pushes_on_commit(pushes: list[Push], then: Callable[[], None] | None = None) -> None:
+    """Send `pushes` (then call `then`) once the transaction commits: one hook for all of them."""
+    if pushes or then is not None:
+        transaction.on_commit(lambda: _emit(pushes, then))
 
 
 def membership_on_commit(groups: Iterable[str], *, join: str | None = None, leave: str | None = None) -> None:
@@ -135,21 +145,20 @@ def membership_on_commit(groups: Iterable[str], *, join: str | None = None, leav
     client nothing. Pushed after the frames of the same transaction, so a socket that leaves still
     gets the frame that says so."""
     event = {"type": MEMBERSHIP_EVENT, **({"join": join} if join else {}), **({"leave": leave} if leave else {})}
-    _on_commit(groups, event)
+    pushes_on_commit([Push(group, event) for group in groups])
 
 
 def logout_on_commit(user_ids: Iterable[int], why: str) -> None:
     """Close every socket of these users, on every process, telling them why (-200, then 4401)."""
-    _on_commit([user_group(user_id) for user_id in user_ids], {"type": LOGOUT_EVENT, "text": why})
+    event = {"type": LOGOUT_EVENT, "text": why}
+    pushes_on_commit([Push(user_group(user_id), event) for user_id in user_ids])
 
 
-def _on_commit(groups: Iterable[str], event: dict[str, Any]) -> None:
-    pushes = [Push(group, event) for group in groups]
-    if pushes:
-        transaction.on_commit(lambda: _emit(pushes))
-
-
-def _emit(pushes: list[Push]) -> None:
+def _emit(pushes: list[Push], then: Callable[[], None] | None) -> None:
+    if then is not None:
+        then()
+    if not pushes:
+        return
     collected = getattr(_collector, "pushes", None)
     if collected is not None:
         collected.extend(pushes)
