@@ -32,6 +32,7 @@ from collections.abc import Callable
 from channels_redis.utils import decode_hosts
 
 from imchat import outages, redis_client
+from imchat.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
@@ -110,31 +111,6 @@ for position, key in ipairs(KEYS) do
 end
 return found
 """
-
-
-class Mailbox:
-    """A channel's queued messages, for its one consumer. An idle socket holds one: an asyncio.Queue
-    costs ~3 KB (two deques, a Condition and its lock), this a list and at most one future."""
-
-    __slots__ = ("items", "waiter")
-
-    def __init__(self):
-        self.items: list[dict] = []
-        self.waiter: asyncio.Future | None = None
-
-    def put(self, message: dict) -> None:
-        self.items.append(message)
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def get(self) -> dict:
-        while not self.items:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        return self.items.pop(0)
 
 
 class LoopLayer:

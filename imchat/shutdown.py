@@ -14,17 +14,34 @@ import asyncio
 import logging
 import os
 import threading
+from functools import partial
 
 from daphne.server import Server
 from django.conf import settings
 from twisted.internet import reactor
 from twisted.internet.error import ReactorNotRunning
 
+from imchat.mailbox import Mailbox
+
 logger = logging.getLogger(__name__)
 
 
 class DrainingServer(Server):
-    """daphne's server, with SIGTERM handled as above."""
+    """daphne's server, with SIGTERM handled as above, and a socket's input in a Mailbox."""
+
+    def create_application(self, protocol, scope):
+        """daphne's, but a WebSocket's ASGI input is a Mailbox (imchat/mailbox.py: its one reader is
+        the consumer), ~3 KB less than the asyncio.Queue daphne makes for every connection."""
+        if scope["type"] != "websocket":
+            return super().create_application(protocol, scope)
+        assert "application_instance" not in self.connections[protocol]
+        input_queue = Mailbox()
+        scope.setdefault("asgi", {"version": "3.0"})
+        instance = self.application(scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol))
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(instance)
+        return input_queue
 
     def run(self):
         self.ports = []
