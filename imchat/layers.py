@@ -3,10 +3,11 @@
 channels-redis' pub/sub layer publishes every `group_send` to Redis, and every process subscribed to
 the group reads it back, its own sockets included: a publish, a parse and a queue per push, even when
 sender and receiver share a process. PITFALLS.md measured that per-push path as the wall. Here Redis
-holds, per group, the set of processes with members in it. A push goes straight into the queues of
-this process's members, and the pushes of one event-loop tick bound for other processes cost one
-lookup round trip and one pipeline with one PUBLISH per process. A socket joins all its groups at
-once (`group_add_many`): those new to this process are registered in one pipeline.
+holds, per group, the set of processes with members in it. A push goes straight to this process's
+members, and the pushes of one event-loop tick bound for other processes cost one round trip: a
+script (SEND_TO_OTHERS) that looks the groups up and sends each other process one PUBLISH of its
+items, in order. A socket joins all its groups at once (`group_add_many`): those new to this
+process are registered in one pipeline.
 
 A channel may have a receiver (`attach`): a plain function that gets each message for the channel
 at once, in the loop that delivers it, instead of a queue entry that wakes the channel's consumer
@@ -17,18 +18,19 @@ Without hosts (`make run`, the unit tests) there is no Redis: the same groups an
 nothing to reach beyond this process.
 
 If Redis restarts without its data, each process sees within `resync_seconds` that its heartbeat key
-is gone and registers its groups again; so it does after a Sentinel failover (imchat/redis_client.py). Pushes in that gap reach only local sockets; clients fill
-gaps by seq (chat.sync), as for any missed push.
+is gone and registers its groups again; so it does after a Sentinel failover
+(imchat/redis_client.py). Pushes in that gap reach only local sockets; clients fill gaps by seq
+(chat.sync), as for any missed push.
 """
 
 import asyncio
 import contextvars
 import logging
 import uuid
+from collections.abc import Callable
+from io import BytesIO
 
 import msgpack
-from collections.abc import Callable
-
 from channels_redis.utils import decode_hosts
 
 from imchat import outages, redis_client
@@ -95,21 +97,38 @@ class RoutedChannelLayer:
             await layer.close()
 
 
-# KEYS: groups' keys, ARGV[1]: this process. For each group that other processes are in: its
-# position (from 1), then those processes. Loaded once, then called by its SHA (redis-py's Script).
-OTHERS_IN = """
-local found = {}
+# One round trip a tick: the processes of each group, and one PUBLISH to each other process of its
+# items in order. KEYS: the tick's groups' keys; ARGV[1]: this process, ARGV[2]: the inbox key
+# prefix, then pairs: an item's group (its position in KEYS) and the item (msgpack bytes). A
+# parcel is its items' bytes one after the other. Returns the processes nobody heard.
+SEND_TO_OTHERS = """
+local others = {}
 for position, key in ipairs(KEYS) do
-    local others = {}
+    local found = {}
     for _, process in ipairs(redis.call('SMEMBERS', key)) do
-        if process ~= ARGV[1] then others[#others + 1] = process end
+        if process ~= ARGV[1] then found[#found + 1] = process end
     end
-    if #others > 0 then
-        found[#found + 1] = position
-        found[#found + 1] = others
+    others[position] = found
+end
+local parcels, order = {}, {}
+for index = 3, #ARGV, 2 do
+    for _, process in ipairs(others[tonumber(ARGV[index])]) do
+        local parts = parcels[process]
+        if parts == nil then
+            parts = {}
+            parcels[process] = parts
+            order[#order + 1] = process
+        end
+        parts[#parts + 1] = ARGV[index + 1]
     end
 end
-return found
+local unheard = {}
+for _, process in ipairs(order) do
+    if redis.call('PUBLISH', ARGV[2] .. process, table.concat(parcels[process])) == 0 then
+        unheard[#unheard + 1] = process
+    end
+end
+return unheard
 """
 
 
@@ -124,7 +143,7 @@ class LoopLayer:
         if host is not None:
             options = dict(host)
             self.redis = redis_client.async_client(options.pop("address"), **options)
-            self.others_in = self.redis.register_script(OTHERS_IN)
+            self.send_to_others = self.redis.register_script(SEND_TO_OTHERS)
         self.channels: dict[str, Mailbox] = {}
         self.receivers: dict[str, Callable[[dict], bool]] = {}
         self.groups: dict[str, set[str]] = {}
@@ -171,7 +190,7 @@ class LoopLayer:
             return  # a channel of no process: as for a socket that is gone
         process = channel.partition(".")[2].partition("!")[0]
         await self._start()
-        await self.redis.publish(self.inbox(process), msgpack.packb([("channel", channel, message)]))
+        await self.redis.publish(self.inbox(process), msgpack.packb(("channel", channel, message)))
 
     def _hand(self, channel: str, message: dict) -> None:
         receiver = self.receivers.get(channel)
@@ -299,34 +318,25 @@ class LoopLayer:
             self.sender = None
 
     async def _send_remote(self, batch: list[tuple[str, dict, asyncio.Future]]) -> None:
-        groups = list(dict.fromkeys(group for group, _, _ in batch))
-        # One command for the tick's groups, answered with the groups other processes are in
-        # (a pipeline of one SMEMBERS a group cost ~15 µs a group to build and parse).
-        found = await self.others_in(keys=[self.group_key(group) for group in groups], args=[self.process])
-        processes_of = {groups[index - 1]: [process.decode() for process in processes]
-                        for index, processes in zip(found[::2], found[1::2])}
-        parcels: dict[str, list] = {}
+        positions: dict[str, int] = {}
+        items: list = []
         for group, message, _ in batch:
-            for process in processes_of.get(group, ()):
-                parcels.setdefault(process, []).append(("group", group, message))
-        if not parcels:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for process, items in parcels.items():
-                pipe.publish(self.inbox(process), msgpack.packb(items))
-            receivers = await pipe.execute()
-        unheard = [process for process, count in zip(parcels, receivers) if count == 0]
+            position = positions.setdefault(group, len(positions) + 1)
+            items += (position, msgpack.packb(("group", group, message)))
+        groups = list(positions)
+        unheard = await self.send_to_others(keys=[self.group_key(group) for group in groups],
+                                            args=[self.process, self.inbox(""), *items])
         if unheard:
-            await self._drop_dead(unheard, processes_of)
+            await self._drop_dead([process.decode() for process in unheard], groups)
 
-    async def _drop_dead(self, processes: list[str], processes_of: dict[str, list[str]]) -> None:
+    async def _drop_dead(self, processes: list[str], groups: list[str]) -> None:
         """A process nobody hears whose heartbeat expired has died: take it out of these groups."""
         for process in processes:
-            if await self.redis.exists(self.alive_key(process)):
-                continue
-            for group, members in processes_of.items():
-                if process in members:
-                    await self.redis.srem(self.group_key(group), process)
+            if not await self.redis.exists(self.alive_key(process)):
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for group in groups:
+                        pipe.srem(self.group_key(group), process)
+                    await pipe.execute()
 
     # --- background: the inbox and the heartbeat ---------------------------------------------
     async def _start(self) -> None:
@@ -351,7 +361,7 @@ class LoopLayer:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                 if message is None:
                     continue
-                for kind, name, event in msgpack.unpackb(message["data"]):
+                for kind, name, event in msgpack.Unpacker(BytesIO(message["data"])):
                     if kind == "group":
                         self._deliver(name, event)
                     elif name in self.channels:
