@@ -1,10 +1,13 @@
-"""One WebSocket: frames go to handlers.run; pushes reach the client through its SocketWriter (the
-layer hands them over directly), membership, logout and restart events come here between frames."""
+"""One WebSocket: frames go to handlers.run; what comes for the socket's channel (pushes,
+membership, logout, restart) reaches its SocketWriter at once, from the layer."""
 
+import asyncio
 import logging
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from chat import background, dispatch, draining, handlers, protocol, realtime, throttling
 from chat.protocol import Caller
@@ -22,6 +25,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined: list[str] = []
         self.counted = False  # in imchat_sockets_open
         self.writer: realtime.SocketWriter | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    async def __call__(self, scope, receive, send):
+        """Channels' AsyncConsumer.__call__ with one reader, the socket's own input: what comes for
+        its channel is handed to its writer by the layer, so no second task waits on the channel
+        and a frame costs no task and no asyncio.wait (Channels' await_many_dispatch)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+        finally:
+            self.channel_layer.close_channel(self.channel_name)
 
     async def dispatch(self, message):
         # Channels closes old DB connections on every event with a thread hop; all our DB work
@@ -56,7 +76,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.shared_user_budget = throttling.shared_user_budget()
         # Join every push group before the handshake completes: once the client is connected,
         # nothing addressed to it can pass it by (its writer holds them until then).
-        self.writer = realtime.SocketWriter(self.base_send, self.channel_name, caller.uid)
+        self.writer = realtime.SocketWriter(self.base_send, self.channel_name, caller.uid, self.socket_event)
         self.channel_layer.attach(self.channel_name, self.writer.receive)
         try:
             await self.channel_layer.group_add_many(opening.groups, self.channel_name)
@@ -143,27 +163,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if pushes:
             await realtime.deliver(pushes)
 
-    async def im_logout(self, event):
-        """The account was deactivated or deleted: say so, close, and handle nothing more."""
+    def socket_event(self, event: dict) -> None:
+        """An event for this socket from the layer, at once (frames go to its writer)."""
+        kind = event["type"]
+        if kind == realtime.MEMBERSHIP_EVENT:
+            task = asyncio.ensure_future(self._membership(event.get("join"), event.get("leave")))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif self.caller is None or self.closing:
+            return
+        elif kind == realtime.LOGOUT_EVENT:
+            # The account was deactivated or deleted: say so, close, and handle nothing more.
+            self.closing = True
+            error = protocol.dumps(protocol.error_reply(AppError(Code.NOT_LOGGED_IN, event["text"])))
+            self.writer.close(error, int(CloseCode.NOT_LOGGED_IN))
+        elif kind == realtime.RESTART_EVENT:
+            # This process shuts down (chat/draining.py): 4012, the client reconnects elsewhere; a
+            # request in hand still gets its reply first (the writer holds the close until then).
+            self.closing = True
+            self.writer.close(None, int(CloseCode.SERVICE_RESTART))
+
+    async def _membership(self, join: str | None, leave: str | None) -> None:
+        """Join or leave a chat group (invited, created, kicked, dissolved, serving a shop or not)."""
         if self.caller is None:
             return
-        self.closing = True
-        await self._close_with(AppError(Code.NOT_LOGGED_IN, event["text"]), CloseCode.NOT_LOGGED_IN)
-
-    async def im_restart(self, event):
-        """This process shuts down (chat/draining.py): close with 4012, the client reconnects elsewhere.
-        It comes between two frames, so the request in hand has had its reply."""
-        if self.caller is None or self.closing:
-            return
-        self.closing = True
-        await self.close(code=int(CloseCode.SERVICE_RESTART))
-
-    async def im_membership(self, event):
-        """Join or leave a chat group (invited, created, kicked, dissolved, serving a shop or not)."""
-        join, leave = event.get("join"), event.get("leave")
         if join and join not in self.groups_joined:
-            await self.channel_layer.group_add(join, self.channel_name)
             self.groups_joined.append(join)
+            await self.channel_layer.group_add(join, self.channel_name)
         if leave and leave in self.groups_joined:
-            await self.channel_layer.group_discard(leave, self.channel_name)
             self.groups_joined.remove(leave)
+            await self.channel_layer.group_discard(leave, self.channel_name)

@@ -188,32 +188,51 @@ async def deliver(pushes: Iterable[Push]) -> int:
 
 
 class SocketWriter:
-    """A socket's pushes, handed over by the layer at once (the layer's receiver for its channel): no
-    Channels event, task or wake-up each. They are written by one flush per event-loop tick for every
-    socket of the process, in the order they came; while the socket has a request in hand they wait
-    for its reply (PROTOCOL.md section 2: the reply, then what the request caused)."""
+    """What reaches a socket besides its replies, handed over by the layer at once (the receiver of
+    its channel): no Channels event, task or wake-up each. Frames are written by one flush per
+    event-loop tick for every socket of the process, in the order they came; while the socket has a
+    request in hand they wait for its reply (PROTOCOL.md section 2: the reply, then what the request
+    caused). Other events (membership, logout, restart) go to `on_event`, the consumer's."""
 
-    __slots__ = ("send", "channel", "uid", "pending", "busy", "flushing", "writing")
+    __slots__ = ("send", "channel", "uid", "on_event", "pending", "busy", "flushing", "writing", "closed")
 
-    def __init__(self, send: Callable[[dict], Awaitable[None]], channel: str, uid: int):
+    def __init__(self, send: Callable[[dict], Awaitable[None]], channel: str, uid: int,
+                 on_event: Callable[[dict], None] | None = None):
         self.send = send  # the server's ASGI send
         self.channel = channel
         self.uid = uid
+        self.on_event = on_event
         self.pending: list[dict] = []
         self.busy = True  # until the handshake is accepted
         self.flushing = False  # in the flush of this tick
         self.writing = False
+        self.closed = False  # its close is written or waits: nothing more after it
 
     def receive(self, event: dict[str, Any]) -> bool:
-        """The layer's receiver: push frames are taken here, every other event goes to the consumer."""
+        """The layer's receiver: frames are queued to be written, other events handled now (or,
+        without `on_event`, declined: the layer queues them for the consumer)."""
         if event["type"] != PUSH_EVENT:
-            return False
-        if event.get("exclude") != self.channel:
-            self.pending.append(event["own"] if event.get("sender") == self.uid and "own" in event else event["frame"])
-            if not self.busy and not self.flushing:
-                self.flushing = True
-                _flush_of_this_loop().add(self)
+            if self.on_event is None:
+                return False
+            self.on_event(event)
+        elif event.get("exclude") != self.channel and not self.closed:
+            self._add(event["own"] if event.get("sender") == self.uid and "own" in event else event["frame"])
         return True
+
+    def close(self, text: str | None, code: int) -> None:
+        """`text` (if any) then a close with `code`, after what is already waiting."""
+        if self.closed:
+            return
+        self.closed = True
+        if text is not None:
+            self.pending.append({"type": "websocket.send", "text": text})
+        self._add({"type": "websocket.close", "code": code})
+
+    def _add(self, message: dict) -> None:
+        self.pending.append(message)
+        if not self.busy and not self.flushing:
+            self.flushing = True
+            _flush_of_this_loop().add(self)
 
     async def release(self) -> None:
         """The socket's reply is out (or its handshake accepted): what waited goes now."""

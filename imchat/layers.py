@@ -91,6 +91,11 @@ class RoutedChannelLayer:
         are queued for the channel's consumer. Undone when the channel is forgotten."""
         self._layer().receivers[channel] = receiver
 
+    def close_channel(self, channel: str) -> None:
+        """The channel's consumer is done (one that never waits on `receive`): forget the channel,
+        its receiver, and its groups here."""
+        self._layer()._forget_channel(channel)
+
     async def flush(self) -> None:
         layer = self._layers.pop(asyncio.get_running_loop(), None)
         if layer is not None:

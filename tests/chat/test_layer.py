@@ -249,6 +249,11 @@ def test_without_redis_the_layer_routes_this_processs_groups_the_same_way():
         await layer.group_send("chatgroup.9", push(4))
         assert await nothing_more(layer, first)
         assert taken == [push(1)["text"], push(4)["text"]]
+        # a consumer that never waited on its channel closes it: its receiver and groups go too
+        layer.close_channel(second)
+        await asyncio.sleep(0.05)
+        await layer.group_send("chatgroup.9", push(5))
+        assert taken == [push(1)["text"], push(4)["text"]]
         await layer.flush()
 
     run(scenario())

@@ -93,11 +93,36 @@ def test_the_acting_socket_is_skipped_and_the_senders_other_sockets_get_the_echo
     run(scenario())
 
 
-def test_events_that_change_a_socket_are_left_to_its_consumer():
-    writer = writer_of(Socket())
-    assert writer.receive({"type": realtime.MEMBERSHIP_EVENT, "join": "chatgroup.1"}) is False
-    assert writer.receive({"type": realtime.LOGOUT_EVENT, "text": "account deactivated"}) is False
-    assert writer.pending == []
+def test_events_that_change_a_socket_go_to_its_consumer_at_once_or_are_declined_without_one():
+    handled = []
+    writer = realtime.SocketWriter(Socket().send, "phone", 1, on_event=handled.append)
+    membership = {"type": realtime.MEMBERSHIP_EVENT, "join": "chatgroup.1"}
+    logout = {"type": realtime.LOGOUT_EVENT, "text": "account deactivated"}
+    assert writer.receive(membership) and writer.receive(logout)
+    assert handled == [membership, logout] and writer.pending == []
+    bare = writer_of(Socket())
+    assert bare.receive(membership) is False  # the layer queues it for the channel's consumer
+
+
+def test_a_close_comes_after_the_reply_and_what_waited_and_nothing_is_written_after_it():
+    async def scenario():
+        socket = Socket()
+        writer = writer_of(socket)
+        writer.busy = True  # a request in hand
+        writer.receive(realtime.frame_event("before"))
+        writer.close('{"code":-200}', 4401)
+        writer.receive(realtime.frame_event("after the close"))
+        writer.close(None, 4012)  # a second close changes nothing
+        await asyncio.sleep(0.01)
+        assert socket.sent == []
+        await socket.send({"type": "websocket.send", "text": "reply"})
+        await writer.release()
+        assert socket.sent == [{"type": "websocket.send", "text": "reply"},
+                               {"type": "websocket.send", "text": "before"},
+                               {"type": "websocket.send", "text": '{"code":-200}'},
+                               {"type": "websocket.close", "code": 4401}]
+
+    run(scenario())
 
 
 def test_a_socket_that_went_loses_its_pushes_and_the_others_still_get_theirs():
