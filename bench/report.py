@@ -123,7 +123,8 @@ def table(result: dict) -> str:
     """The human table: every figure for the baseline, ours, and ours as a ratio to the baseline."""
     ours, baseline, ratio = result["imchat"], result.get("baseline"), result.get("ratio") or {}
     base_name = baseline["target"] if baseline else "baseline"
-    rows = [("figure", base_name, "imchat", "x baseline")]
+    server = result["config"].get("server", "daphne")
+    rows = [("figure", base_name, "imchat" if server == "daphne" else f"imchat on {server}", "x baseline")]
     for label, path in RATIO_FIGURES:
         mine, theirs = _get(ours, path), _get(baseline, path)
         if mine is None and theirs is None:
@@ -160,6 +161,8 @@ def _describe(result: dict) -> str:
                    f"users in {GROUPS_EACH} groups, every {AGENT_EVERY}th an agent",
     }[config["mode"]]
     stack = f"{config['database']} + {config['layer']}, {config['processes']} process(es)"
+    if not config.get("target"):
+        stack += f" of {config['server']}"
     if config["mode"] in ("idle", "connect"):
         return f"imbench {config['mode']}: {shape}, no traffic; {stack}"
     timing = f", {config['duration']:g}s after {config['warmup']:g}s warm-up"

@@ -15,13 +15,14 @@ from urllib.parse import urlsplit
 from bench import profiling, report
 from bench.fixtures import AGENT_EVERY, GROUPS_EACH
 from bench.load import Plan, run_load
-from bench.servers import BenchError, Deployment, Monitor, default_cpus, parse_cpus, pid_listening_on
+from bench.servers import SERVERS, BenchError, Deployment, Monitor, default_cpus, parse_cpus, pid_listening_on
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 BASELINE_MODES = {"naive": {"private", "group", "idle", "connect"}, "relay": {"private", "idle", "connect"},
-                  "private": {"service", "group"}, "none": set()}
-# The server each baseline runs on: "private" is our own, in private mode.
-SERVER_OF = {"private": "imchat"}
+                  "private": {"service", "group"}, "daphne": {"private", "group", "service", "idle", "connect"},
+                  "none": set()}
+# The app each baseline runs: "private" is our own, in private mode; "daphne" our own, same load, on daphne.
+SERVER_OF = {"private": "imchat", "daphne": "imchat"}
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Config:
     processes: int = 1
     target: str | None = None
     baseline: str = "naive"
+    server: str = "daphne"  # what ours runs on: daphne (production) or uvicorn
     server_cpus: str = "auto"
     client_cpus: str = "auto"
     sync_check: bool = True
@@ -91,6 +93,10 @@ def check(config: Config, env: dict[str, str]) -> None:
         raise BenchError("--connect must be at least 2")
     if config.window < 1 or config.processes < 1 or config.concurrency < 1:
         raise BenchError("--window, --processes and --concurrency must be at least 1")
+    if config.server not in SERVERS:
+        raise BenchError(f"--server must be one of {', '.join(SERVERS)}")
+    if config.target and config.server != "daphne":
+        raise BenchError("--server starts our server; with --target it is already running")
     if config.rate is not None and config.rate <= 0:
         raise BenchError("--rate must be positive")
     if config.target:
@@ -149,6 +155,8 @@ def run(config: Config) -> dict:
                      f"({2 * base_config.pairs} senders; ours {senders_of(config)}), same window, rate and duration")
     elif baseline != "none":
         phases.insert(0, (baseline, config))
+    if baseline == "daphne":
+        notes.append(f"baseline: our own server on daphne, same load; ours on {config.server}")
 
     deployment = Deployment(base_env=env, server_cpus=server_cpus if not config.target else None,
                             keep_logs=config.keep_logs, own_servers=not config.target)
@@ -216,7 +224,8 @@ def _phase(name: str, config: Config, deployment: Deployment) -> tuple[dict, lis
             monitor = Monitor([pid] if pid else [])
         else:
             _say(config, f"{name}: starting {config.processes} server process(es)")
-            servers = deployment.start(kind, config.processes, group_members=config.group_size)
+            servers = deployment.start(kind, config.processes, group_members=config.group_size,
+                                       server="daphne" if name == "daphne" else config.server)
             urls = [server.url for server in servers]
             monitor = Monitor([server.pid for server in servers])
         sockets = len(fixtures["users"]) + len(fixtures.get("agents") or [])

@@ -2,8 +2,8 @@
 
 A `Deployment` is one database + channel layer (from the command's own environment, like
 production: DATABASE_URL/REDIS_URL, else a throwaway SQLite file and the in-memory layer). It
-migrates, makes fixtures in a subprocess with the servers' environment, starts daphne (ours or the
-naive baseline) or the plain relay, and kills every process it started when closed.
+migrates, makes fixtures in a subprocess with the servers' environment, starts ours (on daphne or
+uvicorn), the naive baseline (daphne) or the plain relay, and kills every process it started when closed.
 """
 
 import json
@@ -29,6 +29,18 @@ COMMAND_SECONDS = 300
 
 SETTINGS = {"imchat": "imchat.settings", "naive": "bench.naive.settings"}
 ASGI = {"imchat": "imchat.asgi:application", "naive": "bench.naive.asgi:application"}
+SERVERS = ("daphne", "uvicorn")  # what ours can run on (--server)
+
+
+def uvicorn_command(port: int, app: str = ASGI["imchat"]) -> list[str]:
+    """uvicorn as production would run it (uvloop, httptools, websockets' sans-I/O protocol), with the
+    WebSocket settings of our daphne: a ping every 20 s, dropped after 30 s without a pong (daphne's
+    defaults), no compression (autobahn in daphne offers none) and no frame limit below the app's own
+    (IM_MAX_FRAME_BYTES: it answers a too-large frame itself); no lifespan (Channels has none)."""
+    return [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+            "--loop", "uvloop", "--http", "httptools", "--ws", "websockets-sansio",
+            "--ws-ping-interval", "20", "--ws-ping-timeout", "30", "--ws-per-message-deflate", "false",
+            "--ws-max-size", str(16 * 2**20), "--lifespan", "off", app]
 
 
 class BenchError(Exception):
@@ -112,10 +124,10 @@ class Server:
         except OSError:
             return {}
         lines = text.splitlines()
-        return {
-            "errors": sum(1 for line in lines if " ERROR " in line),
+        return {  # the app's lines ("... ERROR logger: ...") and uvicorn's own ("ERROR:    ...")
+            "errors": sum(1 for line in lines if " ERROR " in line or line.startswith("ERROR:")),
             "tracebacks": sum(1 for line in lines if line.startswith("Traceback")),
-            "warnings": sum(1 for line in lines if " WARNING " in line),
+            "warnings": sum(1 for line in lines if " WARNING " in line or line.startswith("WARNING:")),
             "over_capacity": sum(1 for line in lines if "over capacity" in line),
         }
 
@@ -186,8 +198,9 @@ class Deployment:
             raise BenchError(f"making fixtures failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def start(self, kind: str, count: int, *, group_members: int = 0) -> list[Server]:
-        """`count` processes of `kind` (imchat, naive or relay) on free ports, pinned, listening."""
+    def start(self, kind: str, count: int, *, group_members: int = 0, server: str = "daphne") -> list[Server]:
+        """`count` processes of `kind` (imchat, naive or relay) on free ports, pinned, listening; ours on
+        `server` (daphne or uvicorn)."""
         prefix = f"imbench{secrets.token_hex(4)}"
         self.redis_prefixes.append(prefix)
         env = self.env_for(kind, prefix)
@@ -204,6 +217,8 @@ class Deployment:
             port = free_port()
             if kind == "relay":
                 args = [sys.executable, "-m", "bench.relay", "--port", str(port)]
+            elif kind == "imchat" and server == "uvicorn":
+                args = uvicorn_command(port)
             else:
                 # Ours as production starts it (daphne on uvloop); the naive one with the stock command.
                 launcher = [sys.executable, "-m", "imchat.serve"] if kind == "imchat" else [DAPHNE]

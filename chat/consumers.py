@@ -43,6 +43,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             self.channel_layer.close_channel(self.channel_name)
 
+    async def __call__(self, scope, receive, send):
+        async def send_while_connected(message):
+            try:
+                await send(message)
+            except OSError:
+                # The connection was lost (ASGI 2.4 lets a server raise then: uvicorn does, daphne drops
+                # the send). Its websocket.disconnect is next in line: disconnect() still runs.
+                pass
+
+        await super().__call__(scope, receive, send_while_connected)
+
     async def dispatch(self, message):
         # Channels closes old DB connections on every event with a thread hop; all our DB work
         # goes through database_sync_to_async, which already does that around each call.

@@ -89,3 +89,19 @@ def test_connect_opens_every_socket_on_both_servers_and_gives_the_ratios():
     assert result["ready_per_s"] == result["imchat"]["connect"]["ready_per_s"]
     assert {"connect.ready_per_s", "connect.ready_ms.p50", "connect.ready_ms.p99",
             "server.cpu_us_per_socket"} <= set(result["ratio"])
+
+
+def test_ours_on_uvicorn_is_given_as_a_ratio_of_ours_on_daphne_under_the_same_load():
+    # when two pairs chat on our server under uvicorn, after the same on daphne as the baseline
+    result = imbench("--pairs", "2", "--server", "uvicorn", "--baseline", "daphne", *SHORT)
+
+    # then both delivered everything they acked, and the ratios are uvicorn / daphne
+    ours, baseline = result["imchat"], result["baseline"]
+    assert result["config"]["server"] == "uvicorn" and result["config"]["baseline"] == "daphne"
+    assert baseline["target"] == "daphne" and baseline["mode"] == ours["mode"] == "private"
+    for figures in (ours, baseline):
+        assert figures["sockets"] == 4 and figures["sent"] > 0
+        assert figures["delivered"] == figures["acked"] == figures["sent"]
+        assert figures["lost"] == 0 and figures["errors"] == 0 and figures["closed_sockets"] == 0
+        assert figures["server_log"]["errors"] == 0 and figures["server_log"]["tracebacks"] == 0
+    assert result["ratio"]["delivered_per_s"] == round(ours["delivered_per_s"] / baseline["delivered_per_s"], 2)

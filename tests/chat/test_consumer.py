@@ -7,7 +7,7 @@ from channels.db import database_sync_to_async
 
 from chat import services
 from chat.models import Message
-from tests.factories import open_socket, request, send_content, synchronously
+from tests.factories import open_socket, request, send_content, socket, synchronously, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,6 +26,25 @@ def stored_messages(chat_id: str) -> list[tuple[int, int, str]]:
 async def close_all(*communicators) -> None:
     for communicator in communicators:
         await communicator.disconnect()
+
+
+class Droppable:
+    """The server's end of sockets whose connection can be lost: from then on every send raises, as
+    ASGI 2.4 lets a server do (uvicorn raises its ClientDisconnected, an OSError; daphne drops it)."""
+
+    def __init__(self):
+        self.lost = False
+
+    def serving(self, application):
+        async def served(scope, receive, send):
+            async def send_unless_lost(message):
+                if self.lost:
+                    raise OSError("connection lost")
+                await send(message)
+
+            await application(scope, receive, send_unless_lost)
+
+        return served
 
 
 @synchronously
@@ -170,6 +189,30 @@ async def test_the_friend_list_counts_friends_with_an_open_socket_as_online(alic
     assert while_connected["result"]["friend"][0]["online"] == 1
     assert [f["id"] for f in while_connected["result"]["friend"][0]["list"]] == [bob.pk]
     assert after_leaving["result"]["friend"][0]["online"] == 0
+
+    await alices.disconnect()
+
+
+@synchronously
+async def test_a_socket_lost_before_its_reply_is_sent_still_goes_offline(alice, bob):
+    from imchat.asgi import application
+
+    # given alice and bob have chatted, bob on a connection that can be lost
+    connection = Droppable()
+    alices, bobs = await open_socket(alice), socket(f"/?token={token_for(bob)}",
+                                                    application=connection.serving(application))
+    assert (await bobs.connect())[0]
+    await request(alices, "chat", "sendMsg", send_content(bob.pk))
+    await bobs.receive_json_from()
+
+    # when bob's connection is lost while his heartbeat is in hand: the reply's send raises
+    connection.lost = True
+    await bobs.send_to(text_data="ping")
+    await bobs.disconnect()
+
+    # then his socket was closed as any other: he is offline for alice
+    friends = await request(alices, "user", "friendList")
+    assert friends["result"]["friend"][0]["online"] == 0
 
     await alices.disconnect()
 

@@ -196,16 +196,21 @@ class Site:
     def migrate(self) -> None:
         self.manage("migrate", "--noinput")
 
-    def start(self, count: int = 1) -> list[Server]:
-        """Start `count` daphne processes on free ports and wait until each serves GET /."""
+    def start(self, count: int = 1, *, server: str = "daphne") -> list[Server]:
+        """Start `count` daphne processes (or uvicorn ones, as `imbench --server uvicorn` runs them)
+        on free ports and wait until each serves GET /."""
+        from bench.servers import uvicorn_command
+
+        program = server
         started = []
         for _ in range(count):
             port = free_port()
-            log_path = Path(self.env["IM_VAR_DIR"]) / f"daphne-{port}.log"
+            log_path = Path(self.env["IM_VAR_DIR"]) / f"{program}-{port}.log"
+            command = uvicorn_command(port) if program == "uvicorn" else [
+                *DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", "imchat.asgi:application"]
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
-                    [*DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1",
-                     "imchat.asgi:application"],
+                    command,
                     cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
             server = Server(port=port, process=process, log_path=log_path)

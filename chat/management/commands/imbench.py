@@ -1,8 +1,9 @@
 """Benchmark the chat server against the naive Channels baseline: `manage.py imbench --help`.
 
-Starts its own daphne processes with this command's environment (DATABASE_URL / REDIS_URL decide
-PostgreSQL / Redis, as in production) or targets a running server on this machine, drives real
-WebSocket clients with real tokens, and prints a table plus one JSON line (docs/PERFORMANCE.md).
+Starts its own server processes (daphne; ours on uvicorn with --server) with this command's
+environment (DATABASE_URL / REDIS_URL decide PostgreSQL / Redis, as in production) or targets a
+running server on this machine, drives real WebSocket clients with real tokens, and prints a table
+plus one JSON line (docs/PERFORMANCE.md).
 """
 
 import json
@@ -13,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from bench import profiling, report
 from bench.run import Config, run
-from bench.servers import BenchError
+from bench.servers import SERVERS, BenchError
 
 
 class Command(BaseCommand):
@@ -57,13 +58,16 @@ class Command(BaseCommand):
 
         servers = parser.add_argument_group("servers")
         servers.add_argument("--processes", type=int, default=1,
-                             help="daphne processes; clients are spread round-robin (default 1)")
+                             help="server processes; clients are spread round-robin (default 1)")
         servers.add_argument("--target", default=None, metavar="ws://127.0.0.1:PORT",
                              help="use this running server instead of starting one (no baseline)")
-        servers.add_argument("--baseline", choices=["naive", "relay", "private", "none"], default="naive",
+        servers.add_argument("--server", choices=SERVERS, default="daphne",
+                             help="what ours runs on: daphne on uvloop as in production (default), or uvicorn "
+                                  "(uvloop, httptools) with the same app")
+        servers.add_argument("--baseline", choices=["naive", "relay", "private", "daphne", "none"], default="naive",
                              help="run this first with the same load and give ratios to it (default naive); "
                                   "private (service and group modes): our own server in private mode, "
-                                  "as many senders")
+                                  "as many senders; daphne: our own server on daphne (with --server uvicorn)")
         servers.add_argument("--server-cpus", default="auto",
                              help='cores for the servers: "0", "0,1" or "none" (default: all but the last core)')
         servers.add_argument("--client-cpus", default="auto",
@@ -91,6 +95,7 @@ class Command(BaseCommand):
             window=options["window"], rate=options["rate"], duration=options["duration"], warmup=options["warmup"],
             drain=options["drain"], gate=options["gate"], msg_bytes=options["msg_bytes"],
             processes=options["processes"], target=options["target"], baseline=options["baseline"],
+            server=options["server"],
             server_cpus=options["server_cpus"], client_cpus=options["client_cpus"],
             sync_check=options["sync_check"], progress=not options["quiet"], keep_logs=options["keep_logs"],
             profile=options["profile"],
