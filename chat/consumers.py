@@ -31,19 +31,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Channels' AsyncConsumer.__call__ with one reader, the socket's own input: what comes for
         its channel is handed to its writer by the layer, so no second task waits on the channel
         and a frame costs no task and no asyncio.wait (Channels' await_many_dispatch)."""
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        self.channel_name = await self.channel_layer.new_channel()
-        self.base_send = send
-        try:
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
-        finally:
-            self.channel_layer.close_channel(self.channel_name)
 
-    async def __call__(self, scope, receive, send):
         async def send_while_connected(message):
             try:
                 await send(message)
@@ -52,7 +40,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 # the send). Its websocket.disconnect is next in line: disconnect() still runs.
                 pass
 
-        await super().__call__(scope, receive, send_while_connected)
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send_while_connected
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+        finally:
+            self.channel_layer.close_channel(self.channel_name)
 
     async def dispatch(self, message):
         # Channels closes old DB connections on every event with a thread hop; all our DB work
