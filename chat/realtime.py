@@ -5,8 +5,9 @@ request the pushes are collected and the consumer sends them after the reply (no
 elsewhere (HTTP views, admin, commands) they are sent as soon as the transaction commits.
 
 A push is one event dict for all its groups and sockets, its frame encoded once. On the receiving
-process the layer hands it to each socket's `SocketWriter` at once; Channels events remain for what
-changes a socket (membership, logout, restart), which its consumer handles between two frames.
+process the layer hands it to each socket's `SocketWriter` at once, which writes it after the reply
+of the request in hand; the events that change a socket (membership, logout, restart) go through
+the writer to its consumer's `socket_event`, so a close too waits for that reply.
 """
 
 import asyncio
