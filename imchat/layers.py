@@ -104,8 +104,9 @@ class RoutedChannelLayer:
 
 # One round trip a tick: the processes of each group, and one PUBLISH to each other process of its
 # items in order. KEYS: the tick's groups' keys; ARGV[1]: this process, ARGV[2]: the inbox key
-# prefix, then pairs: an item's group (its position in KEYS) and the item (msgpack bytes). A
-# parcel is its items' bytes one after the other. Returns the processes nobody heard.
+# prefix, ARGV[3]: a msgpack array of pairs, an item's group (its position in KEYS) and the item
+# (msgpack bytes). A parcel is its items' bytes one after the other. Returns the processes nobody
+# heard.
 SEND_TO_OTHERS = """
 local others = {}
 for position, key in ipairs(KEYS) do
@@ -115,16 +116,17 @@ for position, key in ipairs(KEYS) do
     end
     others[position] = found
 end
+local items = cmsgpack.unpack(ARGV[3])
 local parcels, order = {}, {}
-for index = 3, #ARGV, 2 do
-    for _, process in ipairs(others[tonumber(ARGV[index])]) do
+for index = 1, #items, 2 do
+    for _, process in ipairs(others[items[index]]) do
         local parts = parcels[process]
         if parts == nil then
             parts = {}
             parcels[process] = parts
             order[#order + 1] = process
         end
-        parts[#parts + 1] = ARGV[index + 1]
+        parts[#parts + 1] = items[index + 1]
     end
 end
 local unheard = {}
@@ -135,6 +137,9 @@ for _, process in ipairs(order) do
 end
 return unheard
 """
+
+
+ITEM_OF_GROUP = b"\x93" + msgpack.packb("group")  # the start of a packed 3-array ("group", name, message)
 
 
 class LoopLayer:
@@ -324,13 +329,18 @@ class LoopLayer:
 
     async def _send_remote(self, batch: list[tuple[str, dict, asyncio.Future]]) -> None:
         positions: dict[str, int] = {}
+        packed: dict[int, bytes] = {}  # a message sent to several groups is packed once
         items: list = []
         for group, message, _ in batch:
             position = positions.setdefault(group, len(positions) + 1)
-            items += (position, msgpack.packb(("group", group, message)))
+            body = packed.get(id(message))
+            if body is None:
+                body = packed[id(message)] = msgpack.packb(message)
+            items += (position, ITEM_OF_GROUP + msgpack.packb(group) + body)  # ("group", group, message)
         groups = list(positions)
+        parcel = msgpack.packb(items, use_bin_type=False)  # Redis's Lua cmsgpack reads str, not bin
         unheard = await self.send_to_others(keys=[self.group_key(group) for group in groups],
-                                            args=[self.process, self.inbox(""), *items])
+                                            args=[self.process, self.inbox(""), parcel])
         if unheard:
             await self._drop_dead([process.decode() for process in unheard], groups)
 
