@@ -2,23 +2,31 @@
 
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from tests.e2e.harness import Site, base_env, postgres_redis_deployment
 
 
-@pytest.fixture(scope="module")
-def sqlite_site() -> Iterator[Site]:
-    """SQLite in a fresh directory, the in-memory layer, one daphne."""
+@contextmanager
+def sqlite_deployment(server: str = "daphne") -> Iterator[Site]:
+    """SQLite in a fresh directory, the in-memory layer, one `server` process."""
     with tempfile.TemporaryDirectory(prefix="imchat-e2e-") as var_dir:
         site = Site(env=base_env(var_dir))
         site.migrate()
         try:
-            site.start(1)
+            site.start(1, server=server)
             yield site
         finally:
             site.stop()
+
+
+@pytest.fixture(scope="module")
+def sqlite_site() -> Iterator[Site]:
+    """SQLite in a fresh directory, the in-memory layer, one daphne."""
+    with sqlite_deployment() as site:
+        yield site
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 """Our app under uvicorn, as `imbench --server uvicorn` runs it, speaks the compat protocol as under
 daphne (production's server; docs/PERFORMANCE.md, "daphne or uvicorn")."""
 
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.harness import Client, Site, base_env, run, send_msg_frame, send_ok
+from tests.e2e.conftest import sqlite_deployment
+from tests.e2e.harness import Client, Site, run, send_msg_frame, send_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -14,14 +14,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def uvicorn_site() -> Iterator[Site]:
     """SQLite in a fresh directory, the in-memory layer, one uvicorn."""
-    with tempfile.TemporaryDirectory(prefix="imchat-e2e-") as var_dir:
-        site = Site(env=base_env(var_dir))
-        site.migrate()
-        try:
-            site.start(1, server="uvicorn")
-            yield site
-        finally:
-            site.stop()
+    with sqlite_deployment("uvicorn") as site:
+        yield site
 
 
 def test_under_uvicorn_a_message_reaches_the_peer_as_200_and_the_senders_other_socket_as_307(uvicorn_site):
