@@ -307,3 +307,19 @@ def test_a_number_in_an_api_query_that_is_not_ascii_digits_is_a_400(world, path,
 
     assert response.status_code == 400
     assert response.json()["code"] == 0
+
+
+def test_every_string_the_pages_scripts_show_has_its_chinese_translation():
+    from django.utils import translation
+
+    from chat.views import CLIENT_STRINGS
+    from customer_service.views import CSAT_STRINGS, GUARD_STRINGS, REPORT_STRINGS, SEARCH_STRINGS, WORKSPACE_STRINGS
+
+    tables = (CLIENT_STRINGS, WORKSPACE_STRINGS, CSAT_STRINGS, REPORT_STRINGS, SEARCH_STRINGS, GUARD_STRINGS)
+    with translation.override("en"):
+        english = {(n, key): str(text) for n, table in enumerate(tables) for key, text in table.items()}
+    with translation.override("zh-hans"):
+        chinese = {(n, key): str(text) for n, table in enumerate(tables) for key, text in table.items()}
+    same_in_both = {"—", "× {quantity}", "QQ"}
+    untranslated = [text for key, text in english.items() if chinese[key] == text and text not in same_in_both]
+    assert untranslated == []
