@@ -16,7 +16,7 @@ from accounts.models import User
 from accounts.services import user_create
 from accounts.tokens import token_mint
 from chat.protocol import Caller
-from chat.realtime import Push
+from chat.realtime import Push, user_group
 
 BASE_URL = "http://testserver"
 PASSWORD = "correct-horse-battery-9"
@@ -77,7 +77,7 @@ def decode_pushes(pushes: list[Push]) -> list[Sent]:
     for push in pushes:
         if push.text is None:
             continue  # a membership change: no frame
-        own = push.own_text is not None and push.group == f"user.{push.sender_uid}"
+        own = push.own_text is not None and push.group == user_group(push.sender_uid)
         frame = json.loads(push.own_text if own else push.text)
         sent.append(Sent(push.group, frame["code"], frame["msg"], frame["result"], push.exclude_channel))
     return sent
