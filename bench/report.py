@@ -23,6 +23,8 @@ RATIO_FIGURES = [
     ("server CPU % (100 = 1 core)", ("server", "cpu_pct")),
     ("  of which kernel (system) %", ("server", "cpu_system_pct")),
     ("server CPU us per delivery", ("server", "cpu_us_per_delivery")),
+    ("messages stored per batch", ("server", "messages_per_batch")),
+    ("batches/s", ("server", "batches_per_s")),
     ("server RSS MB", ("server", "rss_mb")),
     ("PostgreSQL CPU %", ("server", "db_cpu_pct")),
     ("Redis CPU %", ("server", "redis_cpu_pct")),

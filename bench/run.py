@@ -227,7 +227,8 @@ def _phase(name: str, config: Config, deployment: Deployment) -> tuple[dict, lis
             servers = deployment.start(kind, config.processes, group_members=config.group_size,
                                        server="daphne" if name == "daphne" else config.server)
             urls = [server.url for server in servers]
-            monitor = Monitor([server.pid for server in servers])
+            monitor = Monitor([server.pid for server in servers],
+                              [f"http://127.0.0.1:{server.port}/metrics" for server in servers if kind == "imchat"])
         sockets = len(fixtures["users"]) + len(fixtures.get("agents") or [])
         phase_plan = replace(plan_of(config), label=name)
         sampler: dict = {}

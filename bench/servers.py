@@ -8,6 +8,7 @@ uvicorn), the naive baseline (daphne) or the plain relay, and kills every proces
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -290,7 +292,8 @@ class Monitor:
 
     SERVICE_NAMES = {"postgres": "db", "redis-server": "redis"}
 
-    def __init__(self, pids: list[int]):
+    def __init__(self, pids: list[int], metrics_urls: list[str] = ()):
+        self.metrics_urls = list(metrics_urls)  # ours: /metrics, for the batches stored
         self.processes = []
         for pid in pids:
             try:
@@ -298,6 +301,7 @@ class Monitor:
             except psutil.Error:
                 pass
         self.rss_peak = 0
+        self._batch_mark = (0.0, 0.0)
         self._mark: tuple[float, float, dict[str, dict[int, float]]] | None = None
 
     def rss(self) -> int:
@@ -331,7 +335,21 @@ class Monitor:
                 found[role][process.pid] = times.user + times.system
         return found
 
+    def _batches(self) -> tuple[float, float]:
+        """(batches, messages) of chat.sendMsg stored so far, summed over the servers' /metrics."""
+        batches = messages = 0.0
+        for url in self.metrics_urls:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    text = response.read().decode()
+            except OSError:
+                continue
+            batches += sum(float(value) for value in re.findall(r"^imchat_send_batch_size_count (\S+)$", text, re.M))
+            messages += sum(float(value) for value in re.findall(r"^imchat_send_batch_size_sum (\S+)$", text, re.M))
+        return batches, messages
+
     def start(self) -> None:
+        self._batch_mark = self._batches()
         self._mark = (time.perf_counter(), self._server_cpu(), self._service_cpu())
 
     def stop(self) -> dict:
@@ -349,6 +367,10 @@ class Monitor:
             "rss_mb": round(self.rss() / 2**20, 1),
             "rss_peak_mb": round(self.rss_peak / 2**20, 1),
         }
+        if self.metrics_urls:
+            batches, messages = (end - begin for end, begin in zip(self._batches(), self._batch_mark))
+            figures["batches_per_s"] = round(batches / wall, 1)
+            figures["messages_per_batch"] = round(messages / batches, 2) if batches else None
         for role in ("db", "redis"):
             seconds = sum(value - services[role].get(pid, 0.0) for pid, value in now[role].items())
             figures[f"{role}_cpu_pct"] = round(100 * seconds / wall, 1) if now[role] else None

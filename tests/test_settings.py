@@ -55,6 +55,19 @@ def test_the_server_process_refuses_to_start_without_secrets(var_dir):
     assert "Traceback" not in done.stderr
 
 
+def test_the_server_runs_daphne_on_uvloop_and_autobahn_dresses_no_debug_line_up():
+    """django.setup() imports daphne, which makes its loop then: the policy must come first (it
+    once did not, and production ran on the stock loop unnoticed)."""
+    code = ("from imchat import serve; serve.prepare(); "
+            "import daphne.server, uvloop; from autobahn.websocket import protocol; "
+            "print(isinstance(daphne.server.twisted_loop, uvloop.Loop), protocol.hltype is serve.as_given)")
+    done = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DJANGO_SECRET_KEY": RANDOM_SECRET, "IM_JWT_SECRET": RANDOM_SECRET})
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
+
+
 @pytest.mark.parametrize("value", [PUBLISHED_JWT_SECRET, "short-secret"])
 def test_a_published_or_short_secret_is_refused_even_with_debug(var_dir, value):
     done = manage("check", var_dir=var_dir, DJANGO_DEBUG="1", IM_JWT_SECRET=value)
