@@ -18,6 +18,7 @@ resend answers with the stored message (`message_find_sent`).
 """
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -163,7 +164,11 @@ def messages_store(drafts: list[Draft], *, now: datetime | None = None) -> list[
     now = now or timezone.now()
     # Asked before the store takes its row locks; nothing at all while notifications are off.
     away = offline.receivers_away(drafts) if offline.wanted() else None
-    with transaction.atomic(savepoint=False):  # inside the caller's transaction: no savepoint round trips
+    # PostgreSQL stores them in one statement, a transaction of its own: BEGIN and COMMIT around it
+    # would be two more round trips a batch (~100-200 µs of CPU). Inside a caller's transaction: no
+    # savepoint round trips either.
+    one_statement = connection.vendor == "postgresql" and not away
+    with nullcontext() if one_statement else transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
             stored = _store_in_one_statement(drafts, now)
         else:

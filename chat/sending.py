@@ -9,8 +9,9 @@ Requests arrive parsed (chat/inputs.py): nothing here reads a frame again.
 
 import logging
 from collections import defaultdict
+from contextlib import nullcontext
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chat import groups, services
@@ -44,7 +45,9 @@ def send_many(requests: list[tuple[Caller, SendInput]]) -> list[Outcome]:
     drafts = {index: draft for plan in plans for index, draft in plan.drafts.items()}
     if drafts:
         try:
-            with transaction.atomic():
+            # On PostgreSQL messages_store is atomic by itself: a transaction only for what runs after it.
+            together = connection.vendor != "postgresql" or any(plan.after_store for plan in plans)
+            with transaction.atomic() if together else nullcontext():
                 batch = list(drafts)
                 stored = messages_store([drafts[index] for index in batch], now=now)
                 done = {index: one for index, one in zip(batch, stored) if one is not None}
