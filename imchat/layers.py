@@ -142,6 +142,12 @@ return unheard
 ITEM_OF_GROUP = b"\x93" + msgpack.packb("group")  # the start of a packed 3-array ("group", name, message)
 
 
+async def _parcel_as_is(response: list) -> list:
+    """redis-py's own handler of a pub/sub message (RESP3, its default) builds a debug line of the
+    whole message, `str()` of the parcel's bytes, logged or not: ~2 µs a push received (perf)."""
+    return response
+
+
 class LoopLayer:
     """One process's (one event loop's) channels, groups and Redis connections."""
 
@@ -363,7 +369,7 @@ class LoopLayer:
 
     async def _start_background(self) -> None:
         await self.redis.set(self.alive_key(self.process), 1, ex=self._alive_ttl())
-        pubsub = self.redis.pubsub()
+        pubsub = self.redis.pubsub(push_handler_func=_parcel_as_is)
         await pubsub.subscribe(self.inbox(self.process))
         self.background = [self._spawn(self._read_inbox(pubsub)), self._spawn(self._heartbeat())]
 
