@@ -31,6 +31,7 @@ from chat.models import Conversation, Message, Participant
 from chat.payloads import message_result, unix
 from customer_service import offline
 from customer_service.models import ServiceSession
+from customer_service.selectors import ROUTING_JOINS, ROUTING_STAMP
 from imchat import metrics
 from imchat.errors import AppError, Code
 from imchat.sql import prepared
@@ -103,11 +104,14 @@ class Draft:
 class Served:
     """The customer-service session a batched message counts on: the store touches it (active;
     answered, for the first-response time) and stores the message only while it is still open
-    with this agent, in the same statement; otherwise the message goes alone, through routing."""
+    with this agent, its routing facts unchanged (`stamp`, PostgreSQL) and, for a consumer's
+    message, not idle; otherwise the message goes alone, through routing. One statement."""
 
     session_id: int
     agent_id: int
     answered: bool
+    stamp: str = ""  # customer_service.selectors.ROUTING_STAMP as the policy read it
+    active_since: datetime | None = None  # the session must have been active since (not idle)
 
 
 @dataclass
@@ -225,25 +229,28 @@ _READS_ROW = ("(p.reads_user IS NOT NULL AND p.reads_user = t.user_id) OR "
 
 _STORE_SQL = f"""
 WITH input AS (
-    SELECT * FROM unnest(%(chat_id)s::text[], %(sender_id)s::bigint[], %(reads_user)s::bigint[],
-                         %(reads_shop)s::bigint[], %(sent_as)s::smallint[], %(chat_type)s::smallint[],
-                         %(msg_type)s::smallint[], %(msg)s::text[], %(to_uid)s::bigint[], %(shop_id)s::bigint[],
-                         %(client_msg_id)s::text[], %(card)s::text[], %(session_id)s::bigint[],
-                         %(session_agent)s::bigint[])
+    SELECT * FROM unnest(%(chat_id)b::text[], %(sender_id)b::bigint[], %(reads_user)b::bigint[],
+                         %(reads_shop)b::bigint[], %(sent_as)b::smallint[], %(chat_type)b::smallint[],
+                         %(msg_type)b::smallint[], %(msg)b::text[], %(to_uid)b::bigint[], %(shop_id)b::bigint[],
+                         %(client_msg_id)b::text[], %(card)b::text[], %(session_id)b::bigint[])
         WITH ORDINALITY AS i(chat_id, sender_id, reads_user, reads_shop, sent_as, chat_type, msg_type, msg, to_uid,
-                             shop_id, client_msg_id, card, session_id, session_agent, ord)
+                             shop_id, client_msg_id, card, session_id, ord)
 ), touched AS (
     -- Sessions as id arrays, not a join: the statement is prepared, and its generic plan joined
     -- every open session with every touched one (a nested loop, ~1 ms a batch).
     UPDATE {_SESSIONS} AS s
-    SET last_activity_at = %(now)s,
-        first_response_at = CASE WHEN s.id = ANY(%(answered_ids)s::bigint[])
-                                 THEN COALESCE(s.first_response_at, %(now)s) ELSE s.first_response_at END
-    WHERE s.id = ANY(%(session_ids)s::bigint[]) AND s.state = 'open'
-    RETURNING s.id, s.agent_id
+    SET last_activity_at = %(now)b,
+        first_response_at = CASE WHEN s.id = ANY(%(answered_ids)b::bigint[])
+                                 THEN COALESCE(s.first_response_at, %(now)b) ELSE s.first_response_at END
+    WHERE s.id = ANY(%(session_ids)b::bigint[]) AND s.state = 'open'
+      AND (s.last_activity_at >= %(active_since)b OR NOT s.id = ANY(%(waking_ids)b::bigint[]))
+    RETURNING s.id, s.agent_id, s.shop_id, s.consumer_id
+), served AS (
+    -- Still with the agent, on the facts the policy read: the stamp it had for the session.
+    SELECT s.id FROM touched s {ROUTING_JOINS}
+    WHERE {ROUTING_STAMP} = (%(session_stamps)b::text[])[array_position(%(session_ids)b::bigint[], s.id)]
 ), accepted AS (
-    SELECT i.* FROM input i LEFT JOIN touched t ON t.id = i.session_id
-    WHERE i.session_id IS NULL OR t.agent_id = i.session_agent
+    SELECT * FROM input WHERE session_id IS NULL OR session_id IN (SELECT id FROM served)
 ), locked AS (
     SELECT id, chat_id, last_seq FROM {_CONVERSATIONS}
     WHERE chat_id IN (SELECT chat_id FROM accepted) ORDER BY id FOR UPDATE
@@ -255,13 +262,13 @@ WITH input AS (
         (conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id, card,
          created_at)
     SELECT conversation_id, seq, sender_id, sent_as, chat_type, msg_type, msg, to_uid, shop_id, client_msg_id,
-           card::jsonb, %(now)s
+           card::jsonb, %(now)b
     FROM placed
     RETURNING id, conversation_id, seq
 ), bumped AS (
     UPDATE {_CONVERSATIONS} AS c
     SET last_seq = p.seq, last_msg = left(p.msg, {SUMMARY_CHARS}), last_msg_type = p.msg_type,
-        last_uid = COALESCE(p.sender_id, 0), last_time = %(now)s
+        last_uid = COALESCE(p.sender_id, 0), last_time = %(now)b
     FROM (SELECT DISTINCT ON (conversation_id) * FROM placed ORDER BY conversation_id, seq DESC) AS p
     WHERE c.id = p.conversation_id
 ), marked AS (
@@ -279,6 +286,7 @@ SELECT p.ord, m.id, m.seq FROM inserted m JOIN placed p ON p.conversation_id = m
 
 
 def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored | None]:
+    stamps = {d.served.session_id: d.served.stamp for d in drafts if d.served}
     params = {
         "chat_id": [d.chat_id for d in drafts],
         "sender_id": [d.sender_id for d in drafts],
@@ -293,9 +301,12 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
         "client_msg_id": [d.client_msg_id for d in drafts],
         "card": [d.card.json if d.card is not None else None for d in drafts],
         "session_id": [d.served.session_id if d.served else None for d in drafts],
-        "session_agent": [d.served.agent_id if d.served else None for d in drafts],
-        "session_ids": list({d.served.session_id for d in drafts if d.served}),
+        "session_ids": list(stamps),
+        "session_stamps": list(stamps.values()),
         "answered_ids": list({d.served.session_id for d in drafts if d.served and d.served.answered}),
+        "waking_ids": list({d.served.session_id for d in drafts if d.served and d.served.active_since}),
+        "active_since": max((d.served.active_since for d in drafts if d.served and d.served.active_since),
+                            default=now),
         "now": now,
     }
     rows = prepared(_STORE_SQL, params)
@@ -350,13 +361,17 @@ def _store_one(draft: Draft, now: datetime) -> Stored | None:
 
 
 def _touch_served(cursor, served: Served, now: datetime) -> bool:
-    """Whether the session is still open with the agent the message counts on (now touched)."""
-    stamp = connection.ops.adapt_datetimefield_value(now)
+    """Whether the session is still open with the agent the message counts on, and not idle for a
+    consumer's message (now touched). The stamp needs no check here: only PostgreSQL keeps sessions
+    read between batches (customer_service.selectors.KnownSessions)."""
+    at = connection.ops.adapt_datetimefield_value(now)
     answered = "COALESCE(first_response_at, %s)" if served.answered else "first_response_at"
+    active = " AND last_activity_at >= %s" if served.active_since else ""
     cursor.execute(
         f"UPDATE {_SESSIONS} SET last_activity_at = %s, first_response_at = {answered} "
-        f"WHERE id = %s AND state = 'open' RETURNING agent_id",
-        [stamp, *([stamp] if served.answered else []), served.session_id],
+        f"WHERE id = %s AND state = 'open'{active} RETURNING agent_id",
+        [at, *([at] if served.answered else []), served.session_id,
+         *([connection.ops.adapt_datetimefield_value(served.active_since)] if served.active_since else [])],
     )
     row = cursor.fetchone()
     return row is not None and row[0] == served.agent_id

@@ -1,6 +1,7 @@
 """Customer-service reads: who serves which shop, who is a shop's customer, live sessions."""
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -8,7 +9,6 @@ from zoneinfo import ZoneInfo
 from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from chat import ids
@@ -115,44 +115,87 @@ class LiveSession:
     agent_status: str | None  # None: the agent is no agent of the shop (any more)
     agent_serves: bool  # an agent or the owner of the shop
     consumer_active: bool
-    last_activity_at: datetime
     shop_name: str
     shop_logo: str
     contact_guard: str  # the shop's Shop.ContactGuard
     offline_notify_minutes: int  # the shop's Shop.offline_notify_minutes
+    # PostgreSQL: a digest of the agent and every field above from other rows (ROUTING_STAMP); the
+    # batch's store compares it with what is true then. "" elsewhere (never kept: see below).
+    stamp: str = ""
 
 
-_LIVE_SESSIONS_SQL = f"""
-SELECT c.chat_id, s.id, s.shop_id, s.agent_id, a.status, shop.owner_id, u.is_active, s.last_activity_at,
-       shop.name, shop.logo, shop.contact_guard, shop.offline_notify_minutes
-FROM {Conversation._meta.db_table} c
-JOIN {ServiceSession._meta.db_table} s ON s.conversation_id = c.id AND s.state = 'open'
+# The tables a session's routing facts come from, joined to a session `s`, and their digest: the
+# live-sessions read takes it, and chat/messages.py's store recomputes it for the sessions it
+# touches, so a message counted on facts that changed since (an agent's status, the shop's guard,
+# name or logo, a consumer deactivated) is left out of the batch and goes through routing.
+ROUTING_JOINS = f"""
 JOIN {Shop._meta.db_table} shop ON shop.id = s.shop_id
 JOIN {User._meta.db_table} u ON u.id = s.consumer_id
-LEFT JOIN {ServiceAgent._meta.db_table} a ON a.shop_id = s.shop_id AND a.user_id = s.agent_id
+LEFT JOIN {ServiceAgent._meta.db_table} a ON a.shop_id = s.shop_id AND a.user_id = s.agent_id"""
+ROUTING_STAMP = ("md5(concat_ws('|', s.agent_id, coalesce(a.status, '-'), shop.owner_id, u.is_active, shop.name, "
+                 "shop.logo, shop.contact_guard, shop.offline_notify_minutes))")
+
+_LIVE_SESSIONS_SQL = f"""
+SELECT c.chat_id, s.id, s.shop_id, s.agent_id, a.status, shop.owner_id, u.is_active, shop.name, shop.logo,
+       shop.contact_guard, shop.offline_notify_minutes, {{stamp}}
+FROM {Conversation._meta.db_table} c
+JOIN {ServiceSession._meta.db_table} s ON s.conversation_id = c.id AND s.state = 'open'
+{ROUTING_JOINS}
 WHERE c.chat_id """
 
 
 def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
     """The open sessions of these conversations, in one statement (prepared on PostgreSQL)."""
     if connection.vendor == "postgresql":
-        rows = prepared(_LIVE_SESSIONS_SQL + "= ANY(%(chat_ids)s::text[])", {"chat_ids": list(chat_ids)})
+        rows = prepared(_LIVE_SESSIONS_SQL.format(stamp=ROUTING_STAMP) + "= ANY(%(chat_ids)b::text[])",
+                        {"chat_ids": list(chat_ids)})
     else:
         marks, values = in_list(chat_ids)
         with connection.cursor() as cursor:
-            cursor.execute(_LIVE_SESSIONS_SQL + f"IN ({marks})", values)
+            cursor.execute(_LIVE_SESSIONS_SQL.format(stamp="''") + f"IN ({marks})", values)
             rows = cursor.fetchall()
-    sessions = {}
-    for (chat_id, pk, shop_id, agent_id, status, owner_id, active, last_activity_at, shop_name, shop_logo,
-         contact_guard, offline_notify_minutes) in rows:
-        if isinstance(last_activity_at, str):  # SQLite hands raw SQL its text (or a naive datetime), in UTC
-            last_activity_at = parse_datetime(last_activity_at)
-        if last_activity_at.tzinfo is None:
-            last_activity_at = last_activity_at.replace(tzinfo=UTC)
-        sessions[chat_id] = LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id,
-                                        bool(active), last_activity_at, shop_name, shop_logo, contact_guard,
-                                        offline_notify_minutes)
-    return sessions
+    return {chat_id: LiveSession(pk, shop_id, agent_id, status, status is not None or owner_id == agent_id,
+                                 bool(active), shop_name, shop_logo, contact_guard, offline_notify_minutes, stamp)
+            for (chat_id, pk, shop_id, agent_id, status, owner_id, active, shop_name, shop_logo, contact_guard,
+                 offline_notify_minutes, stamp) in rows}
+
+
+class KnownSessions:
+    """The live sessions this process read, kept between batches (PostgreSQL only, where the
+    batch's one statement checks each against the database: the session still open with the same
+    agent, the stamp unchanged). A message counted on one that changed goes alone through routing,
+    which forgets it here; the next batch reads it again. Elsewhere every batch reads."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._sessions: dict[str, LiveSession] = {}
+        self._lock = threading.Lock()  # the batch's thread reads; a REST send may forget
+
+    def of(self, chat_ids: set[str]) -> dict[str, LiveSession]:
+        if connection.vendor != "postgresql":
+            return live_sessions_of(chat_ids)
+        with self._lock:
+            found = {chat_id: self._sessions[chat_id] for chat_id in chat_ids if chat_id in self._sessions}
+        missing = chat_ids - found.keys()
+        if missing:
+            read = live_sessions_of(missing)
+            found.update(read)
+            with self._lock:
+                while self._sessions and len(self._sessions) + len(read) > self.limit:
+                    del self._sessions[next(iter(self._sessions))]  # the oldest read first
+                self._sessions.update(read)
+        return found
+
+    def forget(self, chat_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(chat_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sessions.clear()
+
+
+known_sessions = KnownSessions(limit=50_000)
 
 
 def shop_hours(shop_id: int, *, timezone: str | None = None, today: date | None = None) -> Hours:

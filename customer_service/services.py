@@ -607,8 +607,8 @@ def _guarded(mode: str, msg_type: int, msg: str, client_msg_id: str | None,
 
 
 def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
-    """Customer-service messages of a batch, set-based: one statement reads every live session they
-    belong to. A consumer's message whose session is open, with an agent who is online-or-busy and
+    """Customer-service messages of a batch, set-based: one statement reads the live sessions they
+    belong to that this process does not know yet (selectors.KnownSessions). A consumer's message whose session is open, with an agent who is online-or-busy and
     connected, and not idle, goes to that agent with no lock; an agent's answer in a session that is
     theirs likewise. Everything else (a first message, a queued or idle session, an agent gone, a
     claim) goes alone through routing, under the shop's lock."""
@@ -624,10 +624,10 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
         wanted[index] = (caller, send, shop_id, consumer_id)
     if not wanted:
         return plan
-    sessions = selectors.live_sessions_of(
+    sessions = selectors.known_sessions.of(
         {ids.service_chat_id(shop_id, consumer_id) for _, _, shop_id, consumer_id in wanted.values()})
     connected = presence().online({session.agent_id for session in sessions.values() if session.agent_id})
-    idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
+    idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)  # the store checks it
     flagged: dict[int, tuple[str, ...]] = {}  # index -> what the contact guard found
     for index, (caller, send, shop_id, consumer_id) in wanted.items():
         session = sessions.get(ids.service_chat_id(shop_id, consumer_id))
@@ -641,15 +641,17 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
             body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
             plan.drafts[index] = _agent_draft(caller, body, shop_id=shop_id, shop_name=session.shop_name,
                                               shop_logo=session.shop_logo, consumer_id=consumer_id,
-                                              note=verdict.note, served=Served(session.pk, session.agent_id, True),
+                                              note=verdict.note,
+                                              served=Served(session.pk, session.agent_id, True, session.stamp),
                                               notify=_notify(consumer_id, Role.CONSUMER,
                                                              session.offline_notify_minutes, session.pk))
-        elif (session.agent_status in (Status.ONLINE, Status.BUSY) and session.agent_id in connected
-              and session.last_activity_at >= idle_cutoff):
-            # The agent is connected (just asked): nobody to tell offline.
+        elif session.agent_status in (Status.ONLINE, Status.BUSY) and session.agent_id in connected:
+            # The agent is connected (just asked): nobody to tell offline. An idle session is left
+            # out by the store (`active_since`) and goes through routing, which closes it.
             body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
             plan.drafts[index] = _consumer_draft(caller, body, shop_id, session.agent_id, note=verdict.note,
-                                                 served=Served(session.pk, session.agent_id, False))
+                                                 served=Served(session.pk, session.agent_id, False, session.stamp,
+                                                               active_since=idle_cutoff))
         else:
             plan.alone.append(index)
             continue
@@ -672,6 +674,7 @@ def service_message_send(*, caller: Caller, send: SendInput) -> Stored:
     """One customer-service message through routing: the consumer's to the shop, or an agent's answer."""
     shop_id, consumer_id = resolve_service_chat(caller=caller, as_service=send.as_service, shop_id=send.shop_id,
                                                 to_uid=send.to_uid, chat_id=send.chat_id)
+    selectors.known_sessions.forget(ids.service_chat_id(shop_id, consumer_id))  # it changed, or is new: read again
     body = dict(msg_type=send.msg_type, msg=send.msg, client_msg_id=send.client_msg_id, card=send.card)
     if send.as_service:
         return agent_message_send(caller=caller, shop_id=shop_id, consumer_id=consumer_id, **body)

@@ -155,3 +155,24 @@ def test_a_session_closed_after_the_batch_looked_goes_through_routing_not_to_the
     message = Message.objects.get(msg="after the close")
     live = ServiceSession.objects.get(consumer=consumer, state="open")
     assert live.first_seq == message.seq
+
+
+def test_a_session_gone_idle_is_left_out_of_the_batch_and_routing_closes_it(
+    shop, consumer, three_open_sessions, batch, settings
+):
+    # given the consumer's session has seen nothing for longer than the idle limit
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = timezone.now() - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS + 60)
+    ServiceSession.objects.filter(consumer=consumer).update(last_activity_at=old)
+
+    # when
+    frames, _ = batch((consumer, consumer_frame(shop.pk, "back after a while")))
+
+    # then the idle session was closed and the message opens a new one
+    assert frames[0]["code"] == 1
+    message = Message.objects.get(msg="back after a while")
+    states = list(ServiceSession.objects.filter(consumer=consumer).order_by("pk").values_list("state", "first_seq"))
+    assert states == [("closed", 1), ("open", message.seq)]

@@ -219,6 +219,72 @@ def on_site_service_sessions() -> dict:
                   frames, pushes, sessions=sessions)
 
 
+def on_site_known_sessions() -> dict:
+    """cora writes to a shop in batch after batch; between them another process (the ORM here,
+    forgetting nothing in this one) masks the shop's contacts, sets amy offline, lets the session
+    go idle. Which batches read the live sessions, which messages went alone, and what was stored."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from chat.presence import presence
+    from customer_service import selectors
+    from customer_service import services as service_services
+    from customer_service.models import ServiceAgent, ServiceSession, Shop
+    from tests.factories import send_content
+
+    people = _people("amy", "ben", "cora", "merchant")
+    amy, ben, cora, merchant = people.values()
+    shop = service_services.shop_create(name="Tea House", owner=merchant)
+    service_services.agent_add(shop=shop, user=amy, status=ServiceAgent.Status.ONLINE)
+    service_services.agent_add(shop=shop, user=ben, status=ServiceAgent.Status.ONLINE)
+    presence().connected(amy.pk, "amy.laptop")
+    to_shop = {"chat_type": 4, "to_uid": shop.pk}
+    real = selectors.live_sessions_of
+    reads: list[int] = []
+
+    def counted(chat_ids):
+        reads[-1] += 1
+        return real(chat_ids)
+
+    def step(text: str) -> tuple[dict, list]:
+        reads.append(0)
+        (frame,), pushes = _batch((cora, {**send_content(shop.pk, text), **to_shop}, len(reads), None))
+        return frame, [group for group, *_ in pushes]
+
+    selectors.live_sessions_of = counted
+    steps = {}
+    try:
+        steps["first"] = step("hello")  # opens the session (with amy: ben has no socket yet)
+        presence().connected(ben.pk, "ben.laptop")
+        steps["read"] = step("one")
+        steps["known"] = step("two")
+        Shop.objects.filter(pk=shop.pk).update(contact_guard=Shop.ContactGuard.MASK)
+        steps["guard changed"] = step("call me on 13800138000")
+        steps["read again"] = step("four")
+        ServiceAgent.objects.filter(shop=shop, user=amy).update(status=ServiceAgent.Status.OFFLINE)
+        steps["agent offline"] = step("five")
+        ServiceSession.objects.filter(consumer=cora, state=ServiceSession.State.OPEN).update(
+            last_activity_at=timezone.now() - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS + 60))
+        steps["idle"] = step("six")
+    finally:
+        selectors.live_sessions_of = real
+        presence().disconnected(amy.pk, "amy.laptop")
+        presence().disconnected(ben.pk, "ben.laptop")
+    one_by_one = set(_one_by_one)
+    _one_by_one.clear()
+    from chat.models import Message
+
+    stored = dict(Message.objects.filter(pk__in=[frame["result"]["msg_id"] for frame, _ in steps.values()])
+                  .values_list("pk", "msg"))
+    return {"uid": {name: person.pk for name, person in people.items()},
+            "steps": {name: {"reads": count, "alone": frame["result"]["msg_id"] in one_by_one,
+                             "stored": stored[frame["result"]["msg_id"]], "pushed_to": groups}
+                      for (name, (frame, groups)), count in zip(steps.items(), reads)},
+            "sessions": [[s.state, s.agent_id] for s in ServiceSession.objects.filter(consumer=cora).order_by("pk")]}
+
+
 def on_site_resends() -> dict:
     from tests.factories import send_content
 
@@ -372,6 +438,27 @@ def test_on_postgresql_service_messages_are_stored_only_while_their_session_is_s
     assert frames[2]["result"]["msg_id"] in facts["one_by_one"]
     assert sessions["dan"][0][0] == "closed"
     assert sessions["dan"][1][:3] == ["open", uid["amy"], frames[2]["result"]["seq"]]
+
+
+def test_on_postgresql_a_known_session_is_not_read_again_and_a_change_elsewhere_sends_the_message_through_routing(
+        observed):
+    facts = observed("known_sessions")
+    uid, steps = facts["uid"], facts["steps"]
+    amy, ben = f"user.{uid['amy']}", f"user.{uid['ben']}"
+    # the first message opens the session alone; the next batch reads it once, the one after not at all
+    assert [steps[name]["reads"] for name in ("read", "known")] == [1, 0]
+    assert [steps[name]["alone"] for name in ("first", "read", "known")] == [True, False, False]
+    assert amy in steps["known"]["pushed_to"]
+    # the shop masked contacts meanwhile: the message did not pass on the old setting
+    changed = steps["guard changed"]
+    assert changed["alone"] and changed["stored"] == "call me on ***"
+    assert steps["read again"] == {**steps["read again"], "reads": 1, "alone": False}
+    # amy was set offline meanwhile: the message went through routing, to ben
+    offline = steps["agent offline"]
+    assert offline["alone"] and ben in offline["pushed_to"] and amy not in offline["pushed_to"]
+    # the session went idle meanwhile: routing closed it and opened a new one with that message
+    assert steps["idle"]["alone"]
+    assert facts["sessions"] == [["closed", uid["ben"]], ["open", uid["ben"]]]
 
 
 def test_on_postgresql_a_resent_client_msg_id_answers_with_the_stored_message_and_takes_no_seq(observed):
