@@ -105,7 +105,7 @@ def customer_conversation(shop_id: int, user_id: int) -> Conversation | None:
     return Conversation.objects.filter(chat_id=ids.service_chat_id(shop_id, user_id)).first()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveSession:
     """An open session with what routing one more message needs."""
 
@@ -195,7 +195,7 @@ class KnownSessions:
             self._sessions.clear()
 
 
-known_sessions = KnownSessions(limit=50_000)
+known_sessions = KnownSessions(limit=20_000)  # ~0.5 KB each
 
 
 def shop_hours(shop_id: int, *, timezone: str | None = None, today: date | None = None) -> Hours:
