@@ -608,10 +608,11 @@ def _guarded(mode: str, msg_type: int, msg: str, client_msg_id: str | None,
 
 def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
     """Customer-service messages of a batch, set-based: one statement reads the live sessions they
-    belong to that this process does not know yet (selectors.KnownSessions). A consumer's message whose session is open, with an agent who is online-or-busy and
-    connected, and not idle, goes to that agent with no lock; an agent's answer in a session that is
-    theirs likewise. Everything else (a first message, a queued or idle session, an agent gone, a
-    claim) goes alone through routing, under the shop's lock."""
+    belong to that this process does not know yet (selectors.KnownSessions). A consumer's message
+    whose session is open, with an agent who is online-or-busy and connected, and not idle, goes to
+    that agent with no lock; an agent's answer in a session that is theirs likewise. The store
+    checks that all of it still holds. Everything else (a first message, a queued or idle session,
+    an agent gone, a claim) goes alone through routing, under the shop's lock."""
     plan = Plan()
     wanted: dict[int, tuple[Caller, SendInput, int, int]] = {}
     for index, caller, send in items:

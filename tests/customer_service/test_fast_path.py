@@ -1,6 +1,7 @@
 """Customer-service messages in a batch (chat/sending.py + services.service_plan): a message whose
 session is open with an agent who keeps it is stored with the batch, with no shop lock and one read
-for all the batch's sessions; anything that changed goes through routing, one by one."""
+for all the batch's sessions (on SQLite every batch reads; PostgreSQL keeps what it read:
+tests/e2e/test_batching_postgres.py); anything that changed goes through routing, one by one."""
 
 from collections.abc import Callable
 
