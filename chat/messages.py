@@ -20,8 +20,9 @@ resend answers with the stored message (`message_find_sent`).
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -105,13 +106,13 @@ class Served:
     """The customer-service session a batched message counts on: the store touches it (active;
     answered, for the first-response time) and stores the message only while it is still open
     with this agent, its routing facts unchanged (`stamp`, PostgreSQL) and, for a consumer's
-    message, not idle; otherwise the message goes alone, through routing. One statement."""
+    message (not `answered`), not idle (IM_SESSION_IDLE_SECONDS); otherwise the message goes alone,
+    through routing. One statement."""
 
     session_id: int
     agent_id: int
-    answered: bool
+    answered: bool  # an agent's answer; else a consumer's message
     stamp: str = ""  # customer_service.selectors.ROUTING_STAMP as the policy read it
-    active_since: datetime | None = None  # the session must have been active since (not idle)
 
 
 @dataclass
@@ -244,7 +245,7 @@ WITH input AS (
         first_response_at = CASE WHEN s.id = ANY(%(answered_ids)b::bigint[])
                                  THEN COALESCE(s.first_response_at, %(now)b) ELSE s.first_response_at END
     WHERE s.id = ANY(%(session_ids)b::bigint[]) AND s.state = 'open'
-      AND (s.last_activity_at >= %(active_since)b OR NOT s.id = ANY(%(waking_ids)b::bigint[]))
+      AND (s.last_activity_at >= %(idle_before)b OR NOT s.id = ANY(%(asked_ids)b::bigint[]))
     RETURNING s.id, s.agent_id, s.shop_id, s.consumer_id
 ), served AS (
     -- Still with the agent, on the facts the policy read: the stamp it had for the session.
@@ -295,7 +296,13 @@ SELECT ord, id, seq FROM placed
 
 
 def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored | None]:
-    stamps = {d.served.session_id: d.served.stamp for d in drafts if d.served}
+    stamps: dict[int, str] = {}  # session -> the stamp its drafts counted on
+    answered: set[int] = set()  # sessions an agent answered in (the first-response time)
+    asked: set[int] = set()  # sessions a consumer wrote in (these must not be idle)
+    for draft in drafts:
+        if draft.served is not None:
+            stamps[draft.served.session_id] = draft.served.stamp
+            (answered if draft.served.answered else asked).add(draft.served.session_id)
     params = {
         "chat_id": [d.chat_id for d in drafts],
         "sender_id": [d.sender_id for d in drafts],
@@ -312,10 +319,9 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
         "session_id": [d.served.session_id if d.served else None for d in drafts],
         "session_ids": list(stamps),
         "session_stamps": list(stamps.values()),
-        "answered_ids": list({d.served.session_id for d in drafts if d.served and d.served.answered}),
-        "waking_ids": list({d.served.session_id for d in drafts if d.served and d.served.active_since}),
-        "active_since": max((d.served.active_since for d in drafts if d.served and d.served.active_since),
-                            default=now),
+        "answered_ids": list(answered),
+        "asked_ids": list(asked),
+        "idle_before": _idle_before(now),
         "now": now,
     }
     rows = prepared(_STORE_SQL, params)
@@ -374,16 +380,24 @@ def _touch_served(cursor, served: Served, now: datetime) -> bool:
     consumer's message (now touched). The stamp needs no check here: only PostgreSQL keeps sessions
     read between batches (customer_service.selectors.KnownSessions)."""
     at = connection.ops.adapt_datetimefield_value(now)
-    answered = "COALESCE(first_response_at, %s)" if served.answered else "first_response_at"
-    active = " AND last_activity_at >= %s" if served.active_since else ""
+    if served.answered:  # an agent's answer: the first response, if it is
+        first_response, idle_check, params = "COALESCE(first_response_at, %s)", "", [at, at, served.session_id]
+    else:  # a consumer's message: not into an idle session
+        first_response, idle_check = "first_response_at", " AND last_activity_at >= %s"
+        params = [at, served.session_id, connection.ops.adapt_datetimefield_value(_idle_before(now))]
     cursor.execute(
-        f"UPDATE {_SESSIONS} SET last_activity_at = %s, first_response_at = {answered} "
-        f"WHERE id = %s AND state = 'open'{active} RETURNING agent_id",
-        [at, *([at] if served.answered else []), served.session_id,
-         *([connection.ops.adapt_datetimefield_value(served.active_since)] if served.active_since else [])],
+        f"UPDATE {_SESSIONS} SET last_activity_at = %s, first_response_at = {first_response} "
+        f"WHERE id = %s AND state = 'open'{idle_check} RETURNING agent_id",
+        params,
     )
     row = cursor.fetchone()
     return row is not None and row[0] == served.agent_id
+
+
+def _idle_before(now: datetime) -> datetime:
+    """A customer-service session with no activity since is idle: a consumer's message does not
+    count on it (routing closes it and opens another)."""
+    return now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)
 
 
 def _reply_note(draft: Draft) -> dict | None:

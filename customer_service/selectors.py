@@ -190,10 +190,6 @@ class KnownSessions:
         with self._lock:
             self._sessions.pop(chat_id, None)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._sessions.clear()
-
 
 known_sessions = KnownSessions(limit=20_000)  # ~0.5 KB each
 

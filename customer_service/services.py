@@ -628,7 +628,6 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
     sessions = selectors.known_sessions.of(
         {ids.service_chat_id(shop_id, consumer_id) for _, _, shop_id, consumer_id in wanted.values()})
     connected = presence().online({session.agent_id for session in sessions.values() if session.agent_id})
-    idle_cutoff = now - timedelta(seconds=settings.IM_SESSION_IDLE_SECONDS)  # the store checks it
     flagged: dict[int, tuple[str, ...]] = {}  # index -> what the contact guard found
     for index, (caller, send, shop_id, consumer_id) in wanted.items():
         session = sessions.get(ids.service_chat_id(shop_id, consumer_id))
@@ -648,11 +647,10 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
                                                              session.offline_notify_minutes, session.pk))
         elif session.agent_status in (Status.ONLINE, Status.BUSY) and session.agent_id in connected:
             # The agent is connected (just asked): nobody to tell offline. An idle session is left
-            # out by the store (`active_since`) and goes through routing, which closes it.
+            # out by the store and goes through routing, which closes it.
             body, verdict = _guarded(session.contact_guard, send.msg_type, send.msg, send.client_msg_id, send.card)
             plan.drafts[index] = _consumer_draft(caller, body, shop_id, session.agent_id, note=verdict.note,
-                                                 served=Served(session.pk, session.agent_id, False, session.stamp,
-                                                               active_since=idle_cutoff))
+                                                 served=Served(session.pk, session.agent_id, False, session.stamp))
         else:
             plan.alone.append(index)
             continue
