@@ -92,7 +92,7 @@ def summarize(name: str, outcome: Outcome, server: dict, log_counts: dict) -> di
     return figures
 
 
-def _get(figures: dict | None, path: tuple[str, ...]):
+def figure(figures: dict | None, path: tuple[str, ...]):
     value = figures
     for part in path:
         if not isinstance(value, dict):
@@ -107,13 +107,13 @@ def ratios(ours: dict, baseline: dict | None) -> dict | None:
         return None
     found = {}
     for _, path in RATIO_FIGURES:
-        mine, theirs = _get(ours, path), _get(baseline, path)
+        mine, theirs = figure(ours, path), figure(baseline, path)
         if mine is not None and theirs:
             found[".".join(path)] = round(mine / theirs, 2)
     return found
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -128,26 +128,29 @@ def table(result: dict) -> str:
     server = result["config"].get("server", "daphne")
     rows = [("figure", base_name, "imchat" if server == "daphne" else f"imchat on {server}", "x baseline")]
     for label, path in RATIO_FIGURES:
-        mine, theirs = _get(ours, path), _get(baseline, path)
+        mine, theirs = figure(ours, path), figure(baseline, path)
         if mine is None and theirs is None:
             continue
-        rows.append((label, _cell(theirs), _cell(mine), _cell(ratio.get(".".join(path)))))
+        rows.append((label, cell(theirs), cell(mine), cell(ratio.get(".".join(path)))))
     if ours["mode"] not in ("idle", "connect"):
         for name in COUNT_FIGURES:
             mine, theirs = ours.get(name), baseline.get(name) if baseline else None
             if mine is None and theirs is None:
                 continue
-            rows.append((name.replace("_", " "), _cell(theirs), _cell(mine), ""))
+            rows.append((name.replace("_", " "), cell(theirs), cell(mine), ""))
     for label, path in LOG_FIGURES:
-        rows.append((label, _cell(_get(baseline, path)), _cell(_get(ours, path)), ""))
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
-    lines = []
-    for index, row in enumerate(rows):
-        lines.append("  ".join([row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:])]))
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
+        rows.append((label, cell(figure(baseline, path)), cell(figure(ours, path)), ""))
     header = _describe(result)
-    return "\n".join([header, *lines, *[f"note: {note}" for note in result.get("notes", [])]])
+    return "\n".join([header, *aligned(rows), *[f"note: {note}" for note in result.get("notes", [])]])
+
+
+def aligned(rows: list[tuple[str, ...]]) -> list[str]:
+    """A text table: the first row a header, then a rule; the first column left, the others right."""
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = ["  ".join([row[0].ljust(widths[0])] + [text.rjust(width) for text, width in zip(row[1:], widths[1:])])
+             for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
 
 
 def _describe(result: dict) -> str:

@@ -12,7 +12,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bench import profiling, report
+from bench import profiling, report, targets
 from bench.run import Config, run
 from bench.servers import SERVERS, BenchError
 
@@ -30,6 +30,9 @@ class Command(BaseCommand):
         load.add_argument("--connect", type=int, default=None, metavar="N",
                           help="instead (= --mode connect): open N sockets (default 2000) of users each in 3 groups, "
                                "every 10th an agent; report sockets ready/s, time to ready, server CPU per socket")
+        load.add_argument("--targets", action="store_true",
+                          help="instead: every scenario the performance targets are read from (each with its "
+                               "baseline, ~6 minutes), then one table of the targets, met or not")
         load.add_argument("--concurrency", type=int, default=50,
                           help="sockets being opened at once, in every mode (default 50)")
         load.add_argument("--pairs", type=int, default=100, help="private mode: pairs of users (default 100)")
@@ -103,6 +106,12 @@ class Command(BaseCommand):
         )
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
+            if options["targets"]:
+                result = targets.run_targets(config)
+                if not options["json"]:
+                    self.stdout.write(targets.table(result))
+                self.stdout.write(json.dumps(result, separators=(",", ":")))
+                return
             result = run(config)
         except BenchError as error:
             raise CommandError(str(error)) from None

@@ -1,0 +1,109 @@
+"""Issue 18's targets in one run: `manage.py imbench --targets`.
+
+Runs each scenario the targets are read from, each with the baseline it is compared with measured
+just before it (as `imbench` always does), then prints one table: the figure, the baseline's, ours,
+the ratio, the goal and whether it was met; and one JSON line with every scenario's full result.
+About six minutes; PostgreSQL and Redis from DATABASE_URL / REDIS_URL, as for any imbench run.
+"""
+
+import gc
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from bench import report
+from bench.run import Config, run
+
+# What every scenario starts from (the command's other options, --duration and the like, apply).
+COMMON = {"rate": None, "processes": 1, "window": 1, "senders": None, "idle": 0}
+# The scenarios, as imbench options; "one" and "two" put both servers' processes on the same cores.
+SCENARIOS: dict[str, dict] = {
+    "private": {"mode": "private", "pairs": 100, "baseline": "naive"},
+    "group 100": {"mode": "group", "group_size": 100, "baseline": "naive"},
+    "group 500": {"mode": "group", "group_size": 500, "senders": 1, "baseline": "naive"},
+    "2,000 msgs/s": {"mode": "private", "pairs": 100, "rate": 2000.0, "baseline": "none"},
+    "idle": {"mode": "idle", "idle": 2000, "baseline": "naive"},
+    "one process": {"mode": "private", "pairs": 100, "baseline": "none", "server_cpus": "0,1", "client_cpus": "none"},
+    "two processes": {"mode": "private", "pairs": 100, "baseline": "none", "processes": 2, "server_cpus": "0,1",
+                      "client_cpus": "none"},
+    "service": {"mode": "service", "consumers": 100, "agents": 4, "baseline": "private"},
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    label: str
+    scenario: str
+    path: tuple[str, ...]  # the figure in the scenario's result (report.RATIO_FIGURES' paths)
+    goal: str
+    met: Callable[[float], bool]
+    as_ratio: bool = False  # compared as ours / the baseline's
+    against: str | None = None  # as_ratio against another scenario's own figure, not its baseline
+
+
+TARGETS = [
+    Target("private, 100 pairs: delivered msgs/s", "private", ("delivered_per_s",), ">= 10x naive",
+           lambda x: x >= 10, as_ratio=True),
+    Target("private: server CPU µs per delivery", "private", ("server", "cpu_us_per_delivery"), "<= 350",
+           lambda x: x <= 350),
+    Target("group of 100 all sending: deliveries/s", "group 100", ("delivered_per_s",), ">= 5x naive",
+           lambda x: x >= 5, as_ratio=True),
+    Target("group of 100: time to last delivery p99 ms", "group 100", ("fanout_ms", "p99"), "< 250",
+           lambda x: x < 250),
+    Target("group of 500, one sender: time to last delivery p99 ms", "group 500", ("fanout_ms", "p99"), "< 100",
+           lambda x: x < 100),
+    Target("2,000 msgs/s offered, private: send->deliver p99 ms", "2,000 msgs/s", ("latency_ms", "p99"), "< 50",
+           lambda x: x < 50),
+    Target("idle socket: RSS KB", "idle", ("idle", "rss_per_socket_kb"), "<= 35", lambda x: x <= 35),
+    Target("two processes, every message across Redis: CPU µs per delivery", "two processes",
+           ("server", "cpu_us_per_delivery"), "<= 1.2x one process", lambda x: x <= 1.2, as_ratio=True,
+           against="one process"),
+    Target("customer service (guide): delivered msgs/s", "service", ("delivered_per_s",), ">= 0.8x private",
+           lambda x: x >= 0.8, as_ratio=True),
+]
+
+
+def run_targets(base: Config) -> dict:
+    """Every scenario, then the targets read from them."""
+    affinity = os.sched_getaffinity(0)  # each run pins this process where its options say: start alike
+    two_cores = len(affinity) >= 2
+    results = {}
+    for name, options in SCENARIOS.items():
+        if not two_cores:  # one core: nothing to pin
+            options = {key: value for key, value in options.items() if not key.endswith("_cpus")}
+        os.sched_setaffinity(0, affinity)
+        # The load generator is this process: what earlier scenarios left (a group run tracks a
+        # million deliveries) must not cost a collection in the middle of a later one's latencies.
+        gc.collect()
+        gc.freeze()
+        result = run(replace(base, **{**COMMON, **options}))
+        result.pop("_latencies")
+        results[name] = result
+    os.sched_setaffinity(0, affinity)
+    rows = [_row(target, results) for target in TARGETS]
+    safe = {name: {"lost": result["lost"], "duplicates": result["duplicates"]} for name, result in results.items()}
+    rows.append({"target": "nothing lost or duplicated, every run", "baseline": None,
+                 "imchat": sum((figures["lost"] or 0) + (figures["duplicates"] or 0) for figures in safe.values()),
+                 "ratio": None, "goal": "0", "met": all(not f["lost"] and not f["duplicates"] for f in safe.values())})
+    return {"tool": "imbench", "mode": "targets", "targets": rows, "runs": results}
+
+
+def _row(target: Target, results: dict) -> dict:
+    result = results[target.scenario]
+    ours = report.figure(result["imchat"], target.path)
+    if target.against:
+        theirs = report.figure(results[target.against]["imchat"], target.path)
+    else:
+        theirs = report.figure(result.get("baseline"), target.path)
+    ratio = round(ours / theirs, 2) if ours is not None and theirs else None
+    value = ratio if target.as_ratio else ours
+    return {"target": target.label, "baseline": theirs, "imchat": ours, "ratio": ratio, "goal": target.goal,
+            "met": value is not None and target.met(value)}
+
+
+def table(result: dict) -> str:
+    rows = [("target", "baseline", "imchat", "x baseline", "goal", "met")]
+    rows += [(row["target"], report.cell(row["baseline"]), report.cell(row["imchat"]), report.cell(row["ratio"]),
+              row["goal"], "yes" if row["met"] else "NO") for row in result["targets"]]
+    met = sum(row["met"] for row in result["targets"])
+    return "\n".join(report.aligned(rows)) + f"\n{met} of {len(result['targets'])} targets met\n"
