@@ -22,9 +22,11 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from chat import realtime
 from chat.cards import Card
@@ -231,12 +233,13 @@ _READS_ROW = ("(r.reads_user IS NOT NULL AND r.reads_user = t.user_id) OR "
 
 _STORE_SQL = f"""
 WITH input AS (
-    SELECT * FROM unnest(%(chat_id)b::text[], %(sender_id)b::bigint[], %(reads_user)b::bigint[],
-                         %(reads_shop)b::bigint[], %(sent_as)b::smallint[], %(chat_type)b::smallint[],
-                         %(msg_type)b::smallint[], %(msg)b::text[], %(to_uid)b::bigint[], %(shop_id)b::bigint[],
-                         %(client_msg_id)b::text[], %(card)b::text[], %(session_id)b::bigint[])
-        WITH ORDINALITY AS i(chat_id, sender_id, reads_user, reads_shop, sent_as, chat_type, msg_type, msg, to_uid,
-                             shop_id, client_msg_id, card, session_id, ord)
+    -- The drafts as one JSON array of rows (orjson writes it in microseconds; psycopg dumps each
+    -- list parameter in Python, ~10 µs apiece: 13 of them were ~150 µs a batch).
+    SELECT d->>0 AS chat_id, (d->>1)::bigint AS sender_id, (d->>2)::bigint AS reads_user,
+           (d->>3)::bigint AS reads_shop, (d->>4)::smallint AS sent_as, (d->>5)::smallint AS chat_type,
+           (d->>6)::smallint AS msg_type, d->>7 AS msg, (d->>8)::bigint AS to_uid, (d->>9)::bigint AS shop_id,
+           d->>10 AS client_msg_id, d->>11 AS card, (d->>12)::bigint AS session_id, ord
+    FROM jsonb_array_elements(%(drafts)b::jsonb) WITH ORDINALITY AS i(d, ord)
 ), touched AS (
     -- Sessions as id arrays, not a join: the statement is prepared, and its generic plan joined
     -- every open session with every touched one (a nested loop, ~1 ms a batch).
@@ -304,19 +307,11 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
             stamps[draft.served.session_id] = draft.served.stamp
             (answered if draft.served.answered else asked).add(draft.served.session_id)
     params = {
-        "chat_id": [d.chat_id for d in drafts],
-        "sender_id": [d.sender_id for d in drafts],
-        "reads_user": [d.reads.user_id for d in drafts],
-        "reads_shop": [d.reads.shop_id for d in drafts],
-        "sent_as": [d.sent_as for d in drafts],
-        "chat_type": [d.chat_type for d in drafts],
-        "msg_type": [d.msg_type for d in drafts],
-        "msg": [d.msg for d in drafts],
-        "to_uid": [d.to_uid for d in drafts],
-        "shop_id": [d.shop_id for d in drafts],
-        "client_msg_id": [d.client_msg_id for d in drafts],
-        "card": [d.card.json if d.card is not None else None for d in drafts],
-        "session_id": [d.served.session_id if d.served else None for d in drafts],
+        "drafts": Jsonb([(d.chat_id, d.sender_id, d.reads.user_id, d.reads.shop_id, d.sent_as, d.chat_type,
+                          d.msg_type, d.msg, d.to_uid, d.shop_id, d.client_msg_id,
+                          d.card.json if d.card is not None else None,
+                          d.served.session_id if d.served is not None else None) for d in drafts],
+                        dumps=orjson.dumps),
         "session_ids": list(stamps),
         "session_stamps": list(stamps.values()),
         "answered_ids": list(answered),

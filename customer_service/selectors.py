@@ -142,13 +142,13 @@ FROM {Conversation._meta.db_table} c
 JOIN {ServiceSession._meta.db_table} s ON s.conversation_id = c.id AND s.state = 'open'
 {ROUTING_JOINS}
 WHERE c.chat_id """
+_LIVE_SESSIONS_POSTGRES = _LIVE_SESSIONS_SQL.format(stamp=ROUTING_STAMP) + "= ANY(%(chat_ids)b::text[])"
 
 
 def live_sessions_of(chat_ids: set[str]) -> dict[str, LiveSession]:
     """The open sessions of these conversations, in one statement (prepared on PostgreSQL)."""
     if connection.vendor == "postgresql":
-        rows = prepared(_LIVE_SESSIONS_SQL.format(stamp=ROUTING_STAMP) + "= ANY(%(chat_ids)b::text[])",
-                        {"chat_ids": list(chat_ids)})
+        rows = prepared(_LIVE_SESSIONS_POSTGRES, {"chat_ids": list(chat_ids)})
     else:
         marks, values = in_list(chat_ids)
         with connection.cursor() as cursor:
