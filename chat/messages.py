@@ -122,17 +122,20 @@ class Plan:
     """What one kind's policy makes of its messages in a batch (indexes are the batch's).
 
     `drafts` go to the one shared store; `errors` are answered at once; `alone` go one by one
-    through the kind's full path (a first message, a new session: what needs locks or lookups the
-    batch does not make). A draft the store leaves out (its conversation or its session changed
-    since the policy looked: `Draft.served`) goes alone after all. `after_store`, run
-    in the same transaction just after it with the drafts stored ({index: Stored}), records what
-    the kind keeps beside some messages (the contact guard's flags).
+    through the kind's full path (a new session: what needs locks or lookups the batch does not
+    make). A draft the store leaves out for want of a conversation goes to `open_conversations`
+    when the kind has one (first messages: their conversations opened together, {index: error}
+    for those that cannot be), then to one more store; one left out otherwise (its session changed
+    since the policy looked: `Draft.served`) goes alone after all. `after_store`, run in the same
+    transaction just after a store with the drafts stored ({index: Stored}), records what the kind
+    keeps beside some messages (the contact guard's flags).
     """
 
     drafts: dict[int, Draft] = field(default_factory=dict)
     errors: dict[int, AppError] = field(default_factory=dict)
     alone: list[int] = field(default_factory=list)
     after_store: "Callable[[dict[int, Stored]], None] | None" = None
+    open_conversations: "Callable[[dict[int, Draft]], dict[int, AppError]] | None" = None
 
 
 @dataclass(frozen=True)

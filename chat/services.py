@@ -3,7 +3,7 @@ only after commit. Private messages' policy lives here too: who a private messag
 """
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -21,21 +21,35 @@ from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 def conversation_open_private(*, user: User, peer: User) -> Conversation:
     """The private conversation of two users, created with both parties' rows on first use."""
     chat_id = ids.private_chat_id(user.pk, peer.pk)
-    try:
-        with transaction.atomic():
-            conversation, created = Conversation.objects.get_or_create(
-                chat_id=chat_id, defaults={"chat_type": ChatType.PRIVATE}
-            )
-            if created:
-                Participant.objects.bulk_create(
-                    [
-                        Participant(conversation=conversation, user=user, peer_user=peer),
-                        Participant(conversation=conversation, user=peer, peer_user=user),
-                    ]
-                )
-    except IntegrityError:
-        conversation = Conversation.objects.get(chat_id=chat_id)
-    return conversation
+    _private_conversations_create({chat_id: (user.pk, peer.pk)})
+    return Conversation.objects.get(chat_id=chat_id)
+
+
+def private_conversations_open(firsts: dict[int, Draft]) -> dict[int, AppError]:
+    """The conversations of first private messages, each with both parties' rows: three statements
+    in one transaction, however many (one may have been opened meanwhile, on another process: kept).
+    A message to no active user gets -404 ({index: error})."""
+    peers = set(User.objects.filter(pk__in={draft.to_uid for draft in firsts.values()}, is_active=True)
+                .values_list("pk", flat=True))
+    errors = {index: not_found("to_uid: no such user") for index, draft in firsts.items() if draft.to_uid not in peers}
+    _private_conversations_create({draft.chat_id: (draft.sender_id, draft.to_uid)
+                                   for index, draft in firsts.items() if index not in errors})
+    return errors
+
+
+@transaction.atomic
+def _private_conversations_create(parties: dict[str, tuple[int, int]]) -> None:
+    """{chat_id: (user_id, peer_id)}: each conversation and both rows, unless there already."""
+    if not parties:
+        return
+    Conversation.objects.bulk_create([Conversation(chat_id=chat_id, chat_type=ChatType.PRIVATE) for chat_id in parties],
+                                     ignore_conflicts=True)
+    opened = Conversation.objects.filter(chat_id__in=parties).values_list("chat_id", "pk")
+    Participant.objects.bulk_create(
+        [Participant(conversation_id=pk, user_id=user_id, peer_user_id=peer_id)
+         for chat_id, pk in opened for user_id, peer_id in (parties[chat_id], parties[chat_id][::-1])],
+        ignore_conflicts=True,
+    )
 
 
 def private_draft(*, caller: Caller, to_uid: int | None, chat_id: str | None, msg_type: int, msg: str,
@@ -72,9 +86,9 @@ def _private_notify(peer_id: int) -> Notify | None:
 
 
 def private_plan(items: list[tuple[int, Caller, SendInput]]) -> Plan:
-    """Private messages of a batch: all stored together; a first message (no conversation yet:
-    the store answers None) goes one by one, where the conversation is opened."""
-    plan = Plan()
+    """Private messages of a batch: all stored together; the conversations of first messages (the
+    store answers None) are opened together, then those are stored."""
+    plan = Plan(open_conversations=private_conversations_open)
     for index, caller, send in items:
         try:
             plan.drafts[index] = private_draft(caller=caller, to_uid=send.to_uid, chat_id=send.chat_id,
@@ -93,10 +107,9 @@ def private_message_send(*, caller: Caller, to_uid: int | None, chat_id: str | N
                           client_msg_id=client_msg_id, card=card)
     stored = message_store(draft)
     if stored is None:
-        peer = User.objects.filter(pk=draft.to_uid, is_active=True).first()
-        if peer is None:
-            raise not_found("to_uid: no such user")
-        conversation_open_private(user=caller.user, peer=peer)
+        error = private_conversations_open({0: draft}).get(0)
+        if error is not None:
+            raise error
         stored = message_store(draft)
     return stored
 

@@ -11,6 +11,7 @@ every line of output is JSON.
 """
 
 import asyncio
+import gc
 import os
 import sys
 
@@ -49,7 +50,19 @@ def prepare() -> type:
     class Serve(cli.CommandLineInterface):
         server_class = DrainingServer  # SIGTERM drains (imchat/shutdown.py)
 
+    freeze_what_startup_made()
     return Serve
+
+
+def freeze_what_startup_made() -> None:
+    """Python's full collection walks every object the process holds; Django, daphne and the app's
+    modules are most of them and live as long as the process. On this machine that walk stopped the
+    event loop for 60-80 ms every few seconds under load (the p99 of `imbench --rate 2000`); frozen,
+    a full collection walks only what serving made (12-19 ms)."""
+    import imchat.asgi  # noqa: F401  the application's modules, imported now to be frozen too
+
+    gc.collect()
+    gc.freeze()
 
 
 def plain_autobahn_debug_lines() -> None:

@@ -8,6 +8,8 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chat import groups, handlers, services
 from chat.models import Conversation, Message, Participant
@@ -113,7 +115,7 @@ def test_a_batch_brings_hidden_rows_back_but_leaves_rows_of_members_who_left(ali
     assert (left.hidden, left.left_seq, left.last_read_seq) == (True, 0, 0)
 
 
-def test_the_first_message_to_a_new_peer_opens_the_conversation_one_by_one(alice, bob):
+def test_the_first_message_to_a_new_peer_opens_the_conversation_in_the_batch(alice, bob):
     # given alice has chatted with bob, never with dave
     ab = conversation_of(alice, bob)
     dave = make_user(username="dave")
@@ -132,6 +134,40 @@ def test_the_first_message_to_a_new_peer_opens_the_conversation_one_by_one(alice
     assert set(Participant.objects.filter(conversation=ad).values_list("user_id", flat=True)) == {alice.pk, dave.pk}
     assert messages_in(ab) == [(1, alice.pk, "to bob"), (2, bob.pk, "to alice")]
     assert [s.result["msg"] for s in sent if s.group == f"user.{dave.pk}" and s.code == 200] == ["hello dave"]
+
+
+def test_first_messages_open_their_conversations_together_in_the_same_few_queries_however_many(alice):
+    # given peers alice never wrote to, one of them deactivated, and both directions of one pair
+    peers = [make_user() for _ in range(6)]
+    gone = make_user(is_active=False)
+
+    def firsts(count: int) -> list:
+        return [sendmsg(alice, send_content(peer.pk, f"hi {peer.pk}")) for peer in peers[:count]]
+
+    # when a batch opens one conversation, and another opens four (plus a message to the
+    # deactivated user, and the first reply of a peer whose conversation the batch opens too)
+    with CaptureQueriesContext(connection) as one:
+        services.private_conversations_open({0: services.private_draft(
+            caller=caller_of(alice), to_uid=peers[5].pk, chat_id=None, msg_type=1, msg="x", client_msg_id=None)})
+    frames, _ = run_batch(*firsts(4), sendmsg(alice, send_content(gone.pk, "hello?")),
+                          sendmsg(peers[0], send_content(alice.pk, "hi back")))
+    with CaptureQueriesContext(connection) as four:
+        services.private_conversations_open({index: services.private_draft(
+            caller=caller_of(alice), to_uid=peer.pk, chat_id=None, msg_type=1, msg="x", client_msg_id=None)
+            for index, peer in enumerate(peers[1:5])})
+
+    # then every first message is stored in its new conversation with both parties' rows
+    assert [f["code"] for f in frames] == [1, 1, 1, 1, -404, 1]
+    for peer, frame in zip(peers[:4], frames):
+        conversation = Conversation.objects.get(chat_id=frame["result"]["chat_id"])
+        assert messages_in(conversation)[0] == (1, alice.pk, f"hi {peer.pk}")
+        assert sorted(Participant.objects.filter(conversation=conversation).values_list("user_id", "peer_user_id")) \
+            == sorted([(alice.pk, peer.pk), (peer.pk, alice.pk)])
+    assert frames[5]["result"]["seq"] == 2
+    assert not Conversation.objects.filter(participants__user=gone).exists()
+    # and opening conversations costs the same queries for four as for one (opened again: no rows twice)
+    assert len(four) == len(one)
+    assert Participant.objects.filter(conversation__chat_id=frames[1]["result"]["chat_id"]).count() == 2
 
 
 def test_an_unknown_peer_gets_404_and_the_rest_of_the_batch_is_stored(alice, bob):

@@ -321,11 +321,12 @@ async def test_a_binary_frame_is_refused_and_the_socket_stays_open(alice):
 
 @synchronously
 async def test_a_handler_crash_answers_500_and_the_socket_keeps_working(alice, bob, monkeypatch):
-    # given the message service fails unexpectedly (e.g. the database is down)
-    def broken(**kwargs):
+    # given opening the conversation fails unexpectedly (e.g. the database is down), in the batch
+    # and again on the message's own path
+    def broken(*args, **kwargs):
         raise RuntimeError("database unavailable")
 
-    monkeypatch.setattr(services, "private_message_send", broken)
+    monkeypatch.setattr(services, "private_conversations_open", broken)
     communicator = await open_socket(alice)
 
     # when
