@@ -380,6 +380,9 @@ class Load:
                 self.out.generator_lag_ms = max(self.out.generator_lag_ms, (clock() - scheduled) * 1000)
                 await self._send(next(turn), t_send=scheduled)
                 sent += 1
+                # A send does not wait: without a turn of the loop here, a run of sends would hold
+                # back the replies and pushes that arrived meanwhile, and time them late.
+                await asyncio.sleep(0)
             await asyncio.sleep(max(0.0, start + sent / rate - clock()))
 
     async def _sweep(self) -> None:
