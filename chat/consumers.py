@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 
 from chat import background, dispatch, draining, handlers, protocol, realtime, throttling
 from chat.protocol import Caller
-from imchat import metrics, outages
+from imchat import frames, metrics, outages
 from imchat.errors import AppError, CloseCode, Code
 from imchat.links import base_url_from_scope
 
@@ -85,7 +85,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.shared_user_budget = throttling.shared_user_budget()
         # Join every push group before the handshake completes: once the client is connected,
         # nothing addressed to it can pass it by (its writer holds them until then).
-        self.writer = realtime.SocketWriter(self.base_send, self.channel_name, caller.uid, self.socket_event)
+        self.writer = realtime.SocketWriter(self.base_send, self.channel_name, caller.uid, self.socket_event,
+                                            write_frame=(self.scope.get("extensions") or {}).get(frames.EXTENSION))
         self.channel_layer.attach(self.channel_name, self.writer.receive)
         try:
             await self.channel_layer.group_add_many(opening.groups, self.channel_name)

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 
 from chat.protocol import dumps, push_text
-from imchat import metrics, outages
+from imchat import frames, metrics, outages
 
 logger = logging.getLogger(__name__)
 
@@ -195,11 +195,13 @@ class SocketWriter:
     request in hand they wait for its reply (PROTOCOL.md section 2: the reply, then what the request
     caused). Other events (membership, logout, restart) go to `on_event`, the consumer's."""
 
-    __slots__ = ("send", "channel", "uid", "on_event", "pending", "busy", "flushing", "writing", "closed")
+    __slots__ = ("send", "write_frame", "channel", "uid", "on_event", "pending", "busy", "flushing", "writing",
+                 "closed")
 
     def __init__(self, send: Callable[[dict], Awaitable[None]], channel: str, uid: int,
-                 on_event: Callable[[dict], None] | None = None):
+                 on_event: Callable[[dict], None] | None = None, write_frame: frames.FrameWriter | None = None):
         self.send = send  # the server's ASGI send
+        self.write_frame = write_frame  # the server's writer of built frames, if it offers one
         self.channel = channel
         self.uid = uid
         self.on_event = on_event
@@ -247,9 +249,11 @@ class SocketWriter:
         self.writing = True
         try:
             while self.pending and not self.busy:
-                frames, self.pending = self.pending, []
-                for frame in frames:
-                    await self.send(frame)
+                messages, self.pending = self.pending, []
+                for message in messages:
+                    if self.write_frame is None or message["type"] != "websocket.send" \
+                            or not self.write_frame(_built_frame(message)):
+                        await self.send(message)
         except Exception as error:  # the socket went meanwhile: nothing more to write to it
             logger.debug("pushes to %s not written: %s", self.channel, error)
             self.pending.clear()
@@ -257,8 +261,21 @@ class SocketWriter:
             self.writing = False
 
 
+_built: dict[int, tuple[dict, bytes]] = {}  # id(message) -> (message, its frame): a flush's pushes
+
+
+def _built_frame(message: dict) -> bytes:
+    """The frame of a push's ASGI message, built by the first of its sockets in this flush (the
+    message is kept beside it, so its id names no other while the entry lives)."""
+    entry = _built.get(id(message))
+    if entry is None:
+        entry = _built[id(message)] = (message, frames.text_frame(message["text"]))
+    return entry[1]
+
+
 class Flush:
-    """The writers with pushes waiting, written by one task per tick."""
+    """The writers with pushes waiting, written by one task per tick (the frames built for them
+    forgotten after each round)."""
 
     def __init__(self):
         self.writers: list[SocketWriter] = []
@@ -276,6 +293,7 @@ class Flush:
                 for writer in writers:
                     writer.flushing = False
                     await writer.write_pending()
+                _built.clear()
         finally:
             self.task = None
 

@@ -21,6 +21,7 @@ from django.conf import settings
 from twisted.internet import reactor
 from twisted.internet.error import ReactorNotRunning
 
+from imchat import frames
 from imchat.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
@@ -31,12 +32,14 @@ class DrainingServer(Server):
 
     def create_application(self, protocol, scope):
         """daphne's, but a WebSocket's ASGI input is a Mailbox (imchat/mailbox.py: its one reader is
-        the consumer), ~3 KB less than the asyncio.Queue daphne makes for every connection."""
+        the consumer), ~3 KB less than the asyncio.Queue daphne makes for every connection; and its
+        scope offers the connection's frame writer (imchat/frames.py)."""
         if scope["type"] != "websocket":
             return super().create_application(protocol, scope)
         assert "application_instance" not in self.connections[protocol]
         input_queue = Mailbox()
         scope.setdefault("asgi", {"version": "3.0"})
+        scope["extensions"] = {**(scope.get("extensions") or {}), frames.EXTENSION: frames.writer_of(protocol)}
         instance = self.application(scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol))
         if protocol not in self.connections:
             return None

@@ -4,6 +4,7 @@ request in hand, in order, one flush per tick for every socket (no Channels even
 import asyncio
 
 from chat import realtime
+from imchat import frames
 
 
 class Socket:
@@ -135,5 +136,42 @@ def test_a_socket_that_went_loses_its_pushes_and_the_others_still_get_theirs():
         await asyncio.sleep(0.01)
         assert alive.texts == ["push 0", "push 1", "push 2"]
         assert writers[0].pending == []
+
+    run(scenario())
+
+
+class Connection:
+    """A server's writer of built frames (imchat/frames.py) that records them; closed, it declines."""
+
+    def __init__(self):
+        self.frames: list[bytes] = []
+        self.open = True
+
+    def write(self, frame: bytes) -> bool:
+        if self.open:
+            self.frames.append(frame)
+        return self.open
+
+
+def test_with_the_servers_frame_writer_a_push_is_framed_once_for_all_sockets_and_the_rest_goes_through_asgi():
+    async def scenario():
+        sockets, connections = [Socket() for _ in range(3)], [Connection() for _ in range(3)]
+        writers = [realtime.SocketWriter(socket.send, f"socket-{n}", 10 + n, write_frame=connection.write)
+                   for n, (socket, connection) in enumerate(zip(sockets, connections))]
+        for writer in writers:
+            writer.busy = False
+        connections[2].open = False  # closing: its frames go ASGI's way, which knows what to do
+        event = realtime.frame_event("to everyone")
+        for writer in writers:
+            writer.receive(event)
+        writers[0].close("bye", 4401)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+        assert connections[0].frames == [frames.text_frame("to everyone"), frames.text_frame("bye")]
+        assert connections[0].frames[0] is connections[1].frames[0]  # built once
+        assert sockets[0].sent == [{"type": "websocket.close", "code": 4401}]
+        assert sockets[1].sent == [] and connections[2].frames == []
+        assert sockets[2].texts == ["to everyone"]
 
     run(scenario())
