@@ -39,15 +39,18 @@ def private_conversations_open(firsts: dict[int, Draft]) -> dict[int, AppError]:
 
 @transaction.atomic
 def _private_conversations_create(parties: dict[str, tuple[int, int]]) -> None:
-    """{chat_id: (user_id, peer_id)}: each conversation and both rows, unless there already."""
+    """{chat_id: (user_id, peer_id)}: each conversation and both rows, unless there already. Rows
+    go in one order (chat_id, then user), so two processes opening the same ones wait for each other
+    instead of deadlocking."""
     if not parties:
         return
-    Conversation.objects.bulk_create([Conversation(chat_id=chat_id, chat_type=ChatType.PRIVATE) for chat_id in parties],
-                                     ignore_conflicts=True)
-    opened = Conversation.objects.filter(chat_id__in=parties).values_list("chat_id", "pk")
+    Conversation.objects.bulk_create(
+        [Conversation(chat_id=chat_id, chat_type=ChatType.PRIVATE) for chat_id in sorted(parties)],
+        ignore_conflicts=True)
+    opened = Conversation.objects.filter(chat_id__in=parties).order_by("chat_id").values_list("chat_id", "pk")
     Participant.objects.bulk_create(
         [Participant(conversation_id=pk, user_id=user_id, peer_user_id=peer_id)
-         for chat_id, pk in opened for user_id, peer_id in (parties[chat_id], parties[chat_id][::-1])],
+         for chat_id, pk in opened for user_id, peer_id in sorted((parties[chat_id], parties[chat_id][::-1]))],
         ignore_conflicts=True,
     )
 
