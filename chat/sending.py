@@ -43,19 +43,22 @@ def send_many(requests: list[tuple[Caller, SendInput]]) -> list[Outcome]:
         for index, error in plan.errors.items():
             outcomes[index] = error
     drafts = {index: draft for plan in plans for index, draft in plan.drafts.items()}
-    left_out = _store(plans, drafts, outcomes, now)
+    left_out, failed = _store(plans, drafts, outcomes, now)
     firsts = _first_messages(plans, left_out, outcomes)
-    alone += [index for index in left_out if index not in firsts and outcomes[index] is None]
-    alone += _store(plans, firsts, outcomes, now)
+    alone += failed + [index for index in left_out if index not in firsts and outcomes[index] is None]
+    left_out, failed = _store(plans, firsts, outcomes, now)
+    alone += left_out + failed
     for index in sorted(set(alone)):
         outcomes[index] = _send_alone(*requests[index])
     return outcomes
 
 
-def _store(plans: list[Plan], drafts: dict[int, Draft], outcomes: list[Outcome | None], now) -> list[int]:
-    """Stores the drafts together, their outcomes set; the indexes the store left out or failed."""
+def _store(plans: list[Plan], drafts: dict[int, Draft], outcomes: list[Outcome | None],
+           now) -> tuple[list[int], list[int]]:
+    """Stores the drafts together, their outcomes set; the indexes the store left out, and those of
+    a store that failed."""
     if not drafts:
-        return []
+        return [], []
     try:
         # On PostgreSQL messages_store is atomic by itself: a transaction only for what runs after it.
         together = connection.vendor != "postgresql" or any(plan.after_store for plan in plans)
@@ -67,18 +70,18 @@ def _store(plans: list[Plan], drafts: dict[int, Draft], outcomes: list[Outcome |
                 if plan.after_store:
                     plan.after_store(done)
     except IntegrityError:  # a resent client_msg_id: one by one finds which
-        return list(drafts)
+        return [], list(drafts)
     except Exception as error:
         outages.report(logger, error, "a batch of %d messages failed; sending them one by one", len(drafts),
                        requests=0)  # each is answered (and counted) one by one
-        return list(drafts)
+        return [], list(drafts)
     left_out = []
     for index, one in zip(batch, stored):
         if one is None:  # no conversation yet, or its session changed
             left_out.append(index)
         else:
             outcomes[index] = one
-    return left_out
+    return left_out, []
 
 
 def _first_messages(plans: list[Plan], left_out: list[int], outcomes: list[Outcome | None]) -> dict[int, Draft]:
