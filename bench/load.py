@@ -3,6 +3,10 @@
 Every message carries a unique key as the first word of its text (and as `client_msg_id`); the
 receiving socket looks it up, so a delivery is matched to its send whatever the server adds. One
 event loop, one process (pinned to its own core by the caller). Every wait is bounded.
+
+The sockets are picows' (a WebSocket client compiled with Cython, frames handed to a callback):
+with `websockets` the generator spent ~40 µs of its core per frame read, most of it parsing frames
+in Python, and at a group of 100 all sending it filled its core before the server filled its own.
 """
 
 import asyncio
@@ -13,8 +17,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import orjson
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
 
 # Codes the server pushes on its own; everything else answers a request (PROTOCOL.md 2).
 PUSH_CODES = frozenset({200, 301, 302, 303, 304, 305, 306, 307})
@@ -71,21 +74,19 @@ class Msg:
 
 
 class Sock:
-    __slots__ = ("index", "uid", "url", "ws", "pending", "seen", "sem", "to_uid", "content", "closed", "reader",
-                 "answers")
+    __slots__ = ("index", "uid", "url", "ws", "pending", "seen", "sem", "to_uid", "content", "closed", "answers")
 
     def __init__(self, index: int, uid: int, url: str):
         self.index = index
         self.uid = uid
         self.url = url
-        self.ws = None
+        self.ws = None  # picows' WSTransport once open
         self.pending: deque = deque()
         self.seen: set[str] = set()
         self.sem: asyncio.Semaphore | None = None
         self.to_uid = 0
         self.content: dict = {}
         self.closed = False
-        self.reader = None
         self.answers = False  # an agent that answers what it receives (--replies)
 
 
@@ -154,7 +155,6 @@ class Load:
         self.tag = fixtures.get("tag", "m")
         self.pad = ""
         self.answered = plan.replies and plan.mode == "service"
-        self.answering: set[asyncio.Task] = set()
         self.ready_seconds: list[float] = []
 
     # --- sockets -------------------------------------------------------------------------------
@@ -168,9 +168,9 @@ class Load:
         return socks
 
     async def _open(self, sock: Sock) -> None:
-        sock.ws = await connect(sock.url, compression=None, ping_interval=None, open_timeout=CONNECT_SECONDS,
-                                close_timeout=2, max_size=2**22, max_queue=None, proxy=None)
-        sock.reader = asyncio.create_task(self._read(sock))
+        sock.closed = False
+        sock.ws, _ = await ws_connect(lambda: Reader(self, sock), sock.url, websocket_handshake_timeout=CONNECT_SECONDS,
+                                      max_frame_size=2**22)
         # The server answers frames only once the socket is in its push groups: PONG = ready.
         await self.request(sock, "ping")
 
@@ -187,9 +187,10 @@ class Load:
                     try:
                         await self._open(sock)
                         break
-                    except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed) as error:
+                    except (OSError, WSError, TimeoutError) as error:
                         if sock.ws is not None:
-                            await sock.ws.close()
+                            sock.ws.disconnect(graceful=False)
+                            sock.ws = None
                         if attempt == 2:
                             if tolerate:
                                 failed += 1
@@ -208,36 +209,33 @@ class Load:
 
     async def request(self, sock: Sock, frame: str | dict, timeout: float = REPLY_SECONDS) -> dict:
         """Send a frame whose reply we wait for (ping -> PONG, chat.sync)."""
+        if sock.closed:
+            raise ConnectionError("socket closed")
         future = asyncio.get_running_loop().create_future()
         sock.pending.append(future)
-        await sock.ws.send(frame if isinstance(frame, str) else orjson.dumps(frame).decode())
+        sock.ws.send(WSMsgType.TEXT, frame.encode() if isinstance(frame, str) else orjson.dumps(frame))
         return await asyncio.wait_for(future, timeout)
 
-    async def _read(self, sock: Sock) -> None:
-        loads = orjson.loads
-        try:
-            async for raw in sock.ws:
-                frame = loads(raw)
-                code = frame.get("code")
-                if code in PUSH_CODES:
-                    if code == 200:
-                        self._delivered(sock, frame.get("result") or {})
-                    else:
-                        self.out.other_pushes += 1
-                elif sock.pending:
-                    self._replied(sock, sock.pending.popleft(), code, frame)
-        except ConnectionClosed:
-            pass
-        except Exception as error:  # noqa: BLE001 - a bad frame must not stop the run silently
-            print(f"\nreader of socket {sock.index} failed: {error!r}", file=sys.stderr)
-        finally:
-            sock.closed = True
-            while sock.pending:
-                entry = sock.pending.popleft()
-                if isinstance(entry, Msg):
-                    self._fail(entry, unanswered=True)
-                elif not entry.done():
-                    entry.set_exception(ConnectionError("socket closed"))
+    def _received(self, sock: Sock, raw: bytes) -> None:
+        frame = orjson.loads(raw)
+        code = frame.get("code")
+        if code in PUSH_CODES:
+            if code == 200:
+                self._delivered(sock, frame.get("result") or {})
+            else:
+                self.out.other_pushes += 1
+        elif sock.pending:
+            self._replied(sock, sock.pending.popleft(), code, frame)
+
+    def _gone(self, sock: Sock) -> None:
+        """The socket closed: what it waits for will not come."""
+        sock.closed = True
+        while sock.pending:
+            entry = sock.pending.popleft()
+            if isinstance(entry, Msg):
+                self._fail(entry, unanswered=True)
+            elif not entry.done():
+                entry.set_exception(ConnectionError("socket closed"))
 
     # --- messages ------------------------------------------------------------------------------
 
@@ -325,13 +323,10 @@ class Load:
             msg.sock.sem.release()
 
     def _answer(self, agent: Sock, question: Msg) -> None:
-        """The agent answers the consumer (--replies), from the reader: in a task of its own."""
-        task = asyncio.create_task(self._send(agent, question=question))
-        self.answering.add(task)
-        task.add_done_callback(self.answering.discard)
+        """The agent answers the consumer (--replies), from the reader."""
+        self._send(agent, question=question)
 
-    async def _send(self, sock: Sock, t_send: float | None = None, hold: bool = False,
-                    question: Msg | None = None) -> None:
+    def _send(self, sock: Sock, t_send: float | None = None, hold: bool = False, question: Msg | None = None) -> None:
         key = f"{self.tag}{sock.index}.{next(self.counter)}"
         now = clock()
         t_send = now if t_send is None else t_send
@@ -354,11 +349,11 @@ class Load:
             content["to_uid"] = question.sock.uid
         content["msg"] = f"{key} {self.pad}"[: max(self.plan.msg_bytes, len(key) + 1)]
         content["client_msg_id"] = key
+        if sock.closed:
+            self._fail(msg, unanswered=True)
+            return
         sock.pending.append(msg)
-        try:
-            await sock.ws.send(orjson.dumps({"class": "chat", "action": "sendMsg", "content": content}).decode())
-        except ConnectionClosed:
-            pass  # the reader fails what is pending
+        sock.ws.send(WSMsgType.TEXT, orjson.dumps({"class": "chat", "action": "sendMsg", "content": content}))
 
     async def _closed_loop(self, sock: Sock) -> None:
         while not self.stopping and not sock.closed:
@@ -366,7 +361,7 @@ class Load:
             if self.stopping:
                 sock.sem.release()
                 return
-            await self._send(sock, hold=True)
+            self._send(sock, hold=True)
 
     async def _open_loop(self) -> None:
         rate = self.plan.rate
@@ -378,7 +373,7 @@ class Load:
             for _ in range(min(due, 1000)):
                 scheduled = start + sent / rate
                 self.out.generator_lag_ms = max(self.out.generator_lag_ms, (clock() - scheduled) * 1000)
-                await self._send(next(turn), t_send=scheduled)
+                self._send(next(turn), t_send=scheduled)
                 sent += 1
                 # A send does not wait: without a turn of the loop here, a run of sends would hold
                 # back the replies and pushes that arrived meanwhile, and time them late.
@@ -477,9 +472,6 @@ class Load:
             else:
                 await self._run_traffic()
         finally:
-            for task in self.answering:
-                task.cancel()
-            await asyncio.gather(*self.answering, return_exceptions=True)
             await self._close_all()
             if self.plan.progress:
                 sys.stderr.write("\r\033[K")
@@ -508,7 +500,9 @@ class Load:
             self.phase = "warm-up"
             await asyncio.sleep(plan.warmup)
             if self.monitor is not None:
-                self.monitor.start()
+                # In a thread: it reads each server's /metrics, which under load blocked this loop
+                # (the load's clock) for ~30 ms at the start of the window.
+                await asyncio.to_thread(self.monitor.start)
             if self.on_measure is not None:
                 self.on_measure()
             self.phase = "measure"
@@ -516,7 +510,7 @@ class Load:
             await asyncio.sleep(max(self.t1 - clock(), 0))
             self.out.generator_cpu_pct = round(100 * (time.process_time() - cpu_start) / plan.duration, 1)
             if self.monitor is not None:
-                self.server = self.monitor.stop()
+                self.server = await asyncio.to_thread(self.monitor.stop)
             self.stopping = True
             for task in drivers:
                 task.cancel()
@@ -589,7 +583,7 @@ class Load:
                     try:
                         reply = await self.request(sock, {"class": "chat", "action": "sync",
                                                           "content": {"chats": cursors, "limit": 500}})
-                    except (TimeoutError, ConnectionError, ConnectionClosed):
+                    except (TimeoutError, ConnectionError):
                         break
                     result = reply.get("result") or {}
                     for item in result.get("messages") or []:
@@ -618,7 +612,7 @@ class Load:
         await asyncio.sleep(1.0)
         before = self.monitor.rss() if self.monitor else 0
         if self.monitor is not None:
-            self.monitor.start()
+            await asyncio.to_thread(self.monitor.start)
         if self.on_measure is not None:  # --profile samples the opening
             self.on_measure()
         started = clock()
@@ -630,7 +624,7 @@ class Load:
             self._say(f"holding {len(socks)} idle sockets, {hold_end - clock():4.1f}s left")
             await asyncio.sleep(min(0.5, max(hold_end - clock(), 0)))
         after = self.monitor.rss() if self.monitor else 0
-        self.server = self.monitor.stop() if self.monitor else {}
+        self.server = await asyncio.to_thread(self.monitor.stop) if self.monitor else {}
         alive = await self._alive(socks)
         opened = len(socks) - warm
         self.out.sockets = len(socks)
@@ -656,13 +650,13 @@ class Load:
         await self._open_all(socks[:warm], "warming")
         self.ready_seconds.clear()
         if self.monitor is not None:
-            self.monitor.start()
+            await asyncio.to_thread(self.monitor.start)
         if self.on_measure is not None:  # --profile samples the opening
             self.on_measure()
         started = clock()
         failed = await self._open_all(socks[warm:], "opening", tolerate=True)
         seconds = clock() - started
-        self.server = self.monitor.stop() if self.monitor else {}
+        self.server = await asyncio.to_thread(self.monitor.stop) if self.monitor else {}
         opened = len(socks) - warm - failed
         self.out.sockets = len(socks)
         self.out.connect = {
@@ -687,20 +681,21 @@ class Load:
                 try:
                     await self.request(sock, "ping")
                     return True
-                except (TimeoutError, ConnectionError, ConnectionClosed):
+                except (TimeoutError, ConnectionError):
                     return False
 
         return sum(await asyncio.gather(*(ping(sock) for sock in socks)))
 
     async def _close_all(self) -> None:
         async def close(sock: Sock) -> None:
-            if sock.ws is not None:
-                try:
-                    await asyncio.wait_for(sock.ws.close(), 3)
-                except Exception:  # noqa: BLE001 - closing is best effort
-                    pass
-            if sock.reader is not None:
-                sock.reader.cancel()
+            if sock.ws is None:
+                return
+            sock.ws.send_close(WSCloseCode.OK)
+            try:
+                await asyncio.wait_for(sock.ws.wait_disconnected(), 3)
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+            sock.ws.disconnect(graceful=False)
 
         limit = 500
         for start in range(0, len(self.socks), limit):
@@ -713,3 +708,35 @@ async def run_load(plan: Plan, urls: list[str], fixtures: dict, *, monitor=None,
     load = Load(plan, urls, fixtures, monitor=monitor, supports_sync=supports_sync, on_measure=on_measure)
     outcome = await asyncio.wait_for(load.run(), timeout)
     return outcome, getattr(load, "server", {}) or {}
+
+
+class Reader(WSListener):
+    """One socket's frames, as picows hands them over (a message in several frames is joined)."""
+
+    def __init__(self, load: Load, sock: Sock):
+        self.load = load
+        self.sock = sock
+        self.parts: list[bytes] = []
+
+    def on_ws_frame(self, transport, frame) -> None:
+        kind = frame.msg_type
+        if kind == WSMsgType.TEXT or kind == WSMsgType.CONTINUATION:
+            if frame.fin and not self.parts:
+                self._handle(frame.get_payload_as_bytes())
+                return
+            self.parts.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                raw, self.parts = b"".join(self.parts), []
+                self._handle(raw)
+        elif kind == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+
+    def _handle(self, raw: bytes) -> None:
+        try:
+            self.load._received(self.sock, raw)
+        except Exception as error:  # noqa: BLE001 - a bad frame must not stop the run silently
+            print(f"\nreader of socket {self.sock.index} failed: {error!r}", file=sys.stderr)
+
+    def on_ws_disconnected(self, transport) -> None:
+        self.load._gone(self.sock)
