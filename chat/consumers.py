@@ -173,6 +173,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if pushes:
             await realtime.deliver(pushes)
 
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        """A reply, PONG or error: its frame written straight to the connection where the server
+        offers that (imchat/frames.py: no ASGI message, coroutine and re-encoding per frame)."""
+        if text_data is None or close or self.writer is None or not self.writer.write_text(text_data):
+            await super().send(text_data, bytes_data, close)
+
     def socket_event(self, event: dict) -> None:
         """An event for this socket from the layer, at once (frames go to its writer)."""
         kind = event["type"]

@@ -237,6 +237,11 @@ class SocketWriter:
             self.flushing = True
             _flush_of_this_loop().add(self)
 
+    def write_text(self, text: str) -> bool:
+        """Writes `text` now, ahead of what waits (a reply); False where the server offers no frame
+        writer or the socket is closing (then it goes ASGI's way)."""
+        return self.write_frame is not None and self.write_frame(frames.text_frame(text))
+
     async def release(self) -> None:
         """The socket's reply is out (or its handshake accepted): what waited goes now."""
         self.busy = False

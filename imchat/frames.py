@@ -29,12 +29,35 @@ def text_frame(text: str) -> bytes:
 
 def writer_of(protocol) -> FrameWriter:
     """Writes a frame to daphne's connection (an autobahn protocol) while it is open; False
-    otherwise (a closing or closed socket: the frame then goes ASGI's way, which knows)."""
+    otherwise (a closing or closed socket: the frame then goes ASGI's way, which knows).
+
+    A frame goes to the socket at once when nothing of Twisted's waits before it: Twisted's own
+    `write` buffers it, registers the socket with the event loop and unregisters it once written (two
+    `epoll_ctl` calls and a loop turn per frame, ~13 % of the server's CPU in private chat). What the
+    socket does not take, and every frame while Twisted holds data, goes through Twisted's `write`,
+    so the order holds; TLS connections always do.
+    """
+    transport = protocol.transport
+    sock = None if getattr(transport, "TLS", True) else getattr(transport, "socket", None)
 
     def write(frame: bytes) -> bool:
         if protocol.state != protocol.STATE_OPEN:
             return False
-        protocol.transport.write(frame)
+        if sock is not None and _nothing_buffered(transport):
+            try:
+                sent = sock.send(frame)
+            except OSError:  # full (EAGAIN), or broken: Twisted's write finds out and closes its way
+                sent = 0
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
+        transport.write(frame)
         return True
 
     return write
+
+
+def _nothing_buffered(transport) -> bool:
+    """Whether a Twisted TCP connection is open for writing with nothing waiting to be written."""
+    return (transport.connected and not transport.disconnecting and not transport._writeDisconnected
+            and not transport._tempDataLen and transport.offset == len(transport.dataBuffer))
