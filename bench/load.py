@@ -16,6 +16,8 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+import logging
+
 import orjson
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
 
@@ -26,6 +28,7 @@ REPLY_SECONDS = 10
 SYNC_PAGES = 40
 
 clock = time.perf_counter
+logging.getLogger("picows").setLevel(logging.WARNING)  # it logs each socket's connect and disconnect at INFO
 
 
 @dataclass
