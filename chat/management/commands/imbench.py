@@ -32,7 +32,7 @@ class Command(BaseCommand):
                                "every 10th an agent; report sockets ready/s, time to ready, server CPU per socket")
         load.add_argument("--targets", action="store_true",
                           help="instead: every scenario the performance targets are read from (each with its "
-                               "baseline, ~6 minutes), then one table of the targets, met or not")
+                               "baseline, ~12 minutes), then one table of the targets, met or not")
         load.add_argument("--concurrency", type=int, default=50,
                           help="sockets being opened at once, in every mode (default 50)")
         load.add_argument("--pairs", type=int, default=100, help="private mode: pairs of users (default 100)")
