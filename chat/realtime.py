@@ -69,7 +69,7 @@ class Push(NamedTuple):
 
     @property
     def own_text(self) -> str | None:
-        return self.event["own"]["text"] if "own" in self.event else None
+        return own_frame(self.event)["text"] if "own_code" in self.event else None
 
     @property
     def exclude_channel(self) -> str | None:
@@ -89,17 +89,26 @@ class Push(NamedTuple):
 
 
 def frame_event(text: str, *, exclude_channel: str | None = None, sender_uid: int | None = None,
-                own_text: str | None = None) -> dict[str, Any]:
-    """A frame for sockets: `text`, except for the socket `exclude_channel` (it has its reply) and,
-    with `own_text`, the sender's own sockets, which get that instead (307: the compat client draws
-    every 200 as the other person's bubble). Its ASGI message is built here, once for every socket."""
+                own_code: int | None = None) -> dict[str, Any]:
+    """A frame for sockets: `text` (push_text's shape), except for the socket `exclude_channel` (it
+    has its reply) and, with `own_code`, the sender's own sockets, which get the same push under that
+    code (307: the compat client draws every 200 as the other person's bubble). Its ASGI message is
+    built here, once for every socket; the sender's version is made by the few sockets that need it
+    (`own_frame`), so a push crossing processes carries its text once."""
     event: dict[str, Any] = {"type": PUSH_EVENT, "frame": {"type": "websocket.send", "text": text}}
     if exclude_channel is not None:
         event["exclude"] = exclude_channel
-    if own_text is not None:
+    if own_code is not None:
         event["sender"] = sender_uid
-        event["own"] = {"type": "websocket.send", "text": own_text}
+        event["own_code"] = own_code
     return event
+
+
+def own_frame(event: dict[str, Any]) -> dict[str, str]:
+    """The push as the sender's other sockets get it: its frame under `own_code` (push_text's shape:
+    the code is the first member)."""
+    text = event["frame"]["text"]
+    return {"type": "websocket.send", "text": f'{{"code":{int(event["own_code"])}{text[text.index(","):]}'}
 
 
 _collector = threading.local()
@@ -128,10 +137,8 @@ def frame_pushes(groups: Iterable[str], code: int, result: Any, *, exclude_chann
                  sender_uid: int | None = None, own_code: int | None = None) -> list[Push]:
     """`{code, msg: null, result}` for the sockets of `groups`, encoded once; with `sender_uid`, the
     sender's sockets in those groups get `own_code` instead."""
-    result_json = dumps(result)
-    own_text = push_text(own_code, result_json) if own_code is not None else None
-    event = frame_event(push_text(code, result_json), exclude_channel=exclude_channel, sender_uid=sender_uid,
-                        own_text=own_text)
+    event = frame_event(push_text(code, dumps(result)), exclude_channel=exclude_channel, sender_uid=sender_uid,
+                        own_code=own_code)
     return [Push(group, event) for group in groups]
 
 
@@ -219,7 +226,7 @@ class SocketWriter:
                 return False
             self.on_event(event)
         elif event.get("exclude") != self.channel and not self.closed:
-            self._add(event["own"] if event.get("sender") == self.uid and "own" in event else event["frame"])
+            self._add(own_frame(event) if event.get("sender") == self.uid and "own_code" in event else event["frame"])
         return True
 
     def close(self, text: str | None, code: int) -> None:

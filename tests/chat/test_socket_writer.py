@@ -4,6 +4,7 @@ request in hand, in order, one flush per tick for every socket (no Channels even
 import asyncio
 
 from chat import realtime
+from chat.protocol import push_text
 from imchat import frames
 
 
@@ -85,11 +86,14 @@ def test_the_acting_socket_is_skipped_and_the_senders_other_sockets_get_the_echo
         acting, other_device, peer = Socket(), Socket(), Socket()
         writers = [writer_of(acting, "alice-phone", uid=1), writer_of(other_device, "alice-laptop", uid=1),
                    writer_of(peer, "bob-phone", uid=2)]
-        event = realtime.frame_event("200", exclude_channel="alice-phone", sender_uid=1, own_text="307")
+        text = push_text(200, '{"msg":"hi","note":"a, b"}')
+        event = realtime.frame_event(text, exclude_channel="alice-phone", sender_uid=1, own_code=307)
         for writer in writers:
             writer.receive(event)
         await asyncio.sleep(0.01)
-        assert (acting.texts, other_device.texts, peer.texts) == ([], ["307"], ["200"])
+        assert acting.texts == []
+        assert other_device.texts == [push_text(307, '{"msg":"hi","note":"a, b"}')]
+        assert peer.texts == [text]
 
     run(scenario())
 
