@@ -1,6 +1,7 @@
 """Fixtures of the web-page tests: two shops with their people (view tests), and a real daphne with
 the demo data plus Debian's Chromium driven by Playwright (browser tests)."""
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,15 +73,25 @@ def world(db, fast_password_hashing) -> World:
 # --- browser tests ---------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="session")
+def seeded_demo() -> Iterator[str]:
+    """A directory holding what `manage.py migrate` and `seeddemo` make (the database, the development
+    secrets), once per test run: each module's site starts from a copy (seeding took ~5 s a module)."""
+    with tempfile.TemporaryDirectory(prefix="imchat-web-seeded-") as var_dir:
+        site = Site(env=base_env(var_dir, DJANGO_DEBUG="1"))
+        site.migrate()
+        site.manage("seeddemo")
+        yield var_dir
+
+
 @pytest.fixture(scope="module")
-def demo_site() -> Iterator[Site]:
+def demo_site(seeded_demo) -> Iterator[Site]:
     """SQLite in a fresh directory, one daphne, and `manage.py seeddemo` (alice, bob, amy, ben, merchant):
     the development server of `make run` (DEBUG on; seeddemo refuses to run without it)."""
     require_chromium()
     with tempfile.TemporaryDirectory(prefix="imchat-web-") as var_dir:
+        shutil.copytree(seeded_demo, var_dir, dirs_exist_ok=True)
         site = Site(env=base_env(var_dir, DJANGO_DEBUG="1"))
-        site.migrate()
-        site.manage("seeddemo")
         try:
             site.start(1)
             yield site
