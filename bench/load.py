@@ -11,12 +11,11 @@ in Python, and at a group of 100 all sending it filled its core before the serve
 
 import asyncio
 import itertools
+import logging
 import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-
-import logging
 
 import orjson
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
@@ -260,7 +259,7 @@ class Load:
             self.out.late += 1  # after the drain: neither delivered in time nor (any more) lost
             return
         if sock.answers and msg.question is None and not self.stopping:
-            self._answer(sock, msg)
+            self._send(sock, question=msg)  # the agent answers the consumer (--replies)
         now = clock()
         msg.delivered += 1
         self.out.delivered += 1
@@ -324,10 +323,6 @@ class Load:
             msg.holding = False
             self.outstanding.pop(msg.key, None)
             msg.sock.sem.release()
-
-    def _answer(self, agent: Sock, question: Msg) -> None:
-        """The agent answers the consumer (--replies), from the reader."""
-        self._send(agent, question=question)
 
     def _send(self, sock: Sock, t_send: float | None = None, hold: bool = False, question: Msg | None = None) -> None:
         key = f"{self.tag}{sock.index}.{next(self.counter)}"

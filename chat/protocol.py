@@ -120,6 +120,11 @@ def push_text(code: int, result_json: str) -> str:
     return f'{{"code":{int(code)},"msg":null,"result":{result_json}}}'
 
 
+def push_text_as(code: int, text: str) -> str:
+    """A frame made by push_text, under another code (its first member), without encoding it again."""
+    return f'{{"code":{int(code)}{text[text.index(","):]}'
+
+
 # --- Reading `content` fields: the first bad field is reported by name ------------------------
 
 _MISSING = object()

@@ -25,7 +25,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 
-from chat.protocol import dumps, push_text
+from chat.protocol import dumps, push_text, push_text_as
 from imchat import frames, metrics, outages
 
 logger = logging.getLogger(__name__)
@@ -105,10 +105,8 @@ def frame_event(text: str, *, exclude_channel: str | None = None, sender_uid: in
 
 
 def own_frame(event: dict[str, Any]) -> dict[str, str]:
-    """The push as the sender's other sockets get it: its frame under `own_code` (push_text's shape:
-    the code is the first member)."""
-    text = event["frame"]["text"]
-    return {"type": "websocket.send", "text": f'{{"code":{int(event["own_code"])}{text[text.index(","):]}'}
+    """The push as the sender's other sockets get it: its frame under `own_code`."""
+    return {"type": "websocket.send", "text": push_text_as(event["own_code"], event["frame"]["text"])}
 
 
 _collector = threading.local()
@@ -271,7 +269,6 @@ class SocketWriter:
             self.pending.clear()
         finally:
             self.writing = False
-
 
     def _write_frames(self, messages: list[dict]) -> list[dict]:
         """Writes the frames up to the first message that is not one (a close) in one write: a
