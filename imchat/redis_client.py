@@ -14,15 +14,16 @@ password is the data nodes'; the Sentinels are reached without one. The channel 
 rate-limit counters (`CachePool`) all come through here.
 """
 
+import functools
+import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
-
-import time
 
 import redis
 import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
+from redis.connection import HiredisRespSerializer
 
 SENTINEL_SCHEME = "redis+sentinel"
 # A Sentinel that does not answer is skipped for the next one within a second.
@@ -118,7 +119,24 @@ def sync_pool(url: str, **options) -> redis.ConnectionPool:
 
 
 def async_pool(url: str, **options) -> redis.asyncio.ConnectionPool:
-    return _pool(url, options, redis.asyncio.ConnectionPool, redis.asyncio.sentinel.Sentinel, AsyncSentinelPool)
+    pool = _pool(url, options, redis.asyncio.ConnectionPool, redis.asyncio.sentinel.Sentinel, AsyncSentinelPool)
+    pool.connection_class = _packed_by_hiredis(pool.connection_class)
+    return pool
+
+
+@functools.cache
+def _packed_by_hiredis(connection_class: type) -> type:
+    """The connection class, its commands packed by hiredis in C, as redis-py's sync client does:
+    its asyncio client packs in Python, ~74 µs for the channel layer's script call with 64 keys
+    (hiredis: ~8 µs)."""
+    packer = HiredisRespSerializer()
+
+    class HiredisPacked(connection_class):
+        def pack_command(self, *args):
+            return packer.pack(*args)
+
+    HiredisPacked.__name__ = f"HiredisPacked{connection_class.__name__}"
+    return HiredisPacked
 
 
 def _pool(url: str, options: dict, plain, sentinel_class, sentinel_pool):
