@@ -24,6 +24,7 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 from redis.connection import HiredisRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
 
 SENTINEL_SCHEME = "redis+sentinel"
 # A Sentinel that does not answer is skipped for the next one within a second.
@@ -120,7 +121,8 @@ def sync_pool(url: str, **options) -> redis.ConnectionPool:
 
 def async_pool(url: str, **options) -> redis.asyncio.ConnectionPool:
     pool = _pool(url, options, redis.asyncio.ConnectionPool, redis.asyncio.sentinel.Sentinel, AsyncSentinelPool)
-    pool.connection_class = _packed_by_hiredis(pool.connection_class)
+    if HIREDIS_AVAILABLE:  # a requirement; without it redis-py's Python packer still works
+        pool.connection_class = _packed_by_hiredis(pool.connection_class)
     return pool
 
 

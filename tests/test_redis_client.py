@@ -29,6 +29,12 @@ def test_every_async_pool_packs_commands_in_c_as_redis_py_would(url):
         assert b"".join(connection.pack_command(*command)) == b"".join(Connection().pack_command(*command))
 
 
+def test_without_hiredis_the_pool_keeps_redis_pys_own_packer(monkeypatch):
+    monkeypatch.setattr(redis_client, "HIREDIS_AVAILABLE", False)
+
+    assert redis_client.async_pool("redis://127.0.0.1:6379/0").connection_class is Connection
+
+
 def test_a_value_redis_cannot_take_is_refused_before_anything_is_sent():
     connection = redis_client.async_pool("redis://127.0.0.1:6379/0").connection_class()
 
