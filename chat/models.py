@@ -109,7 +109,10 @@ class Participant(models.Model):
 
 
 class Message(models.Model):
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: message_unique_seq (conversation, seq) leads with it and serves every
+    # lookup by conversation; a second index was one more B-tree insert for every message stored.
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages",
+                                     db_index=False)
     seq = models.PositiveBigIntegerField()
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
