@@ -517,6 +517,13 @@ class Ledger:
 # --- Clients ---------------------------------------------------------------------------------------
 
 
+def _settled(future: asyncio.Future) -> None:
+    """A future the reader failed while its sender was raising on its own (the send to a closed
+    socket): its exception is read here, so asyncio does not report it as never retrieved."""
+    if future.done() and not future.cancelled():
+        future.exception()
+
+
 class Connection:
     """One WebSocket: replies matched by req_id, 200 pushes recorded (twice on one socket = duplicate)."""
 
@@ -574,12 +581,13 @@ class Connection:
         return self.reader.done()
 
     async def ping(self) -> None:
-        self.pong = asyncio.get_running_loop().create_future()
+        self.pong = pong = asyncio.get_running_loop().create_future()
         try:
             await self.ws.send("ping")
-            await asyncio.wait_for(self.pong, REPLY_SECONDS)
+            await asyncio.wait_for(pong, REPLY_SECONDS)
         finally:
             self.pong = None
+            _settled(pong)
 
     async def request(self, cls: str, action: str, content: dict, req_id: str) -> dict:
         future = asyncio.get_running_loop().create_future()
@@ -589,6 +597,7 @@ class Connection:
             return await asyncio.wait_for(future, REPLY_SECONDS)
         finally:
             self.pending.pop(req_id, None)
+            _settled(future)
 
     async def close(self) -> None:
         try:
