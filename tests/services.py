@@ -1,10 +1,18 @@
 """Real services for tests: present -> used; missing -> skipped, or failed when IM_REQUIRE_SERVICES=1."""
 
+import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 POSTGRES_URL = os.environ.get("IM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("IM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -57,3 +65,27 @@ def require_chromium() -> str:
     if not path:
         missing("Chromium", "install Debian's chromium package")
     return path
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """The URL of a new, migrated PostgreSQL database, dropped afterwards."""
+    from bench.search import create_database, drop_database, migrate
+
+    require_postgres()
+    name, url = create_database()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        drop_database(name)
+
+
+def probe(module: str, database_url: str, *args: str) -> dict:
+    """`python -m module args` in a process of its own whose Django uses `database_url` (the tests'
+    own uses SQLite): the JSON object its last line prints."""
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_DEBUG": "1", "LOG_LEVEL": "WARNING"}
+    done = subprocess.run([sys.executable, "-m", module, *args], check=False, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -15,16 +15,14 @@ def main(conversations: int) -> dict:
     import django
 
     django.setup()
-    import psycopg
     from django.db import connection
     from django.utils import timezone
-    from psycopg.types.numeric import Int8BinaryDumper
 
     from accounts.models import User
     from chat.messages import _STORE_SQL, store_params
     from chat.protocol import Caller
     from chat.services import private_conversations_open, private_draft
-    from imchat.sql import compact
+    from imchat.sql import prepared
 
     users = User.objects.bulk_create([User(username=f"probe-{index}", password="!")
                                       for index in range(2 * conversations)])
@@ -34,11 +32,8 @@ def main(conversations: int) -> dict:
     private_conversations_open(dict(enumerate(drafts)))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.adapters.register_dumper(int, Int8BinaryDumper)
-        cursor.execute("EXPLAIN " + compact(_STORE_SQL), store_params(drafts[:64], timezone.now()), binary=True)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    return {"plan": plan}
+    rows = prepared("EXPLAIN " + _STORE_SQL, store_params(drafts[:64], timezone.now()))  # as the store runs it
+    return {"plan": "\n".join(row[0] for row in rows)}
 
 
 if __name__ == "__main__":

@@ -4,28 +4,19 @@ Each test makes a scratch database (as tests/e2e/harness.py does), migrates it, 
 postgres_search_probe.py in a process of its own pointed at it (this process's Django uses SQLite).
 """
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from bench.search import ADMIN_URL, create_database, drop_database, migrate
-from tests.services import require_postgres
+from tests.services import probe, require_postgres
 
 pytestmark = pytest.mark.postgres
-ROOT = Path(__file__).resolve().parents[2]
 
 
-def probe(database_url: str, messages: int) -> dict:
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_DEBUG": "1", "LOG_LEVEL": "WARNING"}
-    done = subprocess.run([sys.executable, "-m", "tests.customer_service.postgres_search_probe", str(messages)],
-                          check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def search_probe(database_url: str, messages: int) -> dict:
+    return probe("tests.customer_service.postgres_search_probe", database_url, str(messages))
 
 
 @pytest.fixture
@@ -54,7 +45,7 @@ def scratch_database():
 
 
 def test_on_postgresql_the_search_finds_chinese_and_english_through_the_trigram_index(scratch_database):
-    result = probe(scratch_database(), 30000)
+    result = search_probe(scratch_database(), 30000)
 
     assert result["cjk_trigrams"] is True  # a UTF-8 locale: pg_trgm indexes CJK words
     assert result["two_chinese"]["snippets"] == ["你好，我想申请退款，谢谢"]
@@ -77,7 +68,7 @@ def test_on_postgresql_the_search_finds_chinese_and_english_through_the_trigram_
 def test_under_the_c_locale_chinese_is_still_found_within_the_window(scratch_database):
     # pg_trgm makes no trigram of a non-ASCII character under LC_CTYPE C: every Chinese term takes
     # the bounded path instead of an index lookup that would find nothing to narrow by
-    result = probe(scratch_database(locale="C"), 3000)
+    result = search_probe(scratch_database(locale="C"), 3000)
 
     assert result["cjk_trigrams"] is False
     assert result["four_chinese"]["snippets"] == ["你好，我想申请退款，谢谢"]
