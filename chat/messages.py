@@ -243,20 +243,25 @@ WITH input AS (
            (d->>6)::smallint AS msg_type, d->>7 AS msg, (d->>8)::bigint AS to_uid, (d->>9)::bigint AS shop_id,
            d->>10 AS client_msg_id, d->>11 AS card, (d->>12)::bigint AS session_id, ord
     FROM jsonb_array_elements(%(drafts)b::jsonb) WITH ORDINALITY AS i(d, ord)
+), sessions AS (
+    -- The sessions the messages count on: the routing stamp the policy read, and whether an agent
+    -- answered in it (the first-response time) or a consumer wrote in it (it must not be idle).
+    SELECT (s->>0)::bigint AS id, s->>1 AS stamp, (s->>2)::boolean AS answered, (s->>3)::boolean AS asked
+    FROM jsonb_array_elements(%(sessions)b::jsonb) AS s
 ), touched AS (
-    -- Sessions as id arrays, not a join: the statement is prepared, and its generic plan joined
-    -- every open session with every touched one (a nested loop, ~1 ms a batch).
+    -- Sessions by their ids as an array, not a join: the statement is prepared, and its generic plan
+    -- joined every open session with every touched one (a nested loop, ~1 ms a batch).
     UPDATE {_SESSIONS} AS s
     SET last_activity_at = %(now)b,
-        first_response_at = CASE WHEN s.id = ANY(%(answered_ids)b::bigint[])
+        first_response_at = CASE WHEN s.id = ANY(ARRAY(SELECT id FROM sessions WHERE answered))
                                  THEN COALESCE(s.first_response_at, %(now)b) ELSE s.first_response_at END
-    WHERE s.id = ANY(%(session_ids)b::bigint[]) AND s.state = 'open'
-      AND (s.last_activity_at >= %(idle_before)b OR NOT s.id = ANY(%(asked_ids)b::bigint[]))
+    WHERE s.id = ANY(ARRAY(SELECT id FROM sessions)) AND s.state = 'open'
+      AND (s.last_activity_at >= %(idle_before)b OR NOT s.id = ANY(ARRAY(SELECT id FROM sessions WHERE asked)))
     RETURNING s.id, s.agent_id, s.shop_id, s.consumer_id
 ), served AS (
     -- Still with the agent, on the facts the policy read: the stamp it had for the session.
     SELECT s.id FROM touched s {ROUTING_JOINS}
-    WHERE {ROUTING_STAMP} = (%(session_stamps)b::text[])[array_position(%(session_ids)b::bigint[], s.id)]
+    WHERE {ROUTING_STAMP} = (SELECT stamp FROM sessions WHERE sessions.id = s.id)
 ), accepted AS (
     SELECT * FROM input WHERE session_id IS NULL OR session_id IN (SELECT id FROM served)
 ), locked AS (
@@ -317,24 +322,21 @@ def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored |
 
 
 def store_params(drafts: list[Draft], now: datetime) -> dict:
-    """The store statement's parameters for these drafts (PostgreSQL)."""
-    stamps: dict[int, str] = {}  # session -> the stamp its drafts counted on
-    answered: set[int] = set()  # sessions an agent answered in (the first-response time)
-    asked: set[int] = set()  # sessions a consumer wrote in (these must not be idle)
+    """The store statement's parameters for these drafts (PostgreSQL): each list goes as JSON, as
+    psycopg dumps a list parameter in Python (~10 µs apiece) and orjson the whole in microseconds."""
+    sessions: dict[int, list] = {}  # session -> [id, the stamp its drafts counted on, answered, asked]
     for draft in drafts:
         if draft.served is not None:
-            stamps[draft.served.session_id] = draft.served.stamp
-            (answered if draft.served.answered else asked).add(draft.served.session_id)
+            session = sessions.setdefault(draft.served.session_id, [draft.served.session_id, "", False, False])
+            session[1] = draft.served.stamp
+            session[2 if draft.served.answered else 3] = True
     return {
         "drafts": Jsonb([(d.chat_id, d.sender_id, d.reads.user_id, d.reads.shop_id, d.sent_as, d.chat_type,
                           d.msg_type, d.msg, d.to_uid, d.shop_id, d.client_msg_id,
                           d.card.json if d.card is not None else None,
                           d.served.session_id if d.served is not None else None) for d in drafts],
                         dumps=orjson.dumps),
-        "session_ids": list(stamps),
-        "session_stamps": list(stamps.values()),
-        "answered_ids": list(answered),
-        "asked_ids": list(asked),
+        "sessions": Jsonb(list(sessions.values()), dumps=orjson.dumps),
         "idle_before": _idle_before(now),
         "now": now,
     }
