@@ -259,9 +259,10 @@ WITH input AS (
       AND (s.last_activity_at >= %(idle_before)b OR NOT s.id = ANY(ARRAY(SELECT id FROM sessions WHERE asked)))
     RETURNING s.id, s.agent_id, s.shop_id, s.consumer_id
 ), served AS (
-    -- Still with the agent, on the facts the policy read: the stamp it had for the session.
-    SELECT s.id FROM touched s {ROUTING_JOINS}
-    WHERE {ROUTING_STAMP} = (SELECT stamp FROM sessions WHERE sessions.id = s.id)
+    -- Still with the agent, on the facts the policy read: the stamp it had for the session (joined:
+    -- a subquery per session scanned the batch's sessions each time, ~0.9 ms a batch of 64).
+    SELECT s.id FROM touched s JOIN sessions seen ON seen.id = s.id {ROUTING_JOINS}
+    WHERE {ROUTING_STAMP} = seen.stamp
 ), accepted AS (
     SELECT * FROM input WHERE session_id IS NULL OR session_id IN (SELECT id FROM served)
 ), locked AS (
