@@ -44,6 +44,7 @@ class Plan:
     msg_bytes: int = 64
     msg_timeout: float = 5.0
     senders: int | None = None
+    pairs_together: bool = False  # private, several processes: both users of a pair on one
     replies: bool = False
     connect_concurrency: int = 50
     idle_hold: float = 5.0
@@ -163,9 +164,12 @@ class Load:
 
     def _make_socks(self, users: list[dict], start: int = 0) -> list[Sock]:
         socks = []
+        together = self.plan.pairs_together and self.plan.mode == "private"
         for offset, user in enumerate(users):
             index = start + offset
-            url = f"{self.urls[index % len(self.urls)]}?token={user['token']}"
+            # Round-robin over the servers: a private pair (sockets 2k and 2k + 1) spans two of them,
+            # unless asked to share one (then none of its messages crosses Redis).
+            url = f"{self.urls[(index // 2 if together else index) % len(self.urls)]}?token={user['token']}"
             socks.append(Sock(index, user["id"], url))
         return socks
 

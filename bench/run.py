@@ -45,6 +45,7 @@ class Config:
     gate: str = "deliver"
     msg_bytes: int = 64
     processes: int = 1
+    pairs_together: bool = False
     target: str | None = None
     baseline: str = "naive"
     server: str = "daphne"  # what ours runs on: daphne (production) or uvicorn
@@ -103,6 +104,8 @@ def check(config: Config, env: dict[str, str]) -> None:
         parts = urlsplit(config.target)
         if parts.scheme != "ws" or parts.hostname not in LOOPBACK or not parts.port:
             raise BenchError("--target must be ws://127.0.0.1:PORT (the benchmark only talks to this machine)")
+    if config.pairs_together and config.mode != "private":
+        raise BenchError("--pairs-together is for private mode (it places each pair's two users)")
     messages = config.mode not in ("idle", "connect")
     if config.processes > 1 and messages and not env.get("REDIS_URL") and not config.target:
         raise BenchError("--processes > 1 needs REDIS_URL: the in-memory layer does not reach other processes")
@@ -112,7 +115,8 @@ def plan_of(config: Config) -> Plan:
     return Plan(
         mode=config.mode, window=config.window, rate=config.rate, warmup=config.warmup, duration=config.duration,
         drain=config.drain, gate=config.gate, msg_bytes=config.msg_bytes, senders=config.senders,
-        replies=config.replies, connect_concurrency=config.concurrency, idle_hold=config.duration,
+        replies=config.replies, pairs_together=config.pairs_together,
+        connect_concurrency=config.concurrency, idle_hold=config.duration,
         sync_check=config.sync_check, progress=config.progress,
     )
 

@@ -3,12 +3,16 @@
 Runs each scenario the targets are read from, each with the baseline it is compared with measured
 just before it (as `imbench` always does), then prints one table: the figure, the baseline's, ours,
 the ratio, the goal and whether it was met; and one JSON line with every scenario's full result.
-About twelve minutes; PostgreSQL and Redis from DATABASE_URL / REDIS_URL, as for any imbench run.
+About fourteen minutes; PostgreSQL and Redis from DATABASE_URL / REDIS_URL, as for any imbench run.
 
 The targets that compare two runs of ours (two processes / one, customer service / private chat)
 are read over ROUNDS rounds of those runs, one after the other (one process, two processes, service;
 again), as the median of the rounds' ratios: on a shared machine the speed drifts by up to 20 %
 between runs minutes apart, more than those targets' margins. Every round is in the JSON.
+
+A control runs in the same rounds: two processes with both users of each pair on one process, so
+that nothing crosses Redis. Its row has no goal; set beside the two-process target, it tells what
+crossing Redis costs from what two processes on this machine's shared cores cost.
 """
 
 import gc
@@ -21,7 +25,7 @@ from bench import report
 from bench.run import Config, run
 
 # What every scenario starts from (the command's other options, --duration and the like, apply).
-COMMON = {"rate": None, "processes": 1, "window": 1, "senders": None, "idle": 0}
+COMMON = {"rate": None, "processes": 1, "window": 1, "senders": None, "idle": 0, "pairs_together": False}
 # The scenarios, as imbench options; "one" and "two" put both servers' processes on the same cores.
 SCENARIOS: dict[str, dict] = {
     "private": {"mode": "private", "pairs": 100, "baseline": "naive"},
@@ -32,9 +36,12 @@ SCENARIOS: dict[str, dict] = {
     "one process": {"mode": "private", "pairs": 100, "baseline": "none", "server_cpus": "0,1", "client_cpus": "none"},
     "two processes": {"mode": "private", "pairs": 100, "baseline": "none", "processes": 2, "server_cpus": "0,1",
                       "client_cpus": "none"},
+    "two processes, pairs together": {"mode": "private", "pairs": 100, "baseline": "none", "processes": 2,
+                                      "server_cpus": "0,1", "client_cpus": "none", "pairs_together": True},
     "service": {"mode": "service", "consumers": 100, "agents": 4, "baseline": "private"},
 }
-REPEATED = ("one process", "two processes", "service")  # run in rounds (see the module's docstring)
+# Run in rounds (see the module's docstring).
+REPEATED = ("one process", "two processes", "two processes, pairs together", "service")
 ROUNDS = 3
 
 
@@ -44,7 +51,7 @@ class Target:
     scenario: str
     path: tuple[str, ...]  # the figure in the scenario's result (report.RATIO_FIGURES' paths)
     goal: str
-    met: Callable[[float], bool]
+    met: Callable[[float], bool] | None  # None: a control, read beside a target, with no goal of its own
     as_ratio: bool = False  # compared as ours / the baseline's
     against: str | None = None  # as_ratio against another scenario's own figure, not its baseline
 
@@ -66,6 +73,8 @@ TARGETS = [
     Target("two processes, every message across Redis: CPU µs per delivery", "two processes",
            ("server", "cpu_us_per_delivery"), "<= 1.2x one process", lambda x: x <= 1.2, as_ratio=True,
            against="one process"),
+    Target("control: two processes, each pair on one process (nothing crosses Redis)", "two processes, pairs together",
+           ("server", "cpu_us_per_delivery"), "-", None, as_ratio=True, against="one process"),
     Target("customer service (guide): delivered msgs/s", "service", ("delivered_per_s",), ">= 0.8x private",
            lambda x: x >= 0.8, as_ratio=True),
 ]
@@ -116,7 +125,7 @@ def _row(target: Target, rounds: dict[str, list[dict]]) -> dict:
         known = [value for value in values if value is not None]
         row[key] = round(statistics.median(known), 2) if len(known) == len(values) else None
     value = row["ratio"] if target.as_ratio else row["imchat"]
-    row["met"] = value is not None and target.met(value)
+    row["met"] = None if target.met is None else value is not None and target.met(value)
     if len(readings) > 1:
         row["rounds"] = [round(ratio, 2) if target.as_ratio and ratio is not None else ours
                          for ours, _, ratio in readings]
@@ -126,9 +135,9 @@ def _row(target: Target, rounds: dict[str, list[dict]]) -> dict:
 def table(result: dict) -> str:
     rows = [("target", "baseline", "imchat", "x baseline", "goal", "met")]
     rows += [(row["target"], report.cell(row["baseline"]), report.cell(row["imchat"]), _ratio_cell(row),
-              row["goal"], "yes" if row["met"] else "NO") for row in result["targets"]]
-    met = sum(row["met"] for row in result["targets"])
-    return "\n".join(report.aligned(rows)) + f"\n{met} of {len(result['targets'])} targets met\n"
+              row["goal"], {True: "yes", False: "NO", None: "-"}[row["met"]]) for row in result["targets"]]
+    goals = [row["met"] for row in result["targets"] if row["met"] is not None]
+    return "\n".join(report.aligned(rows)) + f"\n{sum(goals)} of {len(goals)} targets met\n"
 
 
 def _ratio_cell(row: dict) -> str:

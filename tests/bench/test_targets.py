@@ -28,6 +28,8 @@ RUNS = {  # scenario -> (ours, the baseline's)
                     (figures(rate=6000.0, cpu=120.0), None)],
     "two processes": [(figures(rate=6000.0, cpu=150.0, lost=1), None), (figures(rate=6000.0, cpu=150.0), None),
                       (figures(rate=6000.0, cpu=132.0), None)],
+    "two processes, pairs together": [(figures(rate=8000.0, cpu=120.0), None), (figures(rate=8000.0, cpu=95.0), None),
+                                      (figures(rate=8000.0, cpu=130.0), None)],
     "service": [(figures(rate=4500.0), figures(rate=6000.0))] * 3,
 }
 
@@ -65,11 +67,21 @@ def test_each_target_is_read_from_its_scenario_as_a_figure_or_a_ratio(result):
     assert "1.15 (1.15, 1.50, 1.10)" in result["table"]
 
 
+def test_the_control_is_read_in_the_same_rounds_and_has_no_goal(result):
+    # two processes with each pair on one process, against the same round's one process:
+    # 120 / 130, 95 / 100 and 130 / 120
+    control = result["control: two processes, each pair on one process (nothing crosses Redis)"]
+    assert (control["rounds"], control["ratio"], control["goal"], control["met"]) == ([0.92, 0.95, 1.08], 0.95, "-",
+                                                                                       None)
+    line = next(line for line in result["table"].splitlines() if line.startswith("control:"))
+    assert line.split()[-2:] == ["-", "-"] and "0.95 (0.92, 0.95, 1.08)" in line
+
+
 def test_a_missed_target_and_a_lost_message_say_so(result):
     assert not result["group of 500, one sender: time to last delivery p99 ms"]["met"]  # 120 ms, goal < 100
     assert not result["customer service (guide): delivered msgs/s"]["met"]  # 0.75x private
     assert result["nothing lost or duplicated, every run"] == {
         "target": "nothing lost or duplicated, every run", "baseline": None, "imchat": 1, "ratio": None, "goal": "0",
         "met": False}
-    assert result["table"].endswith("7 of 10 targets met\n")
+    assert result["table"].endswith("7 of 10 targets met\n")  # the control is no target
     assert "group of 500, one sender: time to last delivery p99 ms" in result["table"]

@@ -62,6 +62,9 @@ class Command(BaseCommand):
         servers = parser.add_argument_group("servers")
         servers.add_argument("--processes", type=int, default=1,
                              help="server processes; clients are spread round-robin (default 1)")
+        servers.add_argument("--pairs-together", action="store_true",
+                             help="private mode, several processes: both users of each pair on the same process, "
+                                  "so that no message crosses Redis (the control for --processes 2)")
         servers.add_argument("--target", default=None, metavar="ws://127.0.0.1:PORT",
                              help="use this running server instead of starting one (no baseline)")
         servers.add_argument("--server", choices=SERVERS, default="daphne",
@@ -97,7 +100,8 @@ class Command(BaseCommand):
             replies=options["replies"],
             window=options["window"], rate=options["rate"], duration=options["duration"], warmup=options["warmup"],
             drain=options["drain"], gate=options["gate"], msg_bytes=options["msg_bytes"],
-            processes=options["processes"], target=options["target"], baseline=options["baseline"],
+            processes=options["processes"], pairs_together=options["pairs_together"], target=options["target"],
+            baseline=options["baseline"],
             server=options["server"],
             server_cpus=options["server_cpus"], client_cpus=options["client_cpus"],
             sync_check=options["sync_check"], progress=not options["quiet"], keep_logs=options["keep_logs"],
