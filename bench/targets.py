@@ -6,9 +6,10 @@ the ratio, the goal and whether it was met; and one JSON line with every scenari
 About fourteen minutes; PostgreSQL and Redis from DATABASE_URL / REDIS_URL, as for any imbench run.
 
 The targets that compare two runs of ours (two processes / one, customer service / private chat)
-are read over ROUNDS rounds of those runs, one after the other (one process, two processes, service;
-again), as the median of the rounds' ratios: on a shared machine the speed drifts by up to 20 %
-between runs minutes apart, more than those targets' margins. Every round is in the JSON.
+are read over ROUNDS rounds of those runs, one after the other (one process, two processes, the
+control below, service; again), as the median of the rounds' ratios: on a shared machine the speed
+drifts by up to 20 % between runs minutes apart, more than those targets' margins. Every round is
+in the JSON.
 
 A control runs in the same rounds: two processes with both users of each pair on one process, so
 that nothing crosses Redis. Its row has no goal; set beside the two-process target, it tells what
