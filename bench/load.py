@@ -164,12 +164,12 @@ class Load:
 
     def _make_socks(self, users: list[dict], start: int = 0) -> list[Sock]:
         socks = []
-        together = self.plan.pairs_together and self.plan.mode == "private"
         for offset, user in enumerate(users):
             index = start + offset
             # Round-robin over the servers: a private pair (sockets 2k and 2k + 1) spans two of them,
             # unless asked to share one (then none of its messages crosses Redis).
-            url = f"{self.urls[(index // 2 if together else index) % len(self.urls)]}?token={user['token']}"
+            server = self.urls[(index // 2 if self.plan.pairs_together else index) % len(self.urls)]
+            url = f"{server}?token={user['token']}"
             socks.append(Sock(index, user["id"], url))
         return socks
 

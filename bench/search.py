@@ -107,13 +107,15 @@ def seed(cursor, *, messages: int, customers: int = 5000, private: int | None = 
     cursor.execute("ANALYZE")
 
 
-def create_database() -> tuple[str, str]:
-    """A new empty database on the server of ADMIN_URL: (name, url)."""
+def create_database(locale: str | None = None) -> tuple[str, str]:
+    """A new empty database on the server of ADMIN_URL (with `locale`: UTF-8 under that collation
+    and character type, e.g. "C"): (name, url)."""
     import psycopg
 
     name = f"imchat_search_{secrets.token_hex(5)}"
+    options = f" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE '{locale}' LC_CTYPE '{locale}'" if locale else ""
     with psycopg.connect(ADMIN_URL.replace("postgres://", "postgresql://", 1), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"{options}')
     return name, ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 

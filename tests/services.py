@@ -68,12 +68,12 @@ def require_chromium() -> str:
 
 
 @contextmanager
-def scratch_postgres() -> Iterator[str]:
-    """The URL of a new, migrated PostgreSQL database, dropped afterwards."""
+def scratch_postgres(locale: str | None = None) -> Iterator[str]:
+    """The URL of a new, migrated PostgreSQL database (under `locale`, if given), dropped afterwards."""
     from bench.search import create_database, drop_database, migrate
 
     require_postgres()
-    name, url = create_database()
+    name, url = create_database(locale)
     try:
         migrate(url)
         yield url
