@@ -56,6 +56,19 @@ def previous_agent_id(conversation_id: int) -> int | None:
     )
 
 
+def previous_agents(conversation_ids: list[int]) -> dict[int, int]:
+    """previous_agent_id for many conversations: one query."""
+    rows = (
+        ServiceSession.objects.filter(conversation_id__in=conversation_ids, agent__isnull=False)
+        .order_by("conversation_id", "-assigned_at", "-pk")
+        .values_list("conversation_id", "agent_id")
+    )
+    last: dict[int, int] = {}
+    for conversation_id, agent_id in rows:
+        last.setdefault(conversation_id, agent_id)
+    return last
+
+
 def choose_agent(session: ServiceSession, shop: Shop, *, exclude_agent: int | None = None) -> tuple[int, str]:
     """(agent, reason) for a session that needs one now, or (0, "") to queue it.
 

@@ -1,5 +1,6 @@
 """Customer-service writes: shops, agents and their status, and messages between consumers and shops."""
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
@@ -14,7 +15,9 @@ from accounts.models import User
 from chat import ids, realtime
 from chat.cards import Card
 from chat.inputs import SendInput
-from chat.messages import NOBODY, Author, Draft, Notify, Plan, Served, Side, Stored, message_store, payload
+from chat.messages import (
+    NOBODY, Author, Draft, Notify, Plan, Served, Side, Stored, message_store, messages_store, payload,
+)
 from chat.models import ChatType, Conversation, Message, MsgType, Participant, SentAs
 from chat.payloads import message_result_from_row
 from chat.presence import presence
@@ -27,8 +30,11 @@ from customer_service.hours import (
 from customer_service.models import Assignment, ServiceAgent, ServiceSession, Shop, ShopClosedDay, ShopHours
 from customer_service.offline import Role
 from customer_service.selectors import can_serve, customer_conversation
+from imchat import outages
 from imchat.errors import AppError, Code, bad_request, forbidden, not_found
 from imchat.links import absolute_url
+
+logger = logging.getLogger(__name__)
 
 State = ServiceSession.State
 Status = ServiceAgent.Status
@@ -300,6 +306,86 @@ def session_route(*, session: ServiceSession, shop: Shop, now, exclude_agent: in
     webhooks.session_changed(webhooks.Event.SESSION_QUEUED, session, queue_position=position,
                              out_of_hours=not open_now, previous_agent_uid=exclude_agent or 0)
     return 0
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A session `sessions_open_together` opened: what its first message's batch still needs."""
+
+    shop: Shop
+    session: ServiceSession
+    agent_id: int
+
+
+def sessions_open_together(shop_id: int, consumers: dict[int, User], *, now) -> dict[str, Opened]:
+    """New sessions for consumers of one shop who have none, each assigned as routing would assign
+    them one after the other (the agent who served them last, else the shop's strategy, each pick
+    counting the ones before): a dozen statements under the shop's lock, however many consumers.
+    {chat_id: Opened} for those opened; the others go through routing one by one (a shop closed now
+    or missing, a queue waiting, nobody with capacity, a session opened meanwhile)."""
+    with transaction.atomic():
+        shop = Shop.objects.select_for_update().filter(pk=shop_id).first()
+        if shop is None or not ShopOpening(shop, now).open_now:
+            return {}
+        if ServiceSession.objects.filter(shop=shop, state=State.QUEUED).exists():  # newcomers join its end
+            return {}
+        conversations = _service_conversations_open(shop, consumers)
+        live = set(ServiceSession.objects.filter(conversation__in=conversations.values(),
+                                                 state__in=[State.QUEUED, State.OPEN]).values_list("consumer_id",
+                                                                                                   flat=True))
+        candidates = {candidate.user_id: candidate for candidate in routing.candidates_for(shop)}
+        last_agents = routing.previous_agents([conversation.pk for conversation in conversations.values()])
+        sessions, reasons = [], []
+        for consumer_id, conversation in conversations.items():
+            if consumer_id in live:
+                continue
+            last = candidates.get(last_agents.get(conversation.pk))
+            picked, reason = (last, Assignment.Reason.LAST_AGENT) if last is not None and last.has_capacity else (
+                pick_agent(shop.strategy, list(candidates.values())), Assignment.Reason.STRATEGY)
+            if picked is None:
+                break  # nobody has capacity: the rest queue, through routing
+            picked.open_sessions += 1
+            picked.last_assigned_at = now
+            sessions.append(ServiceSession(
+                shop=shop, consumer_id=consumer_id, conversation=conversation, agent_id=picked.user_id,
+                state=State.OPEN, first_seq=conversation.last_seq + 1, last_activity_at=now, queued_at=now,
+                assigned_at=now, first_assigned_at=now,
+            ))
+            reasons.append(reason)
+        if not sessions:
+            return {}
+        ServiceSession.objects.bulk_create(sessions)
+        Assignment.objects.bulk_create([
+            Assignment(session=session, agent_id=session.agent_id, reason=reason,
+                       detail=shop.strategy if reason == Assignment.Reason.STRATEGY else "")
+            for session, reason in zip(sessions, reasons)])
+        ServiceAgent.objects.filter(shop=shop, user_id__in={session.agent_id for session in sessions}).update(
+            last_assigned_at=now)
+        with webhooks.batched():
+            for session, reason in zip(sessions, reasons):
+                _push_session_event(session, "assigned", to_users=[session.agent_id, session.consumer_id],
+                                    agent_id=session.agent_id)
+                webhooks.session_changed(webhooks.Event.SESSION_ASSIGNED, session, reason=reason)
+                webhooks.session_created(session, consumer_nickname=consumers[session.consumer_id].display_name,
+                                         now=now)
+    return {session.conversation.chat_id: Opened(shop, session, session.agent_id) for session in sessions}
+
+
+def _service_conversations_open(shop: Shop, consumers: dict[int, User]) -> dict[int, Conversation]:
+    """{consumer id: their conversation with the shop}, each opened with its two rows if new: three
+    statements (conversation_open_service, for many)."""
+    chat_ids = {ids.service_chat_id(shop.pk, consumer_id): consumer_id for consumer_id in consumers}
+    Conversation.objects.bulk_create(
+        [Conversation(chat_id=chat_id, chat_type=ChatType.SERVICE, shop_id=shop.pk, title=shop.name, avatar=shop.logo)
+         for chat_id in sorted(chat_ids)], ignore_conflicts=True)
+    conversations = {chat_ids[conversation.chat_id]: conversation
+                     for conversation in Conversation.objects.filter(chat_id__in=chat_ids).order_by("chat_id")}
+    Participant.objects.bulk_create(
+        [row for consumer_id, conversation in conversations.items()
+         for row in (Participant(conversation=conversation, user_id=consumer_id, shop_id=shop.pk),
+                     Participant(conversation=conversation, shop_id=shop.pk, peer_user_id=consumer_id))],
+        ignore_conflicts=True)
+    return {consumer_id: conversations[consumer_id] for consumer_id in consumers if consumer_id in conversations}
 
 
 def _session_for_consumer_message(*, shop: Shop, conversation: Conversation, consumer: User, next_seq: int, now,
@@ -627,6 +713,9 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
         return plan
     sessions = selectors.known_sessions.of(
         {ids.service_chat_id(shop_id, consumer_id) for _, _, shop_id, consumer_id in wanted.values()})
+    opened = _sessions_open_for_firsts(wanted, sessions, now)
+    if opened:
+        sessions.update(selectors.known_sessions.of(set(opened)))
     connected = presence().online({session.agent_id for session in sessions.values() if session.agent_id})
     flagged: dict[int, tuple[str, ...]] = {}  # index -> what the contact guard found
     for index, (caller, send, shop_id, consumer_id) in wanted.items():
@@ -657,16 +746,46 @@ def service_plan(items: list[tuple[int, Caller, SendInput]], *, now) -> Plan:
         if verdict.flagged:
             flagged[index] = verdict.flagged
 
+    greeted = {index: opened[plan.drafts[index].chat_id] for index in plan.drafts
+               if plan.drafts[index].chat_id in opened and opened[plan.drafts[index].chat_id].shop.greeting}
+
     def after_store(stored: dict[int, Stored]) -> None:
         guard.messages_flag([(plan.drafts[index], stored[index], kinds)
                              for index, kinds in flagged.items() if index in stored])
         webhooks.messages_created([(plan.drafts[index], row, plan.drafts[index].served.session_id)
                                    for index, row in stored.items()])
+        _greet({opened.session.pk: (opened, wanted[index][0].base_url)  # once a session, after its messages
+                for index, opened in greeted.items() if index in stored}, now)
 
-    # Nothing to do after the store (and no closure called) unless a flag or the mall wants it.
-    if flagged or webhooks.wanted(webhooks.MESSAGE_CREATED):
+    # Nothing to do after the store (and no closure called) unless a flag, a greeting or the mall wants it.
+    if flagged or greeted or webhooks.wanted(webhooks.MESSAGE_CREATED):
         plan.after_store = after_store
     return plan
+
+
+def _sessions_open_for_firsts(wanted: dict[int, tuple[Caller, SendInput, int, int]], sessions: dict,
+                              now) -> dict[str, Opened]:
+    """Sessions for the consumers' messages with none open, per shop together (sessions_open_together);
+    a shop that fails is logged and its messages go through routing one by one."""
+    by_shop: dict[int, dict[int, User]] = {}
+    for caller, send, shop_id, consumer_id in wanted.values():
+        if not send.as_service and ids.service_chat_id(shop_id, consumer_id) not in sessions:
+            by_shop.setdefault(shop_id, {})[consumer_id] = caller.user
+    opened: dict[str, Opened] = {}
+    for shop_id, consumers in by_shop.items():
+        try:
+            opened.update(sessions_open_together(shop_id, consumers, now=now))
+        except Exception as error:
+            outages.report(logger, error, "opening %d sessions of shop %s failed; routing them one by one",
+                           len(consumers), shop_id, requests=0)
+    return opened
+
+
+def _greet(sessions: dict[int, tuple[Opened, str]], now) -> None:
+    """The shops' greetings in sessions just opened together: one store for all (_shop_says, for many)."""
+    if sessions:
+        messages_store([_shop_draft(opened.shop, opened.session.consumer_id, opened.shop.greeting, base_url,
+                                    agent_id=opened.agent_id) for opened, base_url in sessions.values()], now=now)
 
 
 def service_message_send(*, caller: Caller, send: SendInput) -> Stored:
@@ -719,12 +838,16 @@ def consumer_message_send(*, caller: Caller, shop_id: int, msg_type: int, msg: s
 def _shop_says(shop: Shop, consumer_id: int, text: str, base_url: str, now, *, agent_id: int = 0) -> None:
     """An automatic message from the shop (its name and logo) in the conversation; it reads nothing
     for the shop, so the consumer's question stays unread there. The session's agent sees it too."""
+    message_store(_shop_draft(shop, consumer_id, text, base_url, agent_id=agent_id), now=now)
+
+
+def _shop_draft(shop: Shop, consumer_id: int, text: str, base_url: str, *, agent_id: int = 0) -> Draft:
     receivers = [realtime.user_group(consumer_id)] + ([realtime.user_group(agent_id)] if agent_id else [])
-    message_store(Draft(
+    return Draft(
         chat_id=ids.service_chat_id(shop.pk, consumer_id), chat_type=ChatType.SERVICE, msg_type=MsgType.TEXT,
         msg=text, author=Author(shop.name, absolute_url(shop.logo, base_url)), reads=NOBODY,
         sent_as=SentAs.SYSTEM, to_uid=consumer_id, shop_id=shop.pk, receivers=tuple(receivers),
-    ), now=now)
+    )
 
 
 def out_of_hours_text(shop: Shop, hours: Hours, now) -> str:

@@ -191,6 +191,8 @@ def on_site_service_sessions() -> dict:
     _batch((cora, {**send_content(shop.pk, "hello"), **to_shop}, 0, None),
            (dan, {**send_content(shop.pk, "hello"), **to_shop}, 0, None))
     _one_by_one.clear()
+    for person in (cora, dan):  # the next batch reads them (as a process that never saw them would)
+        selectors.known_sessions.forget(f"{shop.pk}____{person.pk}")
     real = selectors.live_sessions_of
 
     def read_then_close(chat_ids):
@@ -217,6 +219,39 @@ def on_site_service_sessions() -> dict:
     return _facts(people, {"cora": Conversation.objects.get(chat_id=f"{shop.pk}____{cora.pk}"),
                            "dan": Conversation.objects.get(chat_id=f"{shop.pk}____{dan.pk}")},
                   frames, pushes, sessions=sessions)
+
+
+def on_site_first_service_messages() -> dict:
+    """Three consumers' first messages to a shop with a greeting (one of them writes twice), amy and
+    ben online, in one batch: sessions opened together, the messages in the batch's statement."""
+    from chat.models import Conversation
+    from chat.presence import presence
+    from customer_service import services as service_services
+    from customer_service.models import Assignment, ServiceAgent, ServiceSession
+    from tests.factories import send_content
+
+    people = _people("amy", "ben", "cora", "dan", "eve", "merchant")
+    amy, ben, cora, dan, eve, merchant = people.values()
+    shop = service_services.shop_create(name="Tea House", owner=merchant)
+    service_services.shop_update(shop=shop, greeting="Welcome!")
+    for agent in (amy, ben):
+        service_services.agent_add(shop=shop, user=agent, status=ServiceAgent.Status.ONLINE)
+        presence().connected(agent.pk, f"{agent.pk}.laptop")
+    to_shop = {"chat_type": 4, "to_uid": shop.pk}
+    try:
+        frames, pushes = _batch((cora, {**send_content(shop.pk, "one"), **to_shop}, 1, None),
+                                (dan, {**send_content(shop.pk, "hello"), **to_shop}, 2, None),
+                                (cora, {**send_content(shop.pk, "two"), **to_shop}, 3, None),
+                                (eve, {**send_content(shop.pk, "hi"), **to_shop}, 4, None))
+    finally:
+        for agent in (amy, ben):
+            presence().disconnected(agent.pk, f"{agent.pk}.laptop")
+    names = {person.pk: name for name, person in people.items()}
+    sessions = {names[consumer]: [state, names[agent], first_seq] for consumer, state, agent, first_seq in
+                ServiceSession.objects.filter(shop=shop).values_list("consumer_id", "state", "agent_id", "first_seq")}
+    reasons = sorted(Assignment.objects.filter(session__shop=shop).values_list("reason", flat=True))
+    return _facts(people, {name: Conversation.objects.get(chat_id=f"{shop.pk}____{people[name].pk}")
+                           for name in ("cora", "dan", "eve")}, frames, pushes, sessions=sessions, reasons=reasons)
 
 
 def on_site_known_sessions() -> dict:
@@ -440,14 +475,31 @@ def test_on_postgresql_service_messages_are_stored_only_while_their_session_is_s
     assert sessions["dan"][1][:3] == ["open", uid["amy"], frames[2]["result"]["seq"]]
 
 
+def test_on_postgresql_first_service_messages_open_their_sessions_together_and_go_in_the_batch(observed):
+    facts = observed("first_service_messages")
+    uid, frames, chats = facts["uid"], facts["frames"], facts["chats"]
+
+    assert [f["code"] for f in frames] == [1, 1, 1, 1], frames
+    assert facts["one_by_one"] == []  # no message went through routing alone
+    assert facts["sessions"] == {"cora": ["open", "amy", 1], "dan": ["open", "ben", 1], "eve": ["open", "amy", 1]}
+    assert facts["reasons"] == ["strategy"] * 3
+    assert [row[:3] for row in chats["cora"]["messages"]] == [
+        [1, uid["cora"], "one"], [2, uid["cora"], "two"], [3, None, "Welcome!"]]
+    assert [row[:3] for row in chats["dan"]["messages"]] == [[1, uid["dan"], "hello"], [2, None, "Welcome!"]]
+    to_ben = [(code, result.get("event") or result["msg"]) for group, code, _, result in facts["pushes"]
+              if group == f"user.{uid['ben']}"]
+    assert to_ben == [(305, "assigned"), (200, "hello"), (200, "Welcome!")]
+
+
 def test_on_postgresql_a_known_session_is_not_read_again_and_a_change_elsewhere_sends_the_message_through_routing(
         observed):
     facts = observed("known_sessions")
     uid, steps = facts["uid"], facts["steps"]
     amy, ben = f"user.{uid['amy']}", f"user.{uid['ben']}"
-    # the first message opens the session alone; the next batch reads it once, the one after not at all
-    assert [steps[name]["reads"] for name in ("read", "known")] == [1, 0]
-    assert [steps[name]["alone"] for name in ("first", "read", "known")] == [True, False, False]
+    # the first message opens its session in the batch, which reads it once opened; the batches after
+    # read nothing
+    assert [steps[name]["reads"] for name in ("first", "read", "known")] == [2, 0, 0]
+    assert [steps[name]["alone"] for name in ("first", "read", "known")] == [False, False, False]
     assert amy in steps["known"]["pushed_to"]
     # the shop masked contacts meanwhile: the message did not pass on the old setting
     changed = steps["guard changed"]
