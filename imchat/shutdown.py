@@ -17,6 +17,7 @@ import threading
 from functools import partial
 
 from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
 from django.conf import settings
 from twisted.internet import reactor
 from twisted.internet.error import ReactorNotRunning
@@ -54,6 +55,7 @@ class DrainingServer(Server):
 
     def listen_success(self, port):
         self.ports.append(port)
+        self.ws_factory.protocol = FastReadWebSocketProtocol  # before the first connection
         super().listen_success(port)
 
     def sig_term(self, number, frame) -> None:
@@ -96,6 +98,19 @@ class DrainingServer(Server):
             self.stop()
         except ReactorNotRunning:  # a second SIGTERM stopped it meanwhile
             pass
+
+
+class FastReadWebSocketProtocol(WebSocketProtocol):
+    """daphne's WebSocket protocol, reading requests with `frames.read_text_frames` while autobahn
+    is between messages (nothing of a frame held, no message begun, no compression, no frame log)."""
+
+    def dataReceived(self, data: bytes) -> None:
+        if (self.state == self.STATE_OPEN and not self.data and self.current_frame is None
+                and not self.inside_message and self._perMessageCompress is None and not self.logFrames):
+            data = frames.read_text_frames(self, data)
+            if not data:
+                return
+        self._dataReceived(data)
 
 
 def _exit_past_bound(bound: float) -> None:

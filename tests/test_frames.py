@@ -1,16 +1,19 @@
 """imchat/frames.py: a push's frame built once, read back by a real WebSocket client's parser, and
-written to a real Twisted connection over a real socket."""
+written to a real Twisted connection over a real socket; clients' frames, made by a real WebSocket
+client's serializer, read in or left to autobahn byte for byte."""
 
 import socket
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from twisted.internet import tcp
 from twisted.internet.selectreactor import SelectReactor
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from imchat.frames import text_frame, writer_of
+from imchat.frames import read_text_frames, text_frame, writer_of
 
 
 def parsed(data: bytes) -> Frame:
@@ -84,3 +87,103 @@ def test_a_closing_connection_takes_no_frame():
     assert not writer_of(SimpleNamespace(state=2, STATE_OPEN=1, transport=connection))(text_frame("late"))
     ours.close()
     theirs.close()
+
+
+# --- Clients' frames in --------------------------------------------------------------------------
+
+
+class Protocol(SimpleNamespace):
+    """What read_text_frames uses of daphne's protocol: its limits, its state and onMessage."""
+
+    STATE_OPEN, STATE_CLOSING = 1, 2
+
+    def __init__(self, limit: int = 1 << 20):
+        super().__init__(maxFramePayloadSize=limit, maxMessagePayloadSize=limit, state=1, messages=[])
+
+    def onMessage(self, payload: bytes, is_binary: bool) -> None:
+        self.messages.append((payload.decode(), is_binary))
+
+
+def client_frame(text: str | bytes, opcode: Opcode = Opcode.TEXT, *, fin: bool = True) -> bytes:
+    """A frame as a client sends it: masked with a fresh random key (websockets' serializer)."""
+    return Frame(opcode, text.encode() if isinstance(text, str) else text, fin=fin).serialize(mask=True)
+
+
+@given(st.lists(st.text(max_size=300), max_size=6))
+@example(["", "a" * 125, "b" * 126, "消息" * 100, "c" * 65_535])  # each length encoding's edge
+def test_whole_text_frames_are_each_one_message_in_order(texts):
+    protocol = Protocol()
+    assert read_text_frames(protocol, b"".join(map(client_frame, texts))) == b""
+    assert protocol.messages == [(text, False) for text in texts]
+
+
+@given(st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=4), st.data())
+def test_a_frame_cut_by_the_read_is_left_whole_for_autobahn(texts, data):
+    frames = list(map(client_frame, texts))
+    stream = b"".join(frames)
+    cut = data.draw(st.integers(0, len(stream) - 1))
+    whole = 0
+    while sum(map(len, frames[:whole + 1])) <= cut:
+        whole += 1
+    protocol = Protocol()
+
+    assert read_text_frames(protocol, stream[:cut]) == stream[sum(map(len, frames[:whole])):cut]
+    assert protocol.messages == [(text, False) for text in texts[:whole]]
+
+
+@pytest.mark.parametrize("odd_one", [
+    pytest.param(client_frame(b"", Opcode.PING), id="a ping"),
+    pytest.param(client_frame(b"\x03\xe8", Opcode.CLOSE), id="a close"),
+    pytest.param(client_frame(b"{}", Opcode.BINARY), id="a binary frame"),
+    pytest.param(client_frame("{", fin=False), id="a fragment"),
+    pytest.param(Frame(Opcode.TEXT, b"{}").serialize(mask=False), id="an unmasked frame"),
+    pytest.param(client_frame(b"\xff\xfe"), id="invalid UTF-8"),
+    pytest.param(bytes([0x81 | 0x40]) + client_frame("{}")[1:], id="a reserved bit"),
+    pytest.param(bytes([0x81, 0x80 | 126, 0, 5]) + client_frame("hello")[2:], id="a 16-bit length under 126"),
+    pytest.param(client_frame("x" * 70_000), id="a 64-bit length"),
+    pytest.param(client_frame("x" * 2_000), id="over the limit"),
+])
+def test_anything_but_a_plain_text_frame_is_left_to_autobahn_from_its_first_byte(odd_one):
+    protocol = Protocol(limit=1_000)
+    before, after = client_frame("first"), client_frame("after")
+
+    assert read_text_frames(protocol, before + odd_one + after) == odd_one + after
+    assert protocol.messages == [("first", False)]
+
+
+def test_a_frame_of_a_126_byte_text_takes_the_16_bit_length():
+    protocol = Protocol()
+    frame = client_frame("y" * 126)
+    assert frame[1] & 0x7F == 126
+    assert read_text_frames(protocol, frame) == b""
+    assert protocol.messages == [("y" * 126, False)]
+
+
+def test_a_frame_of_exactly_the_limit_is_read_and_one_byte_more_is_not():
+    protocol = Protocol(limit=1_000)
+    assert read_text_frames(protocol, client_frame("z" * 1_000)) == b""
+    too_big = client_frame("z" * 1_001)
+    assert read_text_frames(protocol, too_big) == too_big
+    assert protocol.messages == [("z" * 1_000, False)]
+
+
+def test_nothing_is_read_once_the_protocol_is_closing():
+    protocol = Protocol()
+    protocol.state = Protocol.STATE_CLOSING
+    data = client_frame("late")
+    assert read_text_frames(protocol, data) == data
+    assert protocol.messages == []
+
+
+def test_frames_after_a_message_that_closes_the_socket_are_left_to_autobahn():
+    """onMessage may close the socket (a frame too large: 4009); what follows is autobahn's to drop."""
+    protocol = Protocol()
+
+    def closing(payload, is_binary):
+        protocol.messages.append((payload.decode(), is_binary))
+        protocol.state = Protocol.STATE_CLOSING
+
+    protocol.onMessage = closing
+    rest = client_frame("second")
+    assert read_text_frames(protocol, client_frame("first") + rest) == rest
+    assert protocol.messages == [("first", False)]

@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
 
 from tests.e2e.harness import (
     Client,
@@ -679,6 +680,111 @@ def test_a_frame_just_under_the_size_limit_is_answered_normally(site, server):
             reply = await a.reply()
             assert reply["code"] == 0 and "msg" in reply["msg"], reply  # too long a message, not a frame
             await send_ok(a, send_msg_frame(bob.id, "fine"))
+
+    run(scenario())
+
+
+# --- Frames as the network cuts them ---------------------------------------------------------------
+# The server reads a whole, masked text frame itself and leaves anything else to autobahn
+# (imchat/frames.py). These write a client's frames straight to the socket, packed and cut as TCP may.
+
+
+def client_frame(payload: str | bytes, opcode: Opcode = Opcode.TEXT, *, fin: bool = True) -> bytes:
+    return Frame(opcode, payload.encode() if isinstance(payload, str) else payload, fin=fin).serialize(mask=True)
+
+
+def packed_sends(to_uid: int, count: int) -> tuple[list[str], bytes]:
+    """`count` sendMsg frames (short and over 125 bytes: both length encodings) and a ping, in one run of bytes."""
+    texts = [f"packed {n} " + "长" * (60 * n) for n in range(count)]
+    frames = [client_frame(json.dumps(send_msg_frame(to_uid, text), ensure_ascii=False)) for text in texts]
+    return texts, b"".join(frames) + client_frame("ping")
+
+
+async def answered_in_order(sender: Client, receiver: Client, texts: list[str]) -> None:
+    replies = [await sender.reply() for _ in texts]
+    assert [reply["code"] for reply in replies] == [1] * len(texts), replies
+    assert [reply["result"]["seq"] for reply in replies] == sorted({reply["result"]["seq"] for reply in replies})
+    assert await sender.reply() == PONG
+    assert [(await receiver.expect_code(200))["result"]["msg"] for _ in texts] == texts
+
+
+def test_requests_packed_in_one_write_are_answered_in_order(site, server):
+    alice, bob = site.users(2)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a, await Client.as_user(server, bob) as b:
+            texts, data = packed_sends(bob.id, 5)
+            a.ws.transport.write(data)
+            await answered_in_order(a, b, texts)
+
+    run(scenario())
+
+
+def test_requests_cut_at_every_byte_are_answered_in_order(site, server):
+    alice, bob = site.users(2)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a, await Client.as_user(server, bob) as b:
+            texts, data = packed_sends(bob.id, 3)
+            for index in range(len(data)):
+                a.ws.transport.write(data[index:index + 1])
+                await asyncio.sleep(0.0005)
+            await answered_in_order(a, b, texts)
+
+    run(scenario())
+
+
+def test_a_message_in_fragments_with_a_ping_between_is_one_request(site, server):
+    (alice,) = site.users(1)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a:
+            a.ws.transport.write(client_frame('{"class": "user", ', fin=False) + client_frame(b"", Opcode.PING)
+                                 + client_frame('"action": "recentChat"}', Opcode.CONT) + client_frame("ping"))
+            assert (await a.reply())["code"] == 102
+            assert await a.reply() == PONG
+            for part in (client_frame('{"class": "user", ', fin=False), client_frame(b"", Opcode.PING),
+                         client_frame('"action": ', Opcode.CONT, fin=False),
+                         client_frame('"recentChat"}', Opcode.CONT), client_frame("ping")):
+                a.ws.transport.write(part)  # each in a read of its own
+                await asyncio.sleep(0.05)
+            assert (await a.reply())["code"] == 102
+            assert await a.reply() == PONG
+
+    run(scenario())
+
+
+def test_a_whole_text_frame_inside_a_fragmented_message_drops_the_socket(site, server):
+    """RFC 6455 5.4: a data frame other than a continuation while a message is open is a protocol error."""
+    (alice,) = site.users(1)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a:
+            a.ws.transport.write(client_frame('{"class": "user", ', fin=False))
+            await asyncio.sleep(0.1)
+            a.ws.transport.write(client_frame("ping"))
+            assert await a.closed() == 1006
+            assert a.buffer == []
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("odd_one", [
+    pytest.param(client_frame(b'{"msg": "\xff"}'), id="invalid UTF-8"),
+    pytest.param(Frame(Opcode.TEXT, b"ping").serialize(mask=False), id="unmasked"),
+])
+def test_a_broken_frame_among_good_ones_drops_only_its_own_socket(site, server, odd_one):
+    """autobahn fails such a connection by dropping it (RFC 6455 7.1.7); the server and others go on."""
+    alice, bob = site.users(2)
+
+    async def scenario():
+        async with await Client.as_user(server, alice) as a, await Client.as_user(server, bob) as b:
+            a.ws.transport.write(client_frame("ping") + odd_one + client_frame("ping"))
+            assert await a.closed() == 1006
+            await b.ready()
+            async with await Client.as_user(server, alice) as again:
+                await send_ok(again, send_msg_frame(bob.id, "after the broken frame"))
+                assert (await b.expect_code(200))["result"]["msg"] == "after the broken frame"
 
     run(scenario())
 
