@@ -104,4 +104,6 @@ def read_text_frames(protocol, data: bytes) -> bytes:
             break
         protocol.onMessage(payload, False)
         start += header + length
+    if start and protocol.autoPingTimeoutCall and protocol.autoPingRestartOnAnyTraffic:
+        protocol._cancelAutoPingTimeoutCall()  # as autobahn does: data stands in for a late pong
     return data[start:] if start else data

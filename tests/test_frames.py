@@ -98,7 +98,11 @@ class Protocol(SimpleNamespace):
     STATE_OPEN, STATE_CLOSING = 1, 2
 
     def __init__(self, limit: int = 1 << 20):
-        super().__init__(maxFramePayloadSize=limit, maxMessagePayloadSize=limit, state=1, messages=[])
+        super().__init__(maxFramePayloadSize=limit, maxMessagePayloadSize=limit, state=1, messages=[],
+                         autoPingTimeoutCall=None, autoPingRestartOnAnyTraffic=True)
+
+    def _cancelAutoPingTimeoutCall(self) -> None:
+        self.autoPingTimeoutCall = None
 
     def onMessage(self, payload: bytes, is_binary: bool) -> None:
         self.messages.append((payload.decode(), is_binary))
@@ -187,3 +191,22 @@ def test_frames_after_a_message_that_closes_the_socket_are_left_to_autobahn():
     rest = client_frame("second")
     assert read_text_frames(protocol, client_frame("first") + rest) == rest
     assert protocol.messages == [("first", False)]
+
+
+def test_a_text_frame_read_stands_in_for_a_late_pong_as_with_autobahn():
+    """autobahn cancels the drop it set for a ping not yet answered when a data frame arrives
+    (autoPingRestartOnAnyTraffic): a busy client's requests keep its socket."""
+    protocol = Protocol()
+    protocol.autoPingTimeoutCall = "the drop"
+    ping = client_frame(b"", Opcode.PING)
+    assert read_text_frames(protocol, ping) == ping
+    assert protocol.autoPingTimeoutCall == "the drop"  # nothing read: autobahn's to judge
+    assert read_text_frames(protocol, client_frame("ping")) == b""
+    assert protocol.autoPingTimeoutCall is None
+
+
+def test_a_pending_drop_stays_when_the_option_is_off():
+    protocol = Protocol()
+    protocol.autoPingTimeoutCall, protocol.autoPingRestartOnAnyTraffic = "the drop", False
+    assert read_text_frames(protocol, client_frame("ping")) == b""
+    assert protocol.autoPingTimeoutCall == "the drop"

@@ -214,9 +214,9 @@ class Site:
             for path in migrated_sqlite().parent.glob(f"{SQLITE_NAME}*"):  # with its -wal file, if any
                 shutil.copyfile(path, Path(self.env["IM_VAR_DIR"]) / path.name)
 
-    def start(self, count: int = 1, *, server: str = "daphne") -> list[Server]:
+    def start(self, count: int = 1, *, server: str = "daphne", options: tuple[str, ...] = ()) -> list[Server]:
         """Start `count` daphne processes (or uvicorn ones, as `imbench --server uvicorn` runs them)
-        on free ports and wait until each serves GET /."""
+        on free ports, with daphne's `options` if any, and wait until each serves GET /."""
         from bench.servers import uvicorn_command
 
         program = server
@@ -225,7 +225,8 @@ class Site:
             port = free_port()
             log_path = Path(self.env["IM_VAR_DIR"]) / f"{program}-{port}.log"
             command = uvicorn_command(port) if program == "uvicorn" else [
-                *DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", "imchat.asgi:application"]
+                *DAPHNE, "-b", "127.0.0.1", "-p", str(port), "--websocket_timeout", "-1", *options,
+                "imchat.asgi:application"]
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
                     command,

@@ -6,8 +6,11 @@ error path of section 2, socket credentials and the Origin rule.
 """
 
 import asyncio
+import base64
 import json
+import os
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -785,6 +788,81 @@ def test_a_broken_frame_among_good_ones_drops_only_its_own_socket(site, server, 
             async with await Client.as_user(server, alice) as again:
                 await send_ok(again, send_msg_frame(bob.id, "after the broken frame"))
                 assert (await b.expect_code(200))["result"]["msg"] == "after the broken frame"
+
+    run(scenario())
+
+
+@pytest.fixture(scope="module")
+def pinging_server(site) -> Server:
+    """One more daphne on the same site that pings a socket idle for a second and drops it two
+    seconds later unless answered (daphne's keepalive; its checks run every 2 s)."""
+    (started,) = site.start(1, options=("--ping-interval", "1", "--ping-timeout", "2"))
+    return started
+
+
+class RawSocket:
+    """A WebSocket by hand: it never answers the server's pings (as a client busy elsewhere may not)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self.pings = self.texts = 0
+
+    @classmethod
+    async def open(cls, server: Server, user: User) -> "RawSocket":
+        url = urlsplit(server.socket_url(user.token))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(f"GET {url.path or '/'}?{url.query} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                     f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                     f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    async def read_until_closed(self) -> None:
+        """Count the server's frames (pings, texts) until it closes the connection."""
+        while True:
+            try:
+                first, second = await self.reader.readexactly(2)
+                length = second & 0x7F
+                if length >= 126:
+                    length = int.from_bytes(await self.reader.readexactly(2 if length == 126 else 8), "big")
+                await self.reader.readexactly(length)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            if first & 0x0F == Opcode.PING.value:
+                self.pings += 1
+            elif first & 0x0F == Opcode.TEXT.value:
+                self.texts += 1
+
+
+def test_requests_keep_a_socket_whose_pongs_are_late_as_autobahn_would(site, pinging_server):
+    """A data frame stands in for the pong a ping waits for (autobahn's autoPingRestartOnAnyTraffic),
+    also for the frames the server reads without autobahn."""
+    (alice,) = site.users(1)
+
+    async def scenario():
+        sock = await RawSocket.open(pinging_server, alice)
+        reading = asyncio.ensure_future(sock.read_until_closed())
+        for _ in range(8):  # 12 s, idle long enough between requests to be pinged; no ping answered
+            sock.writer.write(client_frame("ping"))
+            await asyncio.sleep(1.5)
+        assert not reading.done(), "dropped while sending requests"
+        assert sock.pings >= 2 and sock.texts == 8, (sock.pings, sock.texts)
+        sock.writer.close()
+        await reading
+
+    run(scenario())
+
+
+def test_a_silent_socket_that_never_answers_a_ping_is_dropped(site, pinging_server):
+    """The control for the test above: the same server does drop an unanswered ping."""
+    (alice,) = site.users(1)
+
+    async def scenario():
+        sock = await RawSocket.open(pinging_server, alice)
+        await asyncio.wait_for(sock.read_until_closed(), 10)
+        assert sock.pings >= 1
 
     run(scenario())
 
