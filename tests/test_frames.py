@@ -14,6 +14,7 @@ from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
 from imchat.frames import read_text_frames, text_frame, writer_of
+from tests.e2e.harness import client_frame
 
 
 def parsed(data: bytes) -> Frame:
@@ -106,11 +107,6 @@ class Protocol(SimpleNamespace):
 
     def onMessage(self, payload: bytes, is_binary: bool) -> None:
         self.messages.append((payload.decode(), is_binary))
-
-
-def client_frame(text: str | bytes, opcode: Opcode = Opcode.TEXT, *, fin: bool = True) -> bytes:
-    """A frame as a client sends it: masked with a fresh random key (websockets' serializer)."""
-    return Frame(opcode, text.encode() if isinstance(text, str) else text, fin=fin).serialize(mask=True)
 
 
 @given(st.lists(st.text(max_size=300), max_size=6))

@@ -32,6 +32,7 @@ import pytest
 import redis
 import websockets
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
 ROOT = Path(__file__).resolve().parents[2]
 # The project's venv when there is one (daphne is its console script), else this interpreter's.
@@ -437,6 +438,12 @@ class Client:
 def run(coroutine, *, timeout: float = 60) -> Any:
     """Run one test's coroutine on a fresh event loop, bounded as a whole."""
     return asyncio.run(asyncio.wait_for(coroutine, timeout))
+
+
+def client_frame(payload: str | bytes, opcode: Opcode = Opcode.TEXT, *, fin: bool = True) -> bytes:
+    """A frame as a client puts it on the wire, masked with a fresh random key (websockets'
+    serializer): for tests that write bytes straight to a socket, packed or cut as TCP may."""
+    return Frame(opcode, payload.encode() if isinstance(payload, str) else payload, fin=fin).serialize(mask=True)
 
 
 def send_msg_frame(to_uid: int, msg: str, *, chat_id: Any = "", **content: Any) -> dict:

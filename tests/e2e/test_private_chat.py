@@ -6,22 +6,23 @@ error path of section 2, socket credentials and the Origin rule.
 """
 
 import asyncio
-import base64
 import json
-import os
 import time
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from tests.e2e.harness import (
     Client,
     Server,
     Site,
     User,
+    client_frame,
     craft_token,
     http_post,
     private_chat_id,
@@ -692,10 +693,6 @@ def test_a_frame_just_under_the_size_limit_is_answered_normally(site, server):
 # (imchat/frames.py). These write a client's frames straight to the socket, packed and cut as TCP may.
 
 
-def client_frame(payload: str | bytes, opcode: Opcode = Opcode.TEXT, *, fin: bool = True) -> bytes:
-    return Frame(opcode, payload.encode() if isinstance(payload, str) else payload, fin=fin).serialize(mask=True)
-
-
 def packed_sends(to_uid: int, count: int) -> tuple[list[str], bytes]:
     """`count` sendMsg frames (short and over 125 bytes: both length encodings) and a ping, in one run of bytes."""
     texts = [f"packed {n} " + "长" * (60 * n) for n in range(count)]
@@ -801,39 +798,39 @@ def pinging_server(site) -> Server:
 
 
 class RawSocket:
-    """A WebSocket by hand: it never answers the server's pings (as a client busy elsewhere may not)."""
+    """websockets' sans-I/O client on a bare connection, its pongs never sent: it never answers the
+    server's pings (as a client busy elsewhere may not)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader, self.writer = reader, writer
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ClientProtocol):
+        self.reader, self.writer, self.protocol = reader, writer, protocol
         self.pings = self.texts = 0
 
     @classmethod
     async def open(cls, server: Server, user: User) -> "RawSocket":
-        url = urlsplit(server.socket_url(user.token))
+        protocol = ClientProtocol(parse_uri(server.socket_url(user.token)))
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(f"GET {url.path or '/'}?{url.query} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-                     f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                     f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        return cls(reader, writer)
+        protocol.send_request(protocol.connect())
+        writer.write(b"".join(protocol.data_to_send()))
+        while protocol.state is State.CONNECTING:
+            protocol.receive_data(await asyncio.wait_for(reader.read(1 << 16), 5))
+        assert protocol.state is State.OPEN, protocol.handshake_exc
+        return cls(reader, writer, protocol)
 
     async def read_until_closed(self) -> None:
         """Count the server's frames (pings, texts) until it closes the connection."""
         while True:
             try:
-                first, second = await self.reader.readexactly(2)
-                length = second & 0x7F
-                if length >= 126:
-                    length = int.from_bytes(await self.reader.readexactly(2 if length == 126 else 8), "big")
-                await self.reader.readexactly(length)
-            except (asyncio.IncompleteReadError, ConnectionError):
+                data = await self.reader.read(1 << 16)
+            except ConnectionError:
                 return
-            if first & 0x0F == Opcode.PING.value:
-                self.pings += 1
-            elif first & 0x0F == Opcode.TEXT.value:
-                self.texts += 1
+            if not data:
+                return
+            self.protocol.receive_data(data)
+            self.protocol.data_to_send()  # its pongs: dropped
+            for event in self.protocol.events_received():
+                if isinstance(event, Frame):
+                    self.pings += event.opcode is Opcode.PING
+                    self.texts += event.opcode is Opcode.TEXT
 
 
 def test_requests_keep_a_socket_whose_pongs_are_late_as_autobahn_would(site, pinging_server):
