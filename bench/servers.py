@@ -301,7 +301,7 @@ class Monitor:
             except psutil.Error:
                 pass
         self.rss_peak = 0
-        self._batch_mark = (0.0, 0.0)
+        self._batch_mark: dict[str, float] = {}
         self._mark: tuple[float, float, dict[str, dict[int, float]]] | None = None
 
     def rss(self) -> int:
@@ -335,18 +335,26 @@ class Monitor:
                 found[role][process.pid] = times.user + times.system
         return found
 
-    def _batches(self) -> tuple[float, float]:
-        """(batches, messages) of chat.sendMsg stored so far, summed over the servers' /metrics."""
-        batches = messages = 0.0
+    # Histograms of every batch (chat/dispatch.py, chat/messages.py), read as mean ms a batch.
+    BATCH_TIMES = {"database_thread": "imchat_send_batch_seconds", "hops": "imchat_send_batch_hops_seconds",
+                   "store": "imchat_store_seconds"}
+
+    def _batches(self) -> dict[str, float]:
+        """The sums and counts of chat.sendMsg's batch histograms so far, over the servers' /metrics."""
+        totals: dict[str, float] = {}
+        names = ["imchat_send_batch_size", *self.BATCH_TIMES.values()]
         for url in self.metrics_urls:
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     text = response.read().decode()
             except OSError:
                 continue
-            batches += sum(float(value) for value in re.findall(r"^imchat_send_batch_size_count (\S+)$", text, re.M))
-            messages += sum(float(value) for value in re.findall(r"^imchat_send_batch_size_sum (\S+)$", text, re.M))
-        return batches, messages
+            for name in names:
+                for part in ("sum", "count"):
+                    key = f"{name}_{part}"
+                    totals[key] = totals.get(key, 0.0) + sum(
+                        float(value) for value in re.findall(rf"^{key} (\S+)$", text, re.M))
+        return totals
 
     def start(self) -> None:
         self._batch_mark = self._batches()
@@ -368,9 +376,13 @@ class Monitor:
             "rss_peak_mb": round(self.rss_peak / 2**20, 1),
         }
         if self.metrics_urls:
-            batches, messages = (end - begin for end, begin in zip(self._batches(), self._batch_mark))
+            now_totals, mark = self._batches(), self._batch_mark
+            grew = {key: value - mark.get(key, 0.0) for key, value in now_totals.items()}
+            batches = grew.get("imchat_send_batch_size_count", 0.0)
             figures["batches_per_s"] = round(batches / wall, 1)
-            figures["messages_per_batch"] = round(messages / batches, 2) if batches else None
+            figures["messages_per_batch"] = round(grew["imchat_send_batch_size_sum"] / batches, 2) if batches else None
+            figures["batch_ms"] = {label: round(1000 * grew[f"{name}_sum"] / grew[f"{name}_count"], 2)
+                                   if grew.get(f"{name}_count") else None for label, name in self.BATCH_TIMES.items()}
         for role in ("db", "redis"):
             seconds = sum(value - services[role].get(pid, 0.0) for pid, value in now[role].items())
             figures[f"{role}_cpu_pct"] = round(100 * seconds / wall, 1) if now[role] else None

@@ -312,7 +312,8 @@ SELECT ord, id, seq FROM placed
 
 
 def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored | None]:
-    rows = prepared(_STORE_SQL, store_params(drafts, now))
+    with metrics.STORE_SECONDS.time():
+        rows = prepared(_STORE_SQL, store_params(drafts, now))
     stored: list[Stored | None] = [None] * len(drafts)
     createtime = unix(now)
     for ord_, msg_id, seq in rows:

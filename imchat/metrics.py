@@ -37,8 +37,14 @@ FRAMES = Counter("imchat_frames", "Frames received, by kind (class.action of a k
 MESSAGES = Counter("imchat_messages", "Messages stored, by kind", ["kind"])
 SEND_BATCH_SIZE = Histogram("imchat_send_batch_size", "chat.sendMsg requests stored per batch",
                             buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 SEND_BATCH_SECONDS = Histogram("imchat_send_batch_seconds", "Database-thread time of one batch of chat.sendMsg",
-                               buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+                               buckets=BATCH_BUCKETS)
+SEND_BATCH_HOPS_SECONDS = Histogram(
+    "imchat_send_batch_hops_seconds", "Time one batch of chat.sendMsg waited on its way to the database thread and "
+    "back to the event loop (high: the process's event loop or its GIL is busy)", buckets=BATCH_BUCKETS)
+STORE_SECONDS = Histogram("imchat_store_seconds", "Time of the statement that stores messages together (PostgreSQL: "
+                          "once a batch, once more for first messages; high: the database)", buckets=BATCH_BUCKETS)
 PUSHES = Counter("imchat_pushes", "Pushes (group sends) handed to the channel layer")
 PUSHES_FAILED = Counter("imchat_pushes_failed", "Pushes that may not have reached other processes (clients sync)")
 PUSH_SECONDS = Histogram("imchat_push_seconds", "From a batch of pushes leaving the database thread until this "

@@ -51,6 +51,11 @@ def test_a_short_private_run_reports_every_figure_and_loses_nothing():
     assert ours["lost"] == 0 and ours["duplicates"] == 0 and ours["errors"] == 0
     assert result["lost"] == 0 and result["duplicates"] == 0
     assert {"cpu_pct", "rss_mb"} <= set(ours["server"])
+    # and where a batch's time went: the database thread, the hops to it and back (SQLite stores row
+    # by row: there is no one statement to time)
+    assert ours["server"]["messages_per_batch"] >= 1
+    batch = ours["server"]["batch_ms"]
+    assert batch["database_thread"] > 0 and batch["hops"] > 0 and batch["store"] is None, batch
 
 
 def test_service_with_answers_is_given_as_a_ratio_of_private_chat_with_as_many_senders():

@@ -82,13 +82,18 @@ def test_each_process_counts_the_sockets_frames_messages_and_pushes_it_serves(si
         ("imchat_messages_total", {"kind": "private"}), ("imchat_frames_total", {"kind": "chat.sendmsg"}),
         ("imchat_frames_total", {"kind": "ping"}), ("imchat_frames_total", {"kind": "unknown"}),
         ("imchat_errors_total", {"code": "0"}), ("imchat_send_batch_size_sum", {}),
-        ("imchat_send_batch_seconds_count", {}), ("imchat_push_seconds_count", {}), ("imchat_pushes_total", {}),
+        ("imchat_send_batch_seconds_count", {}), ("imchat_send_batch_hops_seconds_count", {}),
+        ("imchat_store_seconds_count", {}), ("imchat_push_seconds_count", {}), ("imchat_pushes_total", {}),
         ("imchat_sockets_opened_total", {})]}
     assert grew["imchat_messages_total"] == 5, grew
     assert grew["imchat_send_batch_size_sum"] == 5, grew
     assert grew["imchat_sockets_opened_total"] == 1, grew
     assert grew["imchat_errors_total"] == 1, grew
     assert 1 <= grew["imchat_send_batch_seconds_count"] <= 5, grew
+    assert grew["imchat_send_batch_hops_seconds_count"] == grew["imchat_send_batch_seconds_count"], grew
+    # One store statement a batch, and one more for the first message of a conversation (opened, then stored)
+    batches = grew["imchat_send_batch_seconds_count"]
+    assert batches <= grew["imchat_store_seconds_count"] <= 2 * batches, grew
     assert grew["imchat_push_seconds_count"] >= 5 and grew["imchat_pushes_total"] >= 10, grew  # 200 + 307
     assert value(after, "imchat_dependency_up", dependency="redis") == 1
     assert value(after, "imchat_dependency_up", dependency="database") == 1
