@@ -8,7 +8,6 @@ uvicorn), the naive baseline (daphne) or the plain relay, and kills every proces
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -341,19 +341,19 @@ class Monitor:
 
     def _batches(self) -> dict[str, float]:
         """The sums and counts of chat.sendMsg's batch histograms so far, over the servers' /metrics."""
-        totals: dict[str, float] = {}
-        names = ["imchat_send_batch_size", *self.BATCH_TIMES.values()]
+        wanted = {f"{name}_{part}" for name in ("imchat_send_batch_size", *self.BATCH_TIMES.values())
+                  for part in ("sum", "count")}
+        totals = dict.fromkeys(wanted, 0.0)
         for url in self.metrics_urls:
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     text = response.read().decode()
             except OSError:
                 continue
-            for name in names:
-                for part in ("sum", "count"):
-                    key = f"{name}_{part}"
-                    totals[key] = totals.get(key, 0.0) + sum(
-                        float(value) for value in re.findall(rf"^{key} (\S+)$", text, re.M))
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name in wanted:
+                        totals[sample.name] += sample.value
         return totals
 
     def start(self) -> None:

@@ -312,8 +312,9 @@ SELECT ord, id, seq FROM placed
 
 
 def _store_in_one_statement(drafts: list[Draft], now: datetime) -> list[Stored | None]:
-    with metrics.STORE_SECONDS.time():
-        rows = prepared(_STORE_SQL, store_params(drafts, now))
+    params = store_params(drafts, now)
+    with metrics.STORE_SECONDS.time():  # the statement's round trip, commit included
+        rows = prepared(_STORE_SQL, params)
     stored: list[Stored | None] = [None] * len(drafts)
     createtime = unix(now)
     for ord_, msg_id, seq in rows:
